@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine:
+#   make repro   create .venv if missing, then run the whole DVC pipeline (default params)
+#   make test    create .venv if missing, then run the test suite
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Same thread count everywhere: CPU float reductions depend on it (byte-identical metrics).
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+
+.PHONY: repro test venv clean-venv
+
+repro: $(VENV)/.installed
+	dvc repro
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""xaibench: a reproducible DVC benchmark of explainable-AI methods for image models."""

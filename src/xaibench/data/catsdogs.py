@@ -1,0 +1,195 @@
+"""Kaggle Cats and Dogs (Microsoft's PetImages archive) and its synthetic twin.
+
+Real source: the ``kagglecatsanddogs_5340.zip`` archive (25,000 JPEGs in
+``PetImages/Cat`` and ``PetImages/Dog``; about 1,700 are zero-byte, truncated or not
+JPEG at all, and each folder also holds a ``Thumbs.db``). Microsoft publishes no
+digest, so the project pins none; the first download stops and prints the digest for
+the user to pin (see ``fetch_archive``).
+
+Synthetic twin: the same ``PetImages/{Cat,Dog}/<n>.jpg`` layout, generated offline from
+a seed. Both classes share one palette and background generator; they differ only in
+the ears' shape: "cats" have pointed ears, "dogs" drooping ones. Every image has a ground-truth foreground mask in ``masks/{Cat,Dog}/<n>.png``.
+A few deliberately corrupt files (zero-byte, truncated, not a JPEG) make the loader's
+skip path run on every build.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydantic import Field, model_validator
+
+from xaibench.params import Strict
+
+log = logging.getLogger(__name__)
+
+URL = "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
+ARCHIVE_NAME = "kagglecatsanddogs_5340.zip"
+SHA256 = None  # not published by Microsoft: pin yours in params (datasets.catsdogs.real.sha256)
+CLASSES = ("Cat", "Dog")
+
+
+class SyntheticParams(Strict):
+    """``datasets.catsdogs.synthetic``: size of the procedural twin."""
+
+    n_per_class: int = Field(ge=4)
+    n_corrupt: int = Field(ge=0)
+    min_size: int = Field(ge=32)
+    max_size: int = Field(ge=32)
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self):
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) must be >= min_size ({self.min_size})")
+        return self
+
+
+# ---------------------------------------------------------------- synthetic twin
+
+_PALETTE = np.array(
+    [[0.85, 0.55, 0.25], [0.45, 0.30, 0.20], [0.90, 0.88, 0.80], [0.25, 0.25, 0.28],
+     [0.70, 0.60, 0.45], [0.95, 0.75, 0.45]]
+)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Textured background: two random colours mixed by random low-frequency waves."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    field = np.zeros((h, w))
+    for _ in range(3):
+        fy, fx = rng.uniform(1, 6, size=2)
+        field += np.sin(2 * np.pi * (fy * yy + fx * xx) + rng.uniform(0, 2 * np.pi))
+    field = (field - field.min()) / (np.ptp(field) + 1e-9)
+    a, b = rng.uniform(0.15, 0.85, size=(2, 3))
+    image = a * field[..., None] + b * (1 - field[..., None])
+    for _ in range(rng.integers(3, 7)):  # clutter: distractor blobs of palette colours
+        blob = _ellipse(yy * max(h, w), xx * max(h, w), rng.uniform(0, h), rng.uniform(0, w),
+                        rng.uniform(4, 14), rng.uniform(4, 14))
+        image[blob] = _PALETTE[rng.integers(len(_PALETTE))]
+    return image + rng.normal(0, 0.08, size=(h, w, 3))
+
+
+def _ellipse(yy, xx, cy, cx, ry, rx):
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+
+
+def _triangle(yy, xx, p0, p1, p2):
+    """Pixels inside the triangle p0 p1 p2 (points as (y, x))."""
+    def side(a, b):
+        return (xx - b[1]) * (a[0] - b[0]) - (a[1] - b[1]) * (yy - b[0])
+
+    d0, d1, d2 = side(p0, p1), side(p1, p2), side(p2, p0)
+    has_neg = (d0 < 0) | (d1 < 0) | (d2 < 0)
+    has_pos = (d0 > 0) | (d1 > 0) | (d2 > 0)
+    return ~(has_neg & has_pos)
+
+
+def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic image [h, w, 3] in [0, 1] and its foreground mask [h, w] (bool).
+
+    label 0 ("cat"): round head, two pointed triangular ears.
+    label 1 ("dog"): round head, two drooping elliptic ears.
+    Colours and fur texture (plain, stripes, spots) are drawn from the same
+    distributions for both classes, so the only class cue is the ears' shape.
+    """
+    image = _background(rng, h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    r = rng.uniform(0.22, 0.3) * min(h, w)
+    cy = rng.uniform(0.45, 0.65) * h
+    cx = rng.uniform(0.3, 0.7) * w
+    head = _ellipse(yy, xx, cy, cx, r, r * rng.uniform(0.95, 1.2))
+    ears = np.zeros_like(head)
+    if label == 0:
+        for sign in (-1, 1):
+            base_x = cx + sign * 0.55 * r
+            ears |= _triangle(yy, xx, (cy - 0.5 * r, base_x - 0.4 * r), (cy - 0.5 * r, base_x + 0.4 * r),
+                              (cy - 1.6 * r, base_x + sign * 0.15 * r))
+    else:
+        for sign in (-1, 1):
+            ears |= _ellipse(yy, xx, cy + 0.1 * r, cx + sign * 1.05 * r, 0.75 * r, 0.3 * r)
+    kind = rng.integers(3)  # fur texture, shared by both classes: plain, stripes or spots
+    texture = np.zeros((h, w))
+    if kind == 1:
+        angle = rng.uniform(0, np.pi)
+        wave = np.sin((np.cos(angle) * yy + np.sin(angle) * xx) * 2 * np.pi / (0.35 * r))
+        texture = (wave > 0.3).astype(float)
+    elif kind == 2:
+        for _ in range(rng.integers(5, 9)):
+            texture += _ellipse(yy, xx, cy + rng.uniform(-0.8, 0.8) * r, cx + rng.uniform(-0.8, 0.8) * r,
+                                0.18 * r, 0.18 * r)
+        texture = np.minimum(texture, 1.0)
+    mask = head | ears
+    base, accent = _PALETTE[rng.choice(len(_PALETTE), size=2, replace=False)]
+    fur = base * (1 - texture[..., None]) + accent * 0.6 * texture[..., None]
+    fur = fur + rng.normal(0, 0.08, size=(h, w, 3))
+    for eye_x in (cx - 0.35 * r, cx + 0.35 * r):
+        fur[_ellipse(yy, xx, cy - 0.1 * r, eye_x, 0.1 * r, 0.1 * r)] = 0.05
+    image = np.where(mask[..., None], fur, image)
+    return np.clip(image, 0, 1), mask
+
+
+def _to_jpeg_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> dict:
+    """Write the twin into ``root`` (PetImages/, masks/); return counts written.
+
+    Deterministic: the same (params, seed) give the same bytes.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for cls in CLASSES:
+        (root / "PetImages" / cls).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / cls).mkdir(parents=True, exist_ok=True)
+        (root / "PetImages" / cls / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    for label, cls in enumerate(CLASSES):
+        for index in range(params.n_per_class):
+            h, w = rng.integers(params.min_size, params.max_size + 1, size=2)
+            image, mask = draw_animal(rng, label, int(h), int(w))
+            (root / "PetImages" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(image))
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / cls / f"{index}.png")
+    kinds = ("zero_byte", "truncated", "not_jpeg")
+    for k in range(params.n_corrupt):
+        cls = CLASSES[k % 2]
+        path = root / "PetImages" / cls / f"{params.n_per_class + k}.jpg"
+        kind = kinds[k % 3]
+        if kind == "zero_byte":
+            path.write_bytes(b"")
+        elif kind == "truncated":
+            good = _to_jpeg_bytes(draw_animal(rng, k % 2, 96, 96)[0])
+            path.write_bytes(good[: len(good) // 3])
+        else:
+            path.write_bytes(b"<html>this is not a JPEG</html>\n")
+    return {"images": 2 * params.n_per_class, "corrupt_files": params.n_corrupt}
+
+
+# ---------------------------------------------------------------- loader (both sources)
+
+def list_images(root: str | Path, max_per_class: int | None = None) -> list[tuple[Path, int, str]]:
+    """(path, label, image_id) for every ``*.jpg`` under ``root/PetImages/{Cat,Dog}``.
+
+    Sorted by numeric file name so subsets are deterministic; label 0 = Cat, 1 = Dog.
+    """
+    root = Path(root)
+    pet = root / "PetImages"
+    if not pet.is_dir():
+        raise FileNotFoundError(f"{pet} not found: run the download stage first (dvc repro download@catsdogs)")
+    items = []
+    for label, cls in enumerate(CLASSES):
+        files = sorted((pet / cls).glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))
+        if max_per_class is not None:
+            files = files[:max_per_class]
+        items.extend((path, label, f"{cls}/{path.stem}") for path in files)
+    return items
+
+
+def mask_path(root: str | Path, image_id: str) -> Path:
+    """Where the ground-truth mask of ``image_id`` lives (exists for the twin only)."""
+    return Path(root) / "masks" / f"{image_id}.png"

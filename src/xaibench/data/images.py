@@ -1,0 +1,120 @@
+"""Decode, resize and split an image-classification dataset (both sources alike).
+
+The prepared form of a dataset is one ``.npz`` per split holding
+``images: uint8 [N, S, S, 3]``, ``labels: int64 [N]``, ``ids: str [N]`` and
+``masks: uint8 [N, S, S]`` (ground-truth foreground, all zero where none exists), plus
+``stats.json`` with the per-channel mean/std of the training split (for normalisation).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from xaibench.atomic import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+
+def decode_rgb(path: str | Path) -> Image.Image | None:
+    """Fully decode ``path`` as an RGB image; None if it is empty, truncated or not an image."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # forces the whole decode: truncated JPEGs fail here
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def load_resized(items, image_size: int, mask_lookup=None):
+    """Decode and resize every item; skip the undecodable ones and count them.
+
+    Args:
+        items: [(path, label, image_id)].
+        mask_lookup: image_id -> mask path (or None); missing masks become zeros.
+    Returns:
+        images uint8 [N, S, S, 3], labels int64 [N], ids [N], masks uint8 [N, S, S],
+        skipped: list of the skipped image ids.
+    """
+    images, labels, ids, masks, skipped = [], [], [], [], []
+    for path, label, image_id in tqdm(items, desc="decode+resize", unit="img", leave=False, disable=None):
+        image = decode_rgb(path)
+        if image is None:
+            skipped.append(image_id)
+            continue
+        images.append(np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8))
+        labels.append(label)
+        ids.append(image_id)
+        mpath = mask_lookup(image_id) if mask_lookup else None
+        if mpath is not None and Path(mpath).exists():
+            with Image.open(mpath) as m:
+                masks.append((np.asarray(m.convert("L").resize((image_size, image_size), Image.NEAREST)) > 127)
+                             .astype(np.uint8))
+        else:
+            masks.append(np.zeros((image_size, image_size), np.uint8))
+    for image_id in skipped:
+        log.warning("skipped undecodable image %s", image_id)
+    if not images:
+        raise ValueError("no decodable images found")
+    return (np.stack(images), np.asarray(labels, np.int64), np.asarray(ids), np.stack(masks), skipped)
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> dict:
+    """Seeded stratified split -> {'train','val','test': index arrays in seeded random order}.
+
+    The order within a split is shuffled too, so "the first N test images" mix classes.
+    """
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for cls in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == cls))
+        n_test = int(round(test_fraction * len(index)))
+        n_val = int(round(val_fraction * len(index)))
+        parts["test"].append(index[:n_test])
+        parts["val"].append(index[n_test:n_test + n_val])
+        parts["train"].append(index[n_test + n_val:])
+    return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def channel_stats(images: np.ndarray) -> dict:
+    """Per-channel mean and std of uint8 images [N, H, W, 3], on the [0, 1] scale."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return {"mean": [round(float(v), 6) for v in x.mean(0)], "std": [round(float(v), 6) for v in x.std(0)]}
+
+
+def save_split(path: str | Path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_split(folder: str | Path, split: str) -> dict[str, np.ndarray]:
+    path = Path(folder) / f"{split}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the preprocess stage first (dvc repro)")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def prepare(items, out_dir: str | Path, image_size: int, val_fraction: float, test_fraction: float,
+            seed: int, mask_lookup=None) -> dict:
+    """Decode, resize, split and save; return the report (counts, skipped)."""
+    images, labels, ids, masks, skipped = load_resized(items, image_size, mask_lookup)
+    splits = stratified_split(labels, val_fraction, test_fraction, seed)
+    out_dir = Path(out_dir)
+    for name, index in splits.items():
+        save_split(out_dir / f"{name}.npz", images=images[index], labels=labels[index], ids=ids[index],
+                   masks=masks[index])
+    write_json(out_dir / "stats.json", channel_stats(images[splits["train"]]))
+    return {
+        "files_listed": len(items),
+        "images_kept": int(len(labels)),
+        "images_skipped": len(skipped),
+        "skipped_ids": skipped,
+        **{f"n_{name}": int(len(index)) for name, index in splits.items()},
+        "has_masks": bool(masks.any()),
+    }

@@ -1,0 +1,190 @@
+"""Perturbation faithfulness metrics: insertion/deletion AUC and correlation, AD, IIC.
+
+The evidence for a set of images and saliency maps is gathered once
+(:func:`collect_evidence`) and every registered metric reads from it. All scores are
+the softmax probability of the explained (target) class.
+
+Curves (Petsiuk, Das & Saenko 2018, "RISE: Randomized Input Sampling for Explanation of
+Black-box Models", BMVC): pixels are ranked by saliency, most salient first (stable
+order on ties). With ``S`` steps, step ``k`` changes the pixels of rank
+``[round((k-1)·HW/S), round(k·HW/S))``.
+
+* deletion: start from the image, set the step's pixels to the deletion fill, score
+  after each step: ``d_0 .. d_S``. RISE's reference code fills with 0 *after*
+  normalisation, i.e. the training mean colour (``deletion_fill: mean``, the default);
+  ``black`` fills with pixel value 0;
+* insertion: start from the insertion canvas (the image blurred with a Gaussian, kernel
+  11, sigma from params, as in RISE), put back the step's original pixels:
+  ``i_0 .. i_S``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from xaibench.metrics import register_metric
+
+
+@dataclass
+class FaithfulnessEvidence:
+    """Everything the faithfulness metrics need, for N images (S curve steps)."""
+
+    insertion_scores: np.ndarray    # [N, S+1]
+    insertion_step_saliency: np.ndarray  # [N, S]  saliency summed over the pixels inserted at each step
+    deletion_scores: np.ndarray     # [N, S+1]
+    deletion_step_saliency: np.ndarray   # [N, S]
+    full_scores: np.ndarray         # [N]  score on the unmodified image (Y)
+    explanation_map_scores: np.ndarray  # [N]  score on image x normalised saliency (O)
+
+
+def step_boundaries(n_pixels: int, steps: int) -> np.ndarray:
+    """Rank boundaries [S+1]: step k covers ranks [b[k-1], b[k])."""
+    return np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
+
+
+def saliency_ranks(saliency: np.ndarray) -> np.ndarray:
+    """Rank of every pixel (0 = most salient), stable on ties: [H*W] int64."""
+    order = np.argsort(-saliency.ravel(), kind="stable")
+    ranks = np.empty_like(order)
+    ranks[order] = np.arange(order.size)
+    return ranks
+
+
+@torch.no_grad()
+def _scores(model, batch: torch.Tensor, targets: torch.Tensor, batch_size: int) -> np.ndarray:
+    out = [model(chunk).softmax(-1)[torch.arange(len(chunk)), t].cpu().numpy()
+           for chunk, t in zip(batch.split(batch_size), targets.split(batch_size))]
+    return np.concatenate(out).astype(np.float64)
+
+
+def perturbation_curve(model, image: torch.Tensor, saliency: np.ndarray, target: int, start: torch.Tensor,
+                       end: torch.Tensor, steps: int, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the target as pixels move from ``start`` to ``end`` in saliency order.
+
+    Args:
+        image: [3, H, W] (only its shape is used here); start, end: [3, H, W].
+        saliency: [H, W]. Returns (scores [S+1], step_saliency [S]).
+    Deletion = (start=image, end=substrate); insertion = (start=canvas, end=image).
+    """
+    _, h, w = image.shape
+    ranks = torch.from_numpy(saliency_ranks(saliency)).view(1, 1, h, w)
+    bounds = step_boundaries(h * w, steps)
+    changed = ranks < torch.from_numpy(bounds).view(-1, 1, 1, 1)          # [S+1, 1, H, W]
+    batch = torch.where(changed, end.unsqueeze(0), start.unsqueeze(0))     # [S+1, 3, H, W]
+    scores = _scores(model, batch, torch.full((steps + 1,), int(target)), batch_size)
+    flat = saliency.ravel()[np.argsort(-saliency.ravel(), kind="stable")].astype(np.float64)
+    cumulative = np.concatenate([[0.0], np.cumsum(flat)])
+    step_saliency = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    return scores, step_saliency
+
+
+def insertion_canvas(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """RISE's insertion start: the image blurred by a Gaussian (kernel 11, ``sigma``)."""
+    return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[11, 11], sigma=[sigma, sigma])[0]
+
+
+def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
+    """Grad-CAM++'s explanation map ``E = I ∘ L``, with L = max(saliency, 0) / max: [3, H, W]."""
+    positive = np.clip(saliency, 0, None)
+    peak = positive.max()
+    weight = positive / peak if peak > 0 else positive
+    return image * torch.from_numpy(weight.astype(np.float32)).unsqueeze(0)
+
+
+def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
+                     blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
+                     progress=None) -> FaithfulnessEvidence:
+    """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image.
+
+    pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
+    (the colour deleted pixels take).
+    """
+    fill = deletion_fill.view(3, 1, 1).expand_as(pixels[0])
+    ins, ins_sal, dele, dele_sal = [], [], [], []
+    iterator = range(len(pixels)) if progress is None else progress(range(len(pixels)))
+    for n in iterator:
+        image, saliency, target = pixels[n], maps[n], int(targets[n])
+        scores, sal = perturbation_curve(model, image, saliency, target, start=image,
+                                         end=fill, steps=steps, batch_size=batch_size)
+        dele.append(scores)
+        dele_sal.append(sal)
+        scores, sal = perturbation_curve(model, image, saliency, target, start=insertion_canvas(image, blur_sigma),
+                                         end=image, steps=steps, batch_size=batch_size)
+        ins.append(scores)
+        ins_sal.append(sal)
+    masked = torch.stack([explanation_map(pixels[n], maps[n]) for n in range(len(pixels))])
+    return FaithfulnessEvidence(
+        insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
+        deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
+        full_scores=_scores(model, pixels, targets, batch_size),
+        explanation_map_scores=_scores(model, masked, targets, batch_size),
+    )
+
+
+def area_under_curve(scores: np.ndarray) -> np.ndarray:
+    """Trapezoid area of curves [N, S+1] sampled at x = 0, 1/S, .., 1: [N]."""
+    steps = scores.shape[-1] - 1
+    return (scores.sum(-1) - 0.5 * (scores[..., 0] + scores[..., -1])) / steps
+
+
+def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching rows of a, b [N, S]; NaN where a row is constant."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(-1) / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+@register_metric("IAUC")
+def insertion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Insertion AUC (RISE, Petsiuk et al. 2018): ``IAUC = ∫_0^1 i(x) dx`` by the trapezoid
+    rule over the insertion curve. Higher is better."""
+    return area_under_curve(evidence.insertion_scores)
+
+
+@register_metric("DAUC")
+def deletion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Deletion AUC (RISE, Petsiuk et al. 2018): ``DAUC = ∫_0^1 d(x) dx`` by the trapezoid
+    rule over the deletion curve. Lower is better."""
+    return area_under_curve(evidence.deletion_scores)
+
+
+@register_metric("IC")
+def insertion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Insertion correlation (Gomez, Fréour & Mouchère 2022, "Metrics for saliency map
+    evaluation of deep learning explanation methods", ICPRAI): Pearson correlation, over
+    steps k = 1..S, between the saliency of the pixels inserted at step k
+    (``Σ_{p ∈ step k} s_p``) and the score change it caused (``i_k − i_{k−1}``).
+    Higher is better; NaN (skipped in the mean) where either series is constant."""
+    return rowwise_pearson(evidence.insertion_step_saliency, np.diff(evidence.insertion_scores, axis=-1))
+
+
+@register_metric("DC")
+def deletion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Deletion correlation (Gomez, Fréour & Mouchère 2022): Pearson correlation between
+    the saliency of the pixels deleted at step k and the score drop it caused
+    (``d_{k−1} − d_k``). Higher is better; NaN where either series is constant."""
+    return rowwise_pearson(evidence.deletion_step_saliency, -np.diff(evidence.deletion_scores, axis=-1))
+
+
+@register_metric("AD")
+def average_drop(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Average Drop % (Chattopadhay et al. 2018, "Grad-CAM++", WACV):
+    ``AD = 100 · mean_i max(0, Y_i − O_i) / Y_i``, with Y the score on the image and O the
+    score on the explanation map ``I ∘ L`` (L = positive saliency scaled to max 1).
+    Lower is better."""
+    y, o = evidence.full_scores, evidence.explanation_map_scores
+    return 100.0 * np.maximum(0.0, y - o) / np.maximum(y, 1e-12)
+
+
+@register_metric("IIC")
+def increase_in_confidence(evidence: FaithfulnessEvidence) -> np.ndarray:
+    """Increase in Confidence % (Chattopadhay et al. 2018, "Grad-CAM++"):
+    ``IIC = 100 · mean_i 1[Y_i < O_i]``, the share of images whose target score rises on
+    the explanation map. Higher is better."""
+    return 100.0 * (evidence.full_scores < evidence.explanation_map_scores).astype(np.float64)

@@ -1,0 +1,76 @@
+"""Model registry: builders keyed by the names used in ``params.yaml`` (``studies.*.model``).
+
+Every builder returns a plain ``nn.Module`` that maps *normalised* images
+[N, 3, H, W] to class logits [N, C]. :class:`NormalizedClassifier` puts the
+normalisation in front so that perturbation code can work on [0, 1] pixels, while
+gradient and LRP methods use ``.net`` on the normalised input.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    def decorate(builder):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = builder
+        return builder
+
+    return decorate
+
+
+class NormalizedClassifier(nn.Module):
+    """``net((x - mean) / std)``: takes [N, 3, H, W] pixels in [0, 1], returns logits."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels - self.mean) / self.std
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(pixels))
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](num_classes=num_classes)
+
+
+def last_conv_layer(net: nn.Module) -> nn.Conv2d:
+    """The last ``nn.Conv2d`` in module order (the Grad-CAM layer)."""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("model has no Conv2d layer for Grad-CAM")
+    return convs[-1]
+
+
+def save_model(path, model: NormalizedClassifier, name: str, num_classes: int) -> None:
+    from xaibench.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"name": name, "num_classes": num_classes, "mean": model.mean.flatten().tolist(),
+                    "std": model.std.flatten().tolist(), "state_dict": model.state_dict()}, tmp)
+
+
+def load_model(path) -> NormalizedClassifier:
+    """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    net = build_model(checkpoint["name"], checkpoint["num_classes"])
+    model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+from xaibench.models import cnn  # noqa: E402,F401  (registers its builders)

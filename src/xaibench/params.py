@@ -1,0 +1,186 @@
+"""params.yaml schema and validation.
+
+Every stage calls :func:`load_params`; a wrong key or value stops it with a
+:class:`ParamsError` that names the dotted key (``studies.catsdogs.train.lr``), says
+what was wrong and what was given. Defaults live in ``params.yaml``, not here: every
+field below is required unless the YAML file may legitimately leave it null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ParamsError(ValueError):
+    """A params.yaml key is missing, unknown or has a bad value."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RealArchive(Strict):
+    sha256: str | None = None
+    max_images_per_class: int | None = Field(default=None, ge=1)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value):
+        if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
+            raise ValueError("must be a 64-character hexadecimal SHA-256 digest or null")
+        return value
+
+
+class Preprocess(Strict):
+    image_size: int = Field(ge=16, le=1024)
+    val_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _room_for_training(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+
+class Dataset(Strict):
+    source: Literal["synthetic", "real"]
+    synthetic: dict  # validated against the dataset's own schema (DatasetSpec.synthetic_params)
+    real: RealArchive
+    preprocess: Preprocess
+
+
+class Train(Strict):
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    rotation_degrees: float = Field(ge=0, le=180)
+    horizontal_flip: bool
+
+
+class LimeParams(Strict):
+    num_samples: int = Field(ge=10)
+    n_segments: int = Field(ge=2)
+    batch_size: int = Field(ge=1)
+
+
+class Attribute(Strict):
+    n_images: int = Field(ge=1)
+    methods: list[str] = Field(min_length=1)
+    lime: LimeParams
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value):
+        from xaibench.explain import METHODS
+
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("methods must not repeat")
+        return value
+
+
+class Evaluate(Strict):
+    steps: int = Field(ge=2)
+    deletion_fill: Literal["mean", "black"]
+    insertion_blur_sigma: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+
+
+class Study(Strict):
+    dataset: str
+    model: str
+    train: Train
+    attribute: Attribute
+    evaluate: Evaluate
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value):
+        from xaibench.models import MODELS
+
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; known: {sorted(MODELS)}")
+        return value
+
+
+class Params(Strict):
+    seed: int = Field(ge=0)
+    datasets: dict[str, Dataset]
+    studies: dict[str, Study]
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value):
+        from xaibench.data import DATASETS
+
+        unknown = [name for name in value if name not in DATASETS]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; known: {sorted(DATASETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _synthetic_params_match_dataset(self):
+        from xaibench.data import DATASETS
+
+        for name, dataset in self.datasets.items():
+            schema = DATASETS[name].synthetic_params
+            try:
+                schema.model_validate(dataset.synthetic)
+            except ValidationError as error:
+                raise ParamsError(_format_error(error, "params.yaml", prefix=f"datasets.{name}.synthetic")) from None
+        return self
+
+    @model_validator(mode="after")
+    def _studies_use_declared_datasets(self):
+        for name, study in self.studies.items():
+            if study.dataset not in self.datasets:
+                raise ParamsError(
+                    f"params.yaml: studies.{name}.dataset: {study.dataset!r} is not a key of "
+                    f"`datasets` (declared: {sorted(self.datasets)})"
+                )
+        return self
+
+
+def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join([prefix] * bool(prefix) + [str(part) for part in item["loc"]]) or "<root>"
+        given = item.get("input")
+        given_text = "" if item["type"] == "missing" else f" (given: {given!r})"
+        lines.append(f"{source}: {key}: {item['msg']}{given_text}")
+    return "invalid parameters\n  " + "\n  ".join(lines)
+
+
+def validate_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a parsed params tree; raise :class:`ParamsError` naming every bad key."""
+    try:
+        return Params.model_validate(raw)
+    except ParamsError:
+        raise
+    except ValidationError as error:
+        raise ParamsError(_format_error(error, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run stages from the project root")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return validate_params(raw, source=str(path))
+
+
+def params_hash(*sections: BaseModel | dict | int | str) -> str:
+    """Short SHA-256 of the canonical JSON of the given params sections (12 hex digits)."""
+    payload = [s.model_dump(mode="json") if isinstance(s, BaseModel) else s for s in sections]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

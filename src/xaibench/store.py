@@ -1,0 +1,80 @@
+"""The Parquet attribution store: one file per (study, model, method), one row per image.
+
+Path: ``data/attributions/<study>/<model>/<method>.parquet``. Schema (:data:`SCHEMA`):
+
+=============  ==============  ====================================================
+column         type            meaning
+=============  ==============  ====================================================
+image_id       string          dataset id of the image (e.g. ``Dog/123``)
+label          int64           true class index
+target         int64           class the map explains (the predicted class)
+predicted      int64           class the model predicts
+probability    float64         softmax probability of ``target`` on the image
+method         string          attribution method (registry name)
+model          string          model (registry name)
+height, width  int32           map shape
+attribution    list<float32>   the map, channel-summed, row-major, ``height*width``
+runtime_ms     float64         wall time to explain this one image
+params_hash    string          hash of the params sections that produced the map
+=============  ==============  ====================================================
+
+Plain pandas reads it: ``pd.read_parquet(path)``; one map is
+``np.asarray(row.attribution).reshape(row.height, row.width)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from xaibench.atomic import atomic_path
+
+SCHEMA = pa.schema([
+    ("image_id", pa.string()),
+    ("label", pa.int64()),
+    ("target", pa.int64()),
+    ("predicted", pa.int64()),
+    ("probability", pa.float64()),
+    ("method", pa.string()),
+    ("model", pa.string()),
+    ("height", pa.int32()),
+    ("width", pa.int32()),
+    ("attribution", pa.list_(pa.float32())),
+    ("runtime_ms", pa.float64()),
+    ("params_hash", pa.string()),
+])
+
+
+def attribution_path(root: str | Path, study: str, model: str, method: str) -> Path:
+    return Path(root) / study / model / f"{method}.parquet"
+
+
+def write_attributions(path: str | Path, rows: dict) -> None:
+    """Write columns ``rows`` (lists/arrays, ``attribution`` as maps [N, H, W]) atomically."""
+    maps = np.asarray(rows["attribution"], dtype=np.float32)
+    n, h, w = maps.shape
+    columns = dict(rows)
+    columns["attribution"] = pa.FixedSizeListArray.from_arrays(pa.array(maps.reshape(-1)), h * w).cast(
+        pa.list_(pa.float32()))
+    columns.setdefault("height", [h] * n)
+    columns.setdefault("width", [w] * n)
+    table = pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_attributions(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
+    return pd.read_parquet(path)
+
+
+def maps_of(frame: pd.DataFrame) -> np.ndarray:
+    """The attribution maps of a store frame as float32 [N, H, W]."""
+    h, w = int(frame.height.iloc[0]), int(frame.width.iloc[0])
+    return np.stack([np.asarray(a, dtype=np.float32).reshape(h, w) for a in frame.attribution])

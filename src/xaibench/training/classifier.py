@@ -1,0 +1,94 @@
+"""Supervised training of an image classifier with the study's augmentations.
+
+Train-time augmentation (cats-vs-dogs study): random rotation up to ``rotation_degrees``
+(black fill) and a random horizontal flip, applied per image on [0, 1] pixels before the
+model's own normalisation. Optimiser: Adam. Deterministic on CPU for a fixed seed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in [0, 1]."""
+    return torch.from_numpy(images_uint8).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def augment_batch(pixels: torch.Tensor, rotation_degrees: float, horizontal_flip: bool,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Independent random rotation and flip for every image of [N, 3, H, W]."""
+    out = torch.empty_like(pixels)
+    angles = (torch.rand(len(pixels), generator=generator) * 2 - 1) * rotation_degrees
+    flips = torch.rand(len(pixels), generator=generator) < 0.5
+    for i, image in enumerate(pixels):
+        if rotation_degrees > 0:
+            image = v2.functional.rotate(image, float(angles[i]), interpolation=v2.InterpolationMode.BILINEAR, fill=0.0)
+        if horizontal_flip and flips[i]:
+            image = image.flip(-1)
+        out[i] = image
+    return out
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probabilities [N, C] of ``model`` on [0, 1] pixels [N, 3, H, W]."""
+    model.eval()
+    return torch.cat([model(chunk).softmax(-1) for chunk in pixels.split(batch_size)])
+
+
+def accuracy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((predict_proba(model, pixels).argmax(-1) == labels).float().mean())
+
+
+def train_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                     val_y: torch.Tensor, epochs: int, lr: float, batch_size: int, rotation_degrees: float,
+                     horizontal_flip: bool, seed: int, on_epoch=None) -> list[dict]:
+    """Adam + cross-entropy; returns one dict per epoch (loss, train/val accuracy).
+
+    The weights of the epoch with the best validation accuracy (earliest on ties) are
+    restored at the end (early-stopping checkpoint selection).
+
+    ``on_epoch(epoch, record)`` is called after each epoch (e.g. to log to MLflow).
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(train_x, train_y), batch_size=batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    history = []
+    best_accuracy, best_state = -1.0, None
+    for epoch in range(epochs):
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None):
+            x = augment_batch(x, rotation_degrees, horizontal_flip, generator)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(-1) == y).sum())
+            total += len(y)
+        record = {"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy_augmented": correct / total,
+                  "val_accuracy": accuracy(model, val_x, val_y)}
+        log.info("epoch %d/%d loss %.4f val acc %.3f", epoch + 1, epochs, record["loss"], record["val_accuracy"])
+        history.append(record)
+        if record["val_accuracy"] > best_accuracy:
+            best_accuracy = record["val_accuracy"]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch:
+            on_epoch(epoch + 1, record)
+    model.load_state_dict(best_state)
+    model.eval()
+    return history

@@ -1,0 +1,47 @@
+"""DVC stage `train@<study>`: train the study's model -> data/models/<study>/model.pt + metrics."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from xaibench.atomic import write_json
+from xaibench.data import DATASETS
+from xaibench.data.images import load_split
+from xaibench.models import NormalizedClassifier, build_model, save_model
+from xaibench.params import ParamsError, load_params
+from xaibench.stage_setup import fail, setup_stage
+from xaibench.tracking import stage_run
+from xaibench.training.classifier import accuracy, to_tensor, train_classifier
+
+
+def main(study_name: str) -> None:
+    params = load_params()
+    setup_stage(params.seed)
+    study = params.studies[study_name]
+    prepared = Path(f"data/prepared/{study.dataset}")
+    splits = {s: load_split(prepared, s) for s in ("train", "val", "test")}
+    x = {s: to_tensor(d["images"]) for s, d in splits.items()}
+    y = {s: torch.from_numpy(d["labels"]) for s, d in splits.items()}
+    stats = json.loads((prepared / "stats.json").read_text())
+    num_classes = len(DATASETS[study.dataset].classes)
+    model = NormalizedClassifier(build_model(study.model, num_classes), stats["mean"], stats["std"])
+    cfg = study.train
+    source = params.datasets[study.dataset].source
+    with stage_run(study_name, "train", {"model": study.model, **cfg.model_dump()}, source) as run:
+        train_classifier(model, x["train"], y["train"], x["val"], y["val"], cfg.epochs, cfg.lr, cfg.batch_size,
+                         cfg.rotation_degrees, cfg.horizontal_flip, params.seed,
+                         on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
+        result = {f"{s}_accuracy": round(accuracy(model, x[s], y[s]), 6) for s in x}
+        run.log_metrics(result)
+    save_model(f"data/models/{study_name}/model.pt", model, study.model, num_classes)
+    write_json(f"metrics/{study_name}_model.json", {"model": study.model, **result,
+                                                    **{f"n_{s}": len(y[s]) for s in y}})
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except (ParamsError, FileNotFoundError) as error:
+        fail(str(error))
