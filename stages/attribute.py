@@ -42,7 +42,8 @@ def main(study_name: str) -> None:
             run.log_metrics({f"runtime_ms.{method}": runtime})
             grid[method] = rows["attribution"][:GRID_IMAGES]
         figure = f"{out}/{study_name}/heatmaps.png"
-        heatmap_grid(test["images"][:GRID_IMAGES] / 255.0, grid, figure, titles=list(test["ids"][:GRID_IMAGES]))
+        shown = min(GRID_IMAGES, n)
+        heatmap_grid(test["images"][:shown] / 255.0, grid, figure, titles=list(test["ids"][:shown]))
         run.log_artifact(figure)
 
 

@@ -26,7 +26,8 @@ def main(study_name: str) -> None:
     y = {s: torch.from_numpy(d["labels"]) for s, d in splits.items()}
     stats = json.loads((prepared / "stats.json").read_text())
     num_classes = len(DATASETS[study.dataset].classes)
-    model = NormalizedClassifier(build_model(study.model, num_classes), stats["mean"], stats["std"])
+    image_size = int(x["train"].shape[-1])
+    model = NormalizedClassifier(build_model(study.model, num_classes, image_size), stats["mean"], stats["std"])
     cfg = study.train
     source = params.datasets[study.dataset].source
     with stage_run(study_name, "train", {"model": study.model, **cfg.model_dump()}, source) as run:
@@ -35,7 +36,7 @@ def main(study_name: str) -> None:
                          on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
         result = {f"{s}_accuracy": round(accuracy(model, x[s], y[s]), 6) for s in x}
         run.log_metrics(result)
-    save_model(f"data/models/{study_name}/model.pt", model, study.model, num_classes)
+    save_model(f"data/models/{study_name}/model.pt", model, study.model, num_classes, image_size)
     write_json(f"metrics/{study_name}_model.json", {"model": study.model, **result,
                                                     **{f"n_{s}": len(y[s]) for s in y}})
 

@@ -83,8 +83,10 @@ def perturbation_curve(model, image: torch.Tensor, saliency: np.ndarray, target:
 
 
 def insertion_canvas(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """RISE's insertion start: the image blurred by a Gaussian (kernel 11, ``sigma``)."""
-    return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[11, 11], sigma=[sigma, sigma])[0]
+    """RISE's insertion start: the image blurred by a Gaussian (kernel 11, ``sigma``;
+    reflect padding, so the kernel shrinks to fit images under 6 pixels a side)."""
+    size = min(11, 2 * min(image.shape[-2:]) - 1)
+    return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[size, size], sigma=[sigma, sigma])[0]
 
 
 def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:

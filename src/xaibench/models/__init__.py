@@ -42,10 +42,10 @@ class NormalizedClassifier(nn.Module):
         return self.net(self.normalize(pixels))
 
 
-def build_model(name: str, num_classes: int) -> nn.Module:
+def build_model(name: str, num_classes: int, image_size: int) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](num_classes=num_classes)
+    return MODELS[name](num_classes=num_classes, image_size=image_size)
 
 
 def last_conv_layer(net: nn.Module) -> nn.Conv2d:
@@ -56,18 +56,18 @@ def last_conv_layer(net: nn.Module) -> nn.Conv2d:
     return convs[-1]
 
 
-def save_model(path, model: NormalizedClassifier, name: str, num_classes: int) -> None:
+def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, image_size: int) -> None:
     from xaibench.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"name": name, "num_classes": num_classes, "mean": model.mean.flatten().tolist(),
+        torch.save({"name": name, "num_classes": num_classes, "image_size": image_size, "mean": model.mean.flatten().tolist(),
                     "std": model.std.flatten().tolist(), "state_dict": model.state_dict()}, tmp)
 
 
 def load_model(path) -> NormalizedClassifier:
     """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    net = build_model(checkpoint["name"], checkpoint["num_classes"])
+    net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"])
     model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

@@ -1,0 +1,57 @@
+"""Shared fixtures: a loopback HTTP file server and a tiny classifier."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.payload`` at any path; honours ``Range: bytes=N-``.
+
+    ``server.drop_after``: if set, the first response announces the full length but the
+    connection is closed after that many body bytes (an interrupted transfer).
+    """
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        payload = self.server.payload
+        self.server.requests.append(dict(self.headers))
+        start = 0
+        range_header = self.headers.get("Range")
+        if range_header and self.server.honour_range:
+            start = int(range_header.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+        else:
+            self.send_response(200)
+        body = payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.drop_after is not None:
+            cut, self.server.drop_after = self.server.drop_after, None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def file_server():
+    """Start a server on 127.0.0.1; yields it (set .payload, .drop_after; read .requests)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.payload = b""
+    server.drop_after = None
+    server.honour_range = True
+    server.requests = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/archive.zip"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

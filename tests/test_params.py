@@ -1,0 +1,61 @@
+"""Parameter validation: every error names the bad key."""
+
+import copy
+
+import pytest
+import yaml
+
+from xaibench.params import ParamsError, load_params, params_hash, validate_params
+
+DEFAULT = yaml.safe_load(open("params.yaml"))
+
+
+def broken(path: str, value):
+    raw = copy.deepcopy(DEFAULT)
+    *parents, leaf = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return raw
+
+
+def test_default_params_are_valid():
+    params = load_params("params.yaml")
+    assert params.studies["catsdogs"].dataset == "catsdogs"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("studies.catsdogs.train.lr", -0.1, "studies.catsdogs.train.lr: Input should be greater than 0"),
+    ("studies.catsdogs.train.epochs", "ten", "studies.catsdogs.train.epochs: Input should be a valid integer"),
+    ("studies.catsdogs.train.epoch", 3, "studies.catsdogs.train.epoch: Extra inputs are not permitted"),
+    ("studies.catsdogs.attribute.lime.num_samples", KeyError, "studies.catsdogs.attribute.lime.num_samples: Field required"),
+    ("studies.catsdogs.attribute.methods", ["lrp", "smoothgrad"], "studies.catsdogs.attribute.methods: Value error, unknown method(s) ['smoothgrad']"),
+    ("studies.catsdogs.model", "resnet9000", "studies.catsdogs.model: Value error, unknown model 'resnet9000'"),
+    ("studies.catsdogs.evaluate.deletion_fill", "white", "studies.catsdogs.evaluate.deletion_fill"),
+    ("datasets.catsdogs.source", "kaggle", "datasets.catsdogs.source: Input should be 'synthetic' or 'real'"),
+    ("datasets.catsdogs.real.sha256", "abc", "datasets.catsdogs.real.sha256: Value error, must be a 64-character"),
+    ("datasets.catsdogs.synthetic.n_per_class", 1, "datasets.catsdogs.synthetic.n_per_class: Input should be greater than or equal to 4"),
+    ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: Value error, val_fraction + test_fraction"),
+    ("studies.catsdogs.dataset", "mnist", "studies.catsdogs.dataset: 'mnist' is not a key of `datasets`"),
+])
+def test_bad_value_is_reported_with_its_key(path, value, message):
+    with pytest.raises(ParamsError) as error:
+        validate_params(broken(path, value))
+    assert message in str(error.value)
+
+
+def test_missing_file_says_where_to_run(tmp_path):
+    with pytest.raises(ParamsError, match="run stages from the project root"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_params_hash_is_stable_and_sensitive():
+    params = load_params("params.yaml")
+    study = params.studies["catsdogs"]
+    assert params_hash(study.train) == params_hash(study.train)
+    assert params_hash(study.train) != params_hash(study.attribute)
+    assert len(params_hash(study.train)) == 12
