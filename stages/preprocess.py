@@ -2,11 +2,9 @@
 
 import logging
 import sys
-from functools import partial
 
 from xaibench.atomic import write_json
 from xaibench.data import DATASETS
-from xaibench.data.images import prepare
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.tracking import stage_run
@@ -17,14 +15,9 @@ log = logging.getLogger("xaibench.preprocess")
 def main(name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
-    dataset, spec = params.datasets[name], DATASETS[name]
-    cfg = dataset.preprocess
-    raw = f"data/raw/{name}"
-    max_per_class = dataset.real.max_images_per_class if dataset.source == "real" else None
-    items = spec.list_images(raw, max_per_class)
-    with stage_run(f"dataset-{name}", "preprocess", cfg.model_dump(), dataset.source) as run:
-        report = prepare(items, f"data/prepared/{name}", cfg.image_size, cfg.val_fraction, cfg.test_fraction,
-                         params.seed, mask_lookup=partial(spec.mask_path, raw))
+    dataset = params.datasets[name]
+    with stage_run(f"dataset-{name}", "preprocess", dataset.preprocess.model_dump(), dataset.source) as run:
+        report = DATASETS[name].prepare(f"data/raw/{name}", f"data/prepared/{name}", dataset, params.seed)
         log.info("%s: kept %d images, skipped %d undecodable", name, report["images_kept"], report["images_skipped"])
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
     write_json(f"metrics/data_{name}.json", {"source": dataset.source, **report})

@@ -41,6 +41,10 @@ def test_default_params_are_valid():
     ("datasets.catsdogs.synthetic.n_per_class", 1, "datasets.catsdogs.synthetic.n_per_class: Input should be greater than or equal to 4"),
     ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: Value error, val_fraction + test_fraction"),
     ("studies.catsdogs.dataset", "mnist", "studies.catsdogs.dataset: 'mnist' is not a key of `datasets`"),
+    ("studies.catsdogs.kind", "gradcam-only", "studies.catsdogs: Input tag 'gradcam-only' found using 'kind' does not match"),
+    ("studies.senn_cifar10.train.lambda", -1, "studies.senn_cifar10.train.lambda: Input should be greater than or equal to 0"),
+    ("studies.senn_cifar10.evaluate.removal_fractions", [0.2, 1.5], "studies.senn_cifar10.evaluate.removal_fractions: Value error, every fraction must be in (0, 1)"),
+    ("datasets.cifar10.synthetic.n_test_per_class", 0, "datasets.cifar10.synthetic.n_test_per_class: Input should be greater than or equal to 1"),
 ])
 def test_bad_value_is_reported_with_its_key(path, value, message):
     with pytest.raises(ParamsError) as error:

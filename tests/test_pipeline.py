@@ -29,6 +29,17 @@ TINY = {
     "studies.catsdogs.attribute.lime.num_samples": 20,
     "studies.catsdogs.attribute.lime.n_segments": 8,
     "studies.catsdogs.evaluate.steps": 4,
+    "datasets.cifar10.synthetic.n_train_per_class": 6,
+    "datasets.cifar10.synthetic.n_test_per_class": 2,
+    "studies.senn_cifar10.train.epochs": 1,
+    "studies.senn_cifar10.attribute.n_images": 10,
+    "studies.senn_cifar10.attribute.ig_steps": 4,
+    "studies.senn_cifar10.attribute.lime.num_samples": 20,
+    "studies.senn_cifar10.attribute.lime.n_segments": 8,
+    "studies.senn_cifar10.evaluate.n_removal_images": 10,
+    "studies.senn_cifar10.evaluate.noise_sigmas": [0.05, 0.1],
+    "studies.senn_cifar10.evaluate.n_stability_images": 3,
+    "studies.senn_cifar10.evaluate.top_superpixels": 3,
 }
 
 
@@ -67,6 +78,10 @@ def test_all_outputs_and_metrics(project):
     work, _, log = project
     for stage in ("download", "preprocess", "train", "attribute", "evaluate"):
         assert f"Running stage '{stage}@catsdogs'" in log
+    for stage in ("download", "preprocess"):
+        assert f"Running stage '{stage}@cifar10'" in log
+    for stage in ("train", "attribute", "evaluate"):
+        assert f"Running stage '{stage}@senn_cifar10'" in log
     data = json.loads((work / "metrics/data_catsdogs.json").read_text())
     assert data["images_skipped"] == 3 and data["images_kept"] == 28
     results = json.loads((work / "metrics/catsdogs.json").read_text())
@@ -74,11 +89,30 @@ def test_all_outputs_and_metrics(project):
     assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC"} for v in results.values())
     model = json.loads((work / "metrics/catsdogs_model.json").read_text())
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(model)
-    curves = pd.read_csv(work / "metrics/catsdogs_deletion.csv")
+    curves = pd.read_csv(work / "metrics/plots/catsdogs/deletion.csv")
     assert list(curves.columns) == ["fraction", "lrp", "gradcam", "deeplift", "lime", "random"] and len(curves) == 5
     frame = pd.read_parquet(work / "data/attributions/catsdogs/catsdogs_cnn/lime.parquet")
     assert len(frame) == 4 and (frame.height == 32).all() and len(frame.attribution.iloc[0]) == 32 * 32
     assert (work / "data/attributions/catsdogs/heatmaps.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_senn_study_outputs(project):
+    work, _, _ = project
+    results = json.loads((work / "metrics/senn_cifar10.json").read_text())
+    assert {"faithfulness_correlation_mean", "faithfulness_correlation_std", "stability_cosine_mean",
+            "stability_sigma_0.05", "stability_sigma_0.1"} <= set(results["senn"])
+    assert {"confidence_drop_top_0.05", "flip_rate_top_0.5", "stability_jaccard_mean"} <= set(results["lime"])
+    assert {"confidence_drop_top_0.2", "stability_ssim_mean"} <= set(results["ig"])
+    assert set(results["prediction_changes"]) == {"0.05", "0.1"}
+    senn = pd.read_parquet(work / "data/attributions/senn_cifar10/senn/senn.parquet")
+    assert len(senn) == 10 and (senn.height == 1).all() and (senn.width == 5).all()
+    stability = pd.read_csv(work / "metrics/plots/senn_cifar10/stability.csv")
+    assert list(stability.sigma) == [0.05, 0.1]
+    for figure in ("data/attributions/senn_cifar10/prototypes.png",
+                   "data/attributions/senn_cifar10/explanations_per_class.png",
+                   "data/reports/senn_cifar10/stability.png"):
+        assert (work / figure).stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -90,6 +124,9 @@ def test_mlflow_has_one_run_per_stage_with_tags_and_artifacts(project):
     experiment = client.get_experiment_by_name("catsdogs")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["attribute", "evaluate", "train"]
+    senn_runs = client.search_runs([client.get_experiment_by_name("senn_cifar10").experiment_id])
+    train = next(r for r in senn_runs if r.info.run_name == "train")
+    assert {"classification", "reconstruction", "sparsity", "robustness"} <= set(train.data.metrics)
     for run in runs:
         assert run.data.tags["stage"] == run.info.run_name and run.data.tags["data_source"] == "synthetic"
         assert "git_commit" in run.data.tags
@@ -108,8 +145,10 @@ def test_evaluation_param_reruns_only_evaluate_and_results_are_byte_identical(pr
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = dvc(work, "repro", env=env)
     assert "Running stage 'evaluate@catsdogs'" in log
-    assert not any(f"Running stage '{s}@catsdogs'" in log for s in ("download", "preprocess", "train", "attribute"))
-    assert len(pd.read_csv(work / "metrics/catsdogs_insertion.csv")) == 9
+    assert not any(f"Running stage '{s}@{t}'" in log for s in ("download", "preprocess", "train", "attribute")
+                   for t in ("catsdogs", "cifar10", "senn_cifar10"))
+    assert "Running stage 'evaluate@senn_cifar10'" not in log
+    assert len(pd.read_csv(work / "metrics/plots/catsdogs/insertion.csv")) == 9
     params["studies"]["catsdogs"]["evaluate"]["steps"] = 4
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(work, "repro", "--force", env=env)  # everything again, from the twin's generation on

@@ -57,3 +57,62 @@ def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def concept_prototypes_figure(images: np.ndarray, concepts: np.ndarray, path, per_concept: int = 9) -> None:
+    """Rows = concepts, columns = the ``per_concept`` images with the highest activation.
+
+    images: uint8 [N, H, W, 3]; concepts: [N, k].
+    """
+    k = concepts.shape[1]
+    fig, axes = plt.subplots(k, per_concept, figsize=(per_concept * 0.9, k * 0.95), squeeze=False)
+    for j in range(k):
+        for col, index in enumerate(np.argsort(-concepts[:, j], kind="stable")[:per_concept]):
+            axes[j, col].imshow(images[index])
+            axes[j, col].set_xticks([])
+            axes[j, col].set_yticks([])
+        axes[j, 0].set_ylabel(f"concept {j}", fontsize=7)
+    fig.suptitle("concept prototypes: most activating test images", fontsize=9)
+    _save(fig, path)
+
+
+def per_class_explanations_figure(images, lime_maps, ig_maps, relevances, titles, path) -> None:
+    """One row per image: the image, LIME, IG, and SENN's concept relevances as bars."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 4, figsize=(7, 1.5 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i])
+        axes[i, 0].set_ylabel(titles[i], fontsize=7)
+        for ax, heat in ((axes[i, 1], lime_maps[i]), (axes[i, 2], ig_maps[i])):
+            bound = float(np.abs(heat).max()) or 1.0
+            ax.imshow(heat, cmap="bwr", vmin=-bound, vmax=bound)
+        axes[i, 3].bar(range(len(relevances[i])), relevances[i],
+                       color=["tab:red" if v > 0 else "tab:blue" for v in relevances[i]])
+        axes[i, 3].axhline(0, color="black", linewidth=0.5)
+        for ax in axes[i, :3]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 3].tick_params(labelsize=6)
+    for j, name in enumerate(["image", "LIME", "IG", "SENN relevances θ_c"]):
+        axes[0, j].set_title(name, fontsize=8)
+    _save(fig, path)
+
+
+def stability_figure(table, path) -> None:
+    """Similarity between clean and noisy explanations against the noise level."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for column, label in (("lime_jaccard", "LIME top-k Jaccard"), ("ig_ssim", "IG SSIM"),
+                          ("senn_cosine", "SENN relevance cosine")):
+        ax.plot(table["sigma"], table[column], marker="o", label=label)
+    ax.set_xlabel("noise sigma")
+    ax.set_ylabel("similarity to the clean explanation")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=7)
+    _save(fig, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,11 +40,11 @@ class RealArchive(Strict):
 class Preprocess(Strict):
     image_size: int = Field(ge=16, le=1024)
     val_fraction: float = Field(gt=0, lt=1)
-    test_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float | None = Field(gt=0, lt=1)  # null where the source has a test split
 
     @model_validator(mode="after")
     def _room_for_training(self):
-        if self.val_fraction + self.test_fraction >= 0.9:
+        if self.val_fraction + (self.test_fraction or 0.0) >= 0.9:
             raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
         return self
 
@@ -95,12 +95,9 @@ class Evaluate(Strict):
     batch_size: int = Field(ge=1)
 
 
-class Study(Strict):
+class _StudyBase(Strict):
     dataset: str
     model: str
-    train: Train
-    attribute: Attribute
-    evaluate: Evaluate
 
     @field_validator("model")
     @classmethod
@@ -110,6 +107,62 @@ class Study(Strict):
         if value not in MODELS:
             raise ValueError(f"unknown model {value!r}; known: {sorted(MODELS)}")
         return value
+
+
+class SaliencyStudy(_StudyBase):
+    """A classifier explained by heatmap methods, scored by perturbation faithfulness."""
+
+    kind: Literal["saliency"]
+    train: Train
+    attribute: Attribute
+    evaluate: Evaluate
+
+
+class SENNTrain(Train):
+    xi: float = Field(ge=0)                          # weight of the concept loss
+    lambda_: float = Field(ge=0, alias="lambda")     # weight of the robustness loss
+    sparsity: float = Field(ge=0)                    # weight of mean |h| inside the concept loss
+
+
+class SENNAttribute(Strict):
+    n_images: int = Field(ge=1)
+    ig_steps: int = Field(ge=2)
+    lime: LimeParams
+
+
+class SENNEvaluate(Strict):
+    removal_fractions: list[float] = Field(min_length=1)
+    n_removal_images: int = Field(ge=1)
+    noise_sigmas: list[float] = Field(min_length=1)
+    n_stability_images: int = Field(ge=1)
+    top_superpixels: int = Field(ge=1)
+
+    @field_validator("removal_fractions")
+    @classmethod
+    def _fractions(cls, value):
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError("every fraction must be in (0, 1)")
+        return value
+
+    @field_validator("noise_sigmas")
+    @classmethod
+    def _sigmas(cls, value):
+        if any(s <= 0 for s in value):
+            raise ValueError("every sigma must be > 0")
+        return value
+
+
+class SENNStudy(_StudyBase):
+    """A self-explaining network against LIME and Integrated Gradients."""
+
+    kind: Literal["senn"]
+    train: SENNTrain
+    attribute: SENNAttribute
+    evaluate: SENNEvaluate
+
+
+Study = Annotated[Union[SaliencyStudy, SENNStudy], Field(discriminator="kind")]
+STUDY_KIND_TAGS = ("saliency", "senn")
 
 
 class Params(Strict):
@@ -153,7 +206,10 @@ class Params(Strict):
 def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
     lines = []
     for item in error.errors():
-        key = ".".join([prefix] * bool(prefix) + [str(part) for part in item["loc"]]) or "<root>"
+        loc = [str(part) for part in item["loc"]]
+        if len(loc) > 2 and loc[0] == "studies" and loc[2] in STUDY_KIND_TAGS:
+            del loc[2]  # pydantic names the union member; the YAML path has no such level
+        key = ".".join([prefix] * bool(prefix) + loc) or "<root>"
         given = item.get("input")
         given_text = "" if item["type"] == "missing" else f" (given: {given!r})"
         lines.append(f"{source}: {key}: {item['msg']}{given_text}")

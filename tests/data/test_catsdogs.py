@@ -68,8 +68,8 @@ def test_real_download_path_reads_the_twin_archive_from_loopback(file_server, tw
     params = SimpleNamespace(source="real", real=SimpleNamespace(sha256=hashlib.sha256(payload).hexdigest()))
     report = materialize("catsdogs", params, 0, tmp_path / "raw", tmp_path / "downloads", url=file_server.url)
     assert report["source"] == "real"
-    spec = DATASETS["catsdogs"]
-    items = spec.list_images(tmp_path / "raw", None)
-    assert len(items) == 15
-    report = prepare(items, tmp_path / "prep", 32, 0.25, 0.25, seed=0)
-    assert report["images_skipped"] == 3 and not report["has_masks"]
+    assert len(list_images(tmp_path / "raw")) == 15
+    dataset = SimpleNamespace(source="real", real=SimpleNamespace(max_images_per_class=None),
+                              preprocess=SimpleNamespace(image_size=32, val_fraction=0.25, test_fraction=0.25))
+    report = DATASETS["catsdogs"].prepare(tmp_path / "raw", tmp_path / "prep", dataset, 0)
+    assert report["images_skipped"] == 3 and report["images_kept"] == 12 and not report["has_masks"]

@@ -1,7 +1,8 @@
 """Dataset registry: one entry per dataset, keyed by its name in ``params.yaml``.
 
 Each entry knows its real source (URL, archive name, pinned SHA-256), how to generate
-its synthetic twin in the same on-disk layout, and how to list the images of either.
+its synthetic twin in the same on-disk layout, and how to turn either raw folder into
+the prepared splits (``data/images.py`` describes that format).
 Adding a dataset = one module + one ``register_dataset`` call.
 """
 
@@ -12,7 +13,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs
+from xaibench.data import catsdogs, cifar10
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,8 @@ class DatasetSpec:
     sha256: str | None           # pinned digest; params `real.sha256` overrides
     classes: tuple[str, ...]
     synthetic_params: type[BaseModel]
-    generate_synthetic: Callable  # (root, params, seed) -> dict of counts
-    list_images: Callable         # (root, max_per_class) -> [(path, label, image_id)]
-    mask_path: Callable           # (root, image_id) -> Path
+    generate_synthetic: Callable  # (root, synthetic params, seed) -> dict of counts
+    prepare: Callable             # (raw_dir, out_dir, dataset params, seed) -> report dict
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -47,7 +47,19 @@ register_dataset(
         classes=catsdogs.CLASSES,
         synthetic_params=catsdogs.SyntheticParams,
         generate_synthetic=catsdogs.generate_synthetic,
-        list_images=catsdogs.list_images,
-        mask_path=catsdogs.mask_path,
+        prepare=catsdogs.prepare,
+    )
+)
+
+register_dataset(
+    DatasetSpec(
+        name="cifar10",
+        url=cifar10.URL,
+        archive_name=cifar10.ARCHIVE_NAME,
+        sha256=cifar10.SHA256,
+        classes=cifar10.CLASSES,
+        synthetic_params=cifar10.SyntheticParams,
+        generate_synthetic=cifar10.generate_synthetic,
+        prepare=cifar10.prepare,
     )
 )

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
+from xaibench.data.images import prepare as prepare_images
 from xaibench.params import Strict
 
 log = logging.getLogger(__name__)
@@ -193,3 +194,14 @@ def list_images(root: str | Path, max_per_class: int | None = None) -> list[tupl
 def mask_path(root: str | Path, image_id: str) -> Path:
     """Where the ground-truth mask of ``image_id`` lives (exists for the twin only)."""
     return Path(root) / "masks" / f"{image_id}.png"
+
+
+def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
+    """Decode (skipping corrupt files), resize and split into train/val/test."""
+    cfg = dataset_params.preprocess
+    if cfg.test_fraction is None:
+        raise ValueError("datasets.catsdogs.preprocess.test_fraction must be set: the archive has no test split")
+    max_per_class = dataset_params.real.max_images_per_class if dataset_params.source == "real" else None
+    items = list_images(raw_dir, max_per_class)
+    return prepare_images(items, out_dir, cfg.image_size, cfg.val_fraction, cfg.test_fraction, seed,
+                          mask_lookup=lambda image_id: mask_path(raw_dir, image_id))

@@ -13,12 +13,13 @@ from xaibench.training.classifier import predict_proba
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,
-                   seed: int, options: dict, params_hash: str) -> dict:
+                   seed: int, options: dict, params_hash: str, explain=None) -> dict:
     """Explain the predicted class of every image, one image per call (so
-    ``runtime_ms`` is the cost of one explanation). Returns store columns."""
+    ``runtime_ms`` is the cost of one explanation). Returns store columns.
+    ``explain`` overrides the registry lookup (e.g. SENN's own relevances, [1, 1, k])."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
-    explain = METHODS[method]
+    explain = explain or METHODS[method]
     maps, runtimes = [], []
     for i in tqdm(range(len(pixels)), desc=method, unit="img", leave=False, disable=None):
         start = time.perf_counter()

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import torch
-from captum.attr import DeepLift, LayerAttribution, LayerGradCam
+from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGradCam
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonAlpha2Beta1Flat
 
@@ -63,3 +63,14 @@ def gradcam_last_conv(model, pixels, targets, seed=0, **_):
     cam = LayerAttribution.interpolate(cam, tuple(pixels.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
     peak = cam.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
     return _channel_sum(cam / peak)
+
+
+@register_method("ig")
+def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
+    """Integrated Gradients (Sundararajan et al. 2017), captum ``IntegratedGradients``
+    (Gauss-Legendre, ``n_steps``) on the target logit, zero baseline on the normalised
+    input (the training mean colour)."""
+    x = model.normalize(pixels).detach()
+    attribution = IntegratedGradients(model.net).attribute(x, baselines=torch.zeros_like(x), target=targets,
+                                                           n_steps=n_steps)
+    return _channel_sum(attribution)

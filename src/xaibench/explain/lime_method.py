@@ -31,13 +31,21 @@ def segment_weights_to_map(segments: np.ndarray, weights: dict[int, float]) -> n
     return lookup[segments]
 
 
+def slic_segments(image, n_segments: int) -> np.ndarray:
+    """LIME's SLIC superpixels of one [3, H, W] image in [0, 1] (compactness 10, sigma 1): [H, W] int."""
+    slic = SegmentationAlgorithm("slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0)
+    return slic(image.permute(1, 2, 0).double().cpu().numpy())
+
+
 @register_method("lime")
-def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, batch_size=100, **_):
+def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, batch_size=100, segments=None, **_):
     """LIME with ``lime_image.LimeImageExplainer`` on the network's (normalised) input:
     SLIC superpixels of the pixel image (``n_segments``, compactness 10, sigma 1), hidden
     superpixels set to 0 (``hide_color=0``: the training mean colour in pixel space),
     ``num_samples`` perturbations, lime's cosine kernel (width 0.25) and ridge surrogate.
-    The map paints each superpixel with its surrogate weight for the target class."""
+    The map paints each superpixel with its surrogate weight for the target class.
+    ``segments`` (one [H, W] int map per image) replaces SLIC, e.g. to explain a noisy
+    copy on the clean image's superpixels."""
     maps = []
     device = next(model.parameters()).device
 
@@ -46,15 +54,14 @@ def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, b
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().to(device)
         return model.net(x).softmax(-1).cpu().numpy()
 
-    slic = SegmentationAlgorithm("slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0)
-    for image, target in zip(pixels, targets):
+    for index, (image, target) in enumerate(zip(pixels, targets)):
         explainer = lime_image.LimeImageExplainer(random_state=seed)
-        segments = slic(image.permute(1, 2, 0).double().cpu().numpy())
+        image_segments = slic_segments(image, n_segments) if segments is None else segments[index]
         normalised_hwc = model.normalize(image.unsqueeze(0))[0].permute(1, 2, 0).double().cpu().numpy()
         with _quiet_lime_progress():
             explanation = explainer.explain_instance(
                 normalised_hwc, classifier_fn, labels=(int(target),), top_labels=None, hide_color=0,
-                num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _: segments,
+                num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _, s=image_segments: s,
                 random_seed=seed,
             )
         maps.append(segment_weights_to_map(explanation.segments, dict(explanation.local_exp[int(target)])))

@@ -74,3 +74,4 @@ def load_model(path) -> NormalizedClassifier:
 
 
 from xaibench.models import cnn  # noqa: E402,F401  (registers its builders)
+from xaibench.models import senn  # noqa: E402,F401

@@ -50,10 +50,19 @@ def accuracy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict_proba(model, pixels).argmax(-1) == labels).float().mean())
 
 
+def cross_entropy_loss(model, pixels, labels):
+    """Plain classification loss: (total, terms for logging, logits)."""
+    logits = model(pixels)
+    loss = nn.functional.cross_entropy(logits, labels)
+    return loss, {"loss": loss.item()}, logits
+
+
 def train_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                      val_y: torch.Tensor, epochs: int, lr: float, batch_size: int, rotation_degrees: float,
-                     horizontal_flip: bool, seed: int, on_epoch=None) -> list[dict]:
-    """Adam + cross-entropy; returns one dict per epoch (loss, train/val accuracy).
+                     horizontal_flip: bool, seed: int, on_epoch=None, loss_fn=cross_entropy_loss) -> list[dict]:
+    """Adam on ``loss_fn`` (cross-entropy by default); one dict per epoch (the mean of
+    each loss term, train/val accuracy). ``loss_fn(model, pixels, labels)`` returns
+    ``(total, {term: float}, logits)``.
 
     The weights of the epoch with the best validation accuracy (earliest on ties) are
     restored at the end (early-stopping checkpoint selection).
@@ -64,25 +73,25 @@ def train_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Ten
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=batch_size, shuffle=True, generator=generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
     history = []
     best_accuracy, best_state = -1.0, None
     for epoch in range(epochs):
         model.train()
-        total, correct, loss_sum = 0, 0, 0.0
+        total, correct, term_sums = 0, 0, {}
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None):
             x = augment_batch(x, rotation_degrees, horizontal_flip, generator)
-            logits = model(x)
-            loss = loss_fn(logits, y)
+            loss, terms, logits = loss_fn(model, x, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(y)
+            for name, value in terms.items():
+                term_sums[name] = term_sums.get(name, 0.0) + value * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             total += len(y)
-        record = {"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy_augmented": correct / total,
-                  "val_accuracy": accuracy(model, val_x, val_y)}
-        log.info("epoch %d/%d loss %.4f val acc %.3f", epoch + 1, epochs, record["loss"], record["val_accuracy"])
+        record = {"epoch": epoch + 1, **{name: value / total for name, value in term_sums.items()},
+                  "train_accuracy_augmented": correct / total, "val_accuracy": accuracy(model, val_x, val_y)}
+        terms_text = " ".join(f"{name} {value / total:.4g}" for name, value in term_sums.items())
+        log.info("epoch %d/%d %s val acc %.3f", epoch + 1, epochs, terms_text, record["val_accuracy"])
         history.append(record)
         if record["val_accuracy"] > best_accuracy:
             best_accuracy = record["val_accuracy"]

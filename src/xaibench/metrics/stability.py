@@ -1,0 +1,73 @@
+"""Stability of explanations under input noise, and top-k removal faithfulness.
+
+Stability compares the explanation of an image with that of a noisy copy
+``x' = clip(x + N(0, σ²))`` for the same class (SENN study, after Alvarez-Melis &
+Jaakkola 2018's robustness analysis):
+
+* LIME: Jaccard index ``|A ∩ B| / |A ∪ B|`` of the top-k superpixels (same superpixels:
+  the clean image's segmentation is used for both);
+* heatmaps (IG): SSIM (Wang et al. 2004) of the two maps, each scaled by its max |value|
+  to [-1, 1] (data range 2);
+* SENN: cosine similarity of the relevance vectors θ_c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+
+def jaccard(a: set, b: set) -> float:
+    """|a ∩ b| / |a ∪ b|; 1.0 for two empty sets."""
+    union = a | b
+    return len(a & b) / len(union) if union else 1.0
+
+
+def top_segments(segment_weights: dict[int, float], k: int) -> set[int]:
+    """The k segment ids of largest weight (ties broken by smaller id)."""
+    ranked = sorted(segment_weights.items(), key=lambda item: (-item[1], item[0]))
+    return {segment for segment, _ in ranked[:k]}
+
+
+def segment_weights(lime_map: np.ndarray, segments: np.ndarray) -> dict[int, float]:
+    """Recover each superpixel's LIME weight from a painted map (constant per superpixel)."""
+    return {int(s): float(lime_map[segments == s].mean()) for s in np.unique(segments)}
+
+
+def heatmap_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two [H, W] maps after scaling each to [-1, 1] by its max |value|."""
+    def scaled(m):
+        peak = np.abs(m).max()
+        return m / peak if peak > 0 else m
+
+    side = min(a.shape)
+    window = min(7, side if side % 2 else side - 1)
+    return float(structural_similarity(scaled(a), scaled(b), data_range=2.0, win_size=window))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    denominator = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denominator) if denominator > 0 else float("nan")
+
+
+def add_noise(pixels: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    """``clip(x + N(0, σ²), 0, 1)`` with a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    return (pixels + sigma * torch.randn(pixels.shape, generator=generator)).clamp(0, 1)
+
+
+def removal_masks_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean [H, W]: the top ``fraction`` of pixels by attribution (stable on ties)."""
+    flat = attribution.ravel()
+    count = int(round(fraction * flat.size))
+    mask = np.zeros(flat.size, bool)
+    mask[np.argsort(-flat, kind="stable")[:count]] = True
+    return mask.reshape(attribution.shape)
+
+
+def removal_masks_segments(lime_map: np.ndarray, segments: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean [H, W]: the superpixels in the top ``fraction`` (rounded up) by LIME weight."""
+    weights = segment_weights(lime_map, segments)
+    count = int(np.ceil(fraction * len(weights)))
+    return np.isin(segments, list(top_segments(weights, count)))

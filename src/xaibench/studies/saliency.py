@@ -1,0 +1,76 @@
+"""Saliency studies (cats-vs-dogs): heatmap methods scored by perturbation faithfulness."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from xaibench.explain.batch import explain_images
+from xaibench.figures import curves_figure, heatmap_grid
+from xaibench.metrics import METRICS
+from xaibench.metrics.faithfulness import collect_evidence
+from xaibench.params import params_hash
+from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
+from xaibench.studies.common import load_model_and_test, write_csv
+from xaibench.training.classifier import cross_entropy_loss
+
+log = logging.getLogger(__name__)
+GRID_IMAGES = 6
+
+
+def loss_fn(study):
+    return cross_entropy_loss
+
+
+def attribute(name: str, study, params, run) -> None:
+    """Explain the first ``n_images`` test images with every method -> one Parquet each."""
+    cfg = study.attribute
+    model, test, pixels = load_model_and_test(name, study, cfg.n_images)
+    n = len(pixels)
+    digest = params_hash(params.datasets[study.dataset], study.model, study.train, cfg, params.seed)
+    grid = {}
+    for method in cfg.methods:
+        options = cfg.model_dump().get(method, {})
+        rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model,
+                              params.seed, options, digest)
+        write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
+        runtime = float(np.mean(rows["runtime_ms"]))
+        log.info("%s: %d maps, %.1f ms per image", method, n, runtime)
+        run.log_metrics({f"runtime_ms.{method}": runtime})
+        grid[method] = rows["attribution"][:GRID_IMAGES]
+    figure = f"data/attributions/{name}/heatmaps.png"
+    shown = min(GRID_IMAGES, n)
+    heatmap_grid(test["images"][:shown] / 255.0, grid, figure, titles=list(test["ids"][:shown]))
+    run.log_artifact(figure)
+
+
+def evaluate(name: str, study, params, run) -> dict:
+    """IAUC, DAUC, IC, DC, AD, IIC per method; mean curves as CSV (dvc plots) and PNG."""
+    cfg = study.evaluate
+    model, test, _ = load_model_and_test(name, study)
+    results, curves = {}, {}
+    fractions = np.linspace(0, 1, cfg.steps + 1)
+    fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
+    for method in study.attribute.methods:
+        frame = read_attributions(attribution_path("data/attributions", name, study.model, method))
+        if list(frame.image_id) != [str(i) for i in test["ids"][: len(frame)]]:
+            raise ValueError(f"{method}: stored image ids do not match the test split; rerun attribute")
+        pixels = torch.from_numpy(test["images"][: len(frame)]).permute(0, 3, 1, 2).float() / 255.0
+        evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
+                                    cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
+                                    progress=lambda it: tqdm(it, desc=method, leave=False, disable=None))
+        results[method] = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
+        curves[method] = {"insertion": evidence.insertion_scores.mean(0), "deletion": evidence.deletion_scores.mean(0)}
+        log.info("%s: %s", method, results[method])
+        run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
+    for kind in ("insertion", "deletion"):
+        write_csv(f"metrics/plots/{name}/{kind}.csv",
+                  pd.DataFrame({"fraction": fractions, **{m: c[kind] for m, c in curves.items()}}))
+    figure = f"data/reports/{name}/curves.png"
+    curves_figure(fractions, curves, figure)
+    run.log_artifact(figure)
+    return results

@@ -1,0 +1,176 @@
+"""SENN study (CIFAR-10): a self-explaining network against LIME and Integrated Gradients.
+
+attribute: SENN's own explanation (relevances θ_c of the predicted class, stored as a
+[1, k] "map"), LIME (SLIC superpixels) and IG on the same model; prototypes figure (the 9
+test images that activate each concept most) and one image per class explained by the
+three methods.
+
+evaluate: concept-ablation faithfulness (SENN); top-k removal (LIME: superpixels, IG:
+pixels) at the given fractions, as mean confidence drop and prediction flip rate;
+stability under Gaussian noise (LIME Jaccard, IG SSIM, SENN cosine) per level and overall,
+with the number of prediction changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xaibench.explain import METHODS
+from xaibench.explain.batch import explain_images
+from xaibench.explain.lime_method import slic_segments
+from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
+from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
+from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, removal_masks_pixels,
+                                        removal_masks_segments, segment_weights, top_segments)
+from xaibench.params import params_hash
+from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
+from xaibench.studies.common import load_model_and_test, write_csv
+from xaibench.training.classifier import predict_proba
+from xaibench.training.senn import senn_loss
+
+log = logging.getLogger(__name__)
+METHOD_NAMES = ("senn", "lime", "ig")
+
+
+def loss_fn(study):
+    cfg = study.train
+
+    def senn_objective(model, pixels, labels):
+        return senn_loss(model.net, model.normalize(pixels), labels, cfg.xi, cfg.lambda_, cfg.sparsity)
+
+    return senn_objective
+
+
+@torch.no_grad()
+def senn_relevance(model, pixels, targets, **_):
+    """SENN's explanation of ``targets``: θ_c(x), as [N, 1, k] (a one-row "map")."""
+    relevances = model.net.relevances(model.normalize(pixels))
+    return relevances[torch.arange(len(targets)), targets].unsqueeze(1).numpy().astype(np.float32)
+
+
+def _options(study, method):
+    if method == "lime":
+        return study.attribute.lime.model_dump()
+    return {"n_steps": study.attribute.ig_steps} if method == "ig" else {}
+
+
+def attribute(name: str, study, params, run) -> None:
+    cfg = study.attribute
+    model, test, pixels = load_model_and_test(name, study, cfg.n_images)
+    n = len(pixels)
+    digest = params_hash(params.datasets[study.dataset], study.model, study.train, cfg, params.seed)
+    maps = {}
+    for method in METHOD_NAMES:
+        rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model,
+                              params.seed, _options(study, method), digest,
+                              explain=senn_relevance if method == "senn" else None)
+        write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
+        runtime = float(np.mean(rows["runtime_ms"]))
+        log.info("%s: %d explanations, %.1f ms per image", method, n, runtime)
+        run.log_metrics({f"runtime_ms.{method}": runtime})
+        maps[method] = rows["attribution"]
+    all_pixels = torch.from_numpy(test["images"]).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        concepts = torch.cat([model.net.conceptizer.encode(model.normalize(chunk))
+                              for chunk in all_pixels.split(256)]).numpy()
+    figure = f"data/attributions/{name}/prototypes.png"
+    concept_prototypes_figure(test["images"], concepts, figure)
+    run.log_artifact(figure)
+    predicted = predict_proba(model, pixels).argmax(-1).numpy()
+    class_names = list(_class_names(study))
+    firsts = [int(np.flatnonzero(predicted == c)[0]) for c in range(len(class_names)) if (predicted == c).any()]
+    figure = f"data/attributions/{name}/explanations_per_class.png"
+    per_class_explanations_figure(test["images"][firsts], maps["lime"][firsts], maps["ig"][firsts],
+                                  maps["senn"][firsts][:, 0], [class_names[predicted[i]] for i in firsts], figure)
+    run.log_artifact(figure)
+
+
+def _class_names(study):
+    from xaibench.data import DATASETS
+
+    return DATASETS[study.dataset].classes
+
+
+def _removal(model, pixels, maps, masks_fn, fractions, fill):
+    """Mean confidence drop and flip rate of the predicted class per removal fraction."""
+    probs = predict_proba(model, pixels)
+    predicted = probs.argmax(-1)
+    p0 = probs[torch.arange(len(pixels)), predicted]
+    result = {}
+    for fraction in fractions:
+        masks = torch.from_numpy(np.stack([masks_fn(i, maps[i], fraction) for i in range(len(pixels))]))
+        removed = torch.where(masks.unsqueeze(1), fill.view(1, 3, 1, 1), pixels)
+        new = predict_proba(model, removed)
+        result[f"confidence_drop_top_{fraction:g}"] = round(float((p0 - new[torch.arange(len(pixels)), predicted]).mean()), 6)
+        result[f"flip_rate_top_{fraction:g}"] = round(float((new.argmax(-1) != predicted).float().mean()), 6)
+    return result
+
+
+def evaluate(name: str, study, params, run) -> dict:
+    cfg, lime_cfg = study.evaluate, study.attribute.lime
+    model, test, _ = load_model_and_test(name, study)
+    frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m)) for m in METHOD_NAMES}
+    n_stored = len(frames["senn"])
+    pixels = torch.from_numpy(test["images"][:n_stored]).permute(0, 3, 1, 2).float() / 255.0
+    results = {m: {} for m in METHOD_NAMES}
+
+    drops, relevances = concept_ablation_drops(model.net, model.normalize(pixels))
+    correlation = ablation_correlation(relevances, drops)
+    results["senn"].update(faithfulness_correlation_mean=round(float(np.nanmean(correlation)), 6),
+                           faithfulness_correlation_std=round(float(np.nanstd(correlation)), 6))
+
+    n_removal = min(cfg.n_removal_images, n_stored)
+    fill = model.mean.flatten()  # zero on the normalised input
+    segments = [slic_segments(image, lime_cfg.n_segments) for image in pixels[:n_removal]]
+    results["lime"].update(_removal(model, pixels[:n_removal], maps_of(frames["lime"]),
+                                    lambda i, m, f: removal_masks_segments(m, segments[i], f),
+                                    cfg.removal_fractions, fill))
+    results["ig"].update(_removal(model, pixels[:n_removal], maps_of(frames["ig"]),
+                                  lambda i, m, f: removal_masks_pixels(m, f), cfg.removal_fractions, fill))
+
+    n_stab = min(cfg.n_stability_images, n_stored)
+    clean = pixels[:n_stab]
+    targets = torch.tensor(frames["senn"].target.to_numpy()[:n_stab])
+    clean_maps = {m: maps_of(frames[m])[:n_stab] for m in METHOD_NAMES}
+    clean_segments = [slic_segments(image, lime_cfg.n_segments) for image in clean]
+    clean_top = [top_segments(segment_weights(clean_maps["lime"][i], clean_segments[i]), cfg.top_superpixels)
+                 for i in range(n_stab)]
+    rows, changes = [], {}
+    for level, sigma in enumerate(cfg.noise_sigmas):
+        noisy = add_noise(clean, sigma, seed=params.seed * 1000 + level)
+        changes[f"{sigma:g}"] = int((predict_proba(model, noisy).argmax(-1) != targets).sum())
+        start = time.perf_counter()
+        lime_noisy = METHODS["lime"](model, noisy, targets, seed=params.seed, segments=clean_segments,
+                                     **lime_cfg.model_dump())
+        ig_noisy = METHODS["ig"](model, noisy, targets, n_steps=study.attribute.ig_steps)
+        senn_noisy = senn_relevance(model, noisy, targets)
+        rows.append({
+            "sigma": sigma,
+            "lime_jaccard": float(np.mean([jaccard(clean_top[i], top_segments(segment_weights(lime_noisy[i], clean_segments[i]),
+                                                                        cfg.top_superpixels)) for i in range(n_stab)])),
+            "ig_ssim": float(np.mean([heatmap_ssim(clean_maps["ig"][i], ig_noisy[i]) for i in range(n_stab)])),
+            "senn_cosine": float(np.nanmean([cosine(clean_maps["senn"][i, 0], senn_noisy[i, 0])
+                                             for i in range(n_stab)])),
+            "prediction_changes": changes[f"{sigma:g}"],
+        })
+        log.info("noise sigma %g: %s (%.1f s)", sigma, rows[-1], time.perf_counter() - start)
+    table = pd.DataFrame(rows)
+    for method, column in (("lime", "lime_jaccard"), ("ig", "ig_ssim"), ("senn", "senn_cosine")):
+        results[method][f"stability_{column.split('_')[1]}_mean"] = round(float(table[column].mean()), 6)
+        for sigma, value in zip(table.sigma, table[column]):
+            results[method][f"stability_sigma_{sigma:g}"] = round(float(value), 6)
+    results["prediction_changes"] = changes
+    results["n_images"] = {"ablation": n_stored, "removal": n_removal, "stability": n_stab}
+    write_csv(f"metrics/plots/{name}/stability.csv", table)
+    figure = f"data/reports/{name}/stability.png"
+    stability_figure(table, figure)
+    run.log_artifact(figure)
+    for method, values in results.items():
+        if method in METHOD_NAMES:
+            run.log_metrics({f"{k}.{method}": v for k, v in values.items()})
+    return results
