@@ -44,6 +44,9 @@ def test_default_params_are_valid():
     ("studies.catsdogs.kind", "gradcam-only", "studies.catsdogs: Input tag 'gradcam-only' found using 'kind' does not match"),
     ("studies.senn_cifar10.train.lambda", -1, "studies.senn_cifar10.train.lambda: Input should be greater than or equal to 0"),
     ("studies.senn_cifar10.evaluate.removal_fractions", [0.2, 1.5], "studies.senn_cifar10.evaluate.removal_fractions: Value error, every fraction must be in (0, 1)"),
+    ("gad.support.alphas", [0, -2], "gad.support.alphas: Value error, alphas must be distinct and >= 0"),
+    ("gad.architectures", ["resnet50"], "gad.architectures.0: Input should be 'resnet18' or 'vgg16'"),
+    ("gad.datasets", ["mnist"], "gad.datasets: ['mnist'] not keys of `datasets`"),
     ("datasets.cifar10.synthetic.n_test_per_class", 0, "datasets.cifar10.synthetic.n_test_per_class: Input should be greater than or equal to 1"),
 ])
 def test_bad_value_is_reported_with_its_key(path, value, message):

@@ -40,6 +40,17 @@ TINY = {
     "studies.senn_cifar10.evaluate.noise_sigmas": [0.05, 0.1],
     "studies.senn_cifar10.evaluate.n_stability_images": 3,
     "studies.senn_cifar10.evaluate.top_superpixels": 3,
+    "datasets.cub.synthetic.n_per_species": 8,
+    "datasets.cub.synthetic.image_size": 48,
+    "datasets.cub.preprocess.image_size": 32,
+    "gad.datasets": ["cub"],
+    "gad.architectures": ["resnet18"],
+    "gad.train.epochs": 1,
+    "gad.train.max_train_images": None,
+    "gad.support.alphas": [0, 4],
+    "gad.support.epochs": 1,
+    "gad.attribute.n_per_class": 2,
+    "gad.attribute.ig_steps": 4,
 }
 
 
@@ -82,6 +93,9 @@ def test_all_outputs_and_metrics(project):
         assert f"Running stage '{stage}@cifar10'" in log
     for stage in ("train", "attribute", "evaluate"):
         assert f"Running stage '{stage}@senn_cifar10'" in log
+    for stage in ("gad_train@resnet18-cub", "gad_support@resnet18-cub-0", "gad_support@resnet18-cub-4",
+                  "gad_attribute@resnet18-cub", "gad_evaluate"):
+        assert f"Running stage '{stage}'" in log
     data = json.loads((work / "metrics/data_catsdogs.json").read_text())
     assert data["images_skipped"] == 3 and data["images_kept"] == 28
     results = json.loads((work / "metrics/catsdogs.json").read_text())
@@ -155,3 +169,26 @@ def test_evaluation_param_reruns_only_evaluate_and_results_are_byte_identical(pr
     after = {p.name: p.read_bytes() for p in (work / "metrics").glob("*.json")}
     assert after == before
     assert "up to date" in dvc(work, "repro", env=env)
+
+
+@pytest.mark.slow
+def test_gad_outputs_and_alpha_list_change_reruns_only_affected_entries(project):
+    work, env, _ = project
+    results = json.loads((work / "metrics/gad.json").read_text())
+    methods = results["resnet18"]["cub"]
+    assert set(methods) == {"saliency", "deconvolution", "input_x_gradient", "guided_backprop",
+                            "integrated_gradients"}
+    cell = methods["saliency"]["Warbler"]
+    assert cell["rc_below_1"] + cell["rc_at_least_1"] == 4  # 2 images per class, both explained
+    assert {"rs_gad", "rs_supplementary", "rc_mean"} <= set(cell)
+    frame = pd.read_parquet(work / "data/attributions/gad/resnet18_cub/resnet18/saliency.parquet")
+    assert sorted(frame.variant.unique()) == ["gad", "original"] and len(frame) == 2 * 2 * 4
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["gad"]["support"]["alphas"] = [0, 4, 8]
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = dvc(work, "repro", env=env)
+    assert "Running stage 'gad_support@resnet18-cub-8'" in log
+    assert "Running stage 'gad_support@resnet18-cub-0'" not in log
+    assert "Running stage 'gad_support@resnet18-cub-4'" not in log
+    assert "Running stage 'gad_train@resnet18-cub'" not in log
+    assert "Running stage 'gad_evaluate'" in log

@@ -116,3 +116,23 @@ def stability_figure(table, path) -> None:
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def gad_hulls_figure(panels, path) -> None:
+    """Per row: image, original map with its hull, GAD map with its hull (contours)."""
+    n = len(panels)
+    fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
+    for row, (title, image, original, gad, hull_original, hull_gad) in enumerate(panels):
+        axes[row, 0].imshow(image.permute(1, 2, 0).numpy())
+        axes[row, 0].set_ylabel(title, fontsize=6)
+        for ax, heat, hull, colour in ((axes[row, 1], original, hull_original, "lime"),
+                                       (axes[row, 2], gad, hull_gad, "magenta")):
+            ax.imshow(heat, cmap="inferno")
+            if hull.any():
+                ax.contour(hull.astype(float), levels=[0.5], colors=colour, linewidths=1)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for j, name in enumerate(["image", "original + hull", "GAD + hull"]):
+        axes[0, j].set_title(name, fontsize=8)
+    _save(fig, path)

@@ -165,10 +165,69 @@ Study = Annotated[Union[SaliencyStudy, SENNStudy], Field(discriminator="kind")]
 STUDY_KIND_TAGS = ("saliency", "senn")
 
 
+class GADTrain(Strict):
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    max_train_images: int | None = Field(default=None, ge=4)
+    pretrained: bool                                   # ImageNet weights (real profile; needs the network)
+
+
+class GADSupport(Strict):
+    alphas: list[float] = Field(min_length=1)
+    max_images: int | None = Field(default=None, ge=4)  # training images the regressions see
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, value):
+        if any(a < 0 for a in value) or len(set(value)) != len(value):
+            raise ValueError("alphas must be distinct and >= 0")
+        return value
+
+
+GAD_METHODS = ("saliency", "deconvolution", "input_x_gradient", "guided_backprop", "integrated_gradients")
+
+
+class GADAttribute(Strict):
+    n_per_class: int = Field(ge=1)                     # 256 per class in the paper
+    methods: list[Literal[GAD_METHODS]] = Field(min_length=1)
+    ig_steps: int = Field(ge=2)
+    top_fraction: float = Field(gt=0, lt=1)            # "important" = this top fraction of pixels
+
+
+class GADEvaluate(Strict):
+    hull_fraction: float = Field(gt=0, le=1)           # convex hull of the top 50 % pixels
+
+
+class GAD(Strict):
+    """The top-level ``gad:`` section (the GAD study's grid)."""
+
+    datasets: list[str] = Field(min_length=1)
+    architectures: list[Literal["resnet18", "vgg16"]] = Field(min_length=1)
+    image_size: int = Field(ge=32)
+    train: GADTrain
+    support: GADSupport
+    attribute: GADAttribute
+    evaluate: GADEvaluate
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     datasets: dict[str, Dataset]
     studies: dict[str, Study]
+    gad: GAD | None = None
+
+    @model_validator(mode="after")
+    def _gad_uses_declared_datasets(self):
+        if self.gad is not None:
+            missing = [d for d in self.gad.datasets if d not in self.datasets]
+            if missing:
+                raise ParamsError(f"params.yaml: gad.datasets: {missing} not keys of `datasets` "
+                                  f"(declared: {sorted(self.datasets)})")
+        return self
 
     @field_validator("datasets")
     @classmethod

@@ -11,6 +11,7 @@ target         int64           class the map explains (the predicted class)
 predicted      int64           class the model predicts
 probability    float64         softmax probability of ``target`` on the image
 method         string          attribution method (registry name)
+variant        string          ``original``, or ``gad`` for a GAD-restricted map
 model          string          model (registry name)
 height, width  int32           map shape
 attribution    list<float32>   the map, channel-summed, row-major, ``height*width``
@@ -40,6 +41,7 @@ SCHEMA = pa.schema([
     ("predicted", pa.int64()),
     ("probability", pa.float64()),
     ("method", pa.string()),
+    ("variant", pa.string()),
     ("model", pa.string()),
     ("height", pa.int32()),
     ("width", pa.int32()),
@@ -60,6 +62,7 @@ def write_attributions(path: str | Path, rows: dict) -> None:
     columns = dict(rows)
     columns["attribution"] = pa.FixedSizeListArray.from_arrays(pa.array(maps.reshape(-1)), h * w).cast(
         pa.list_(pa.float32()))
+    columns.setdefault("variant", ["original"] * n)
     columns.setdefault("height", [h] * n)
     columns.setdefault("width", [w] * n)
     table = pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)

@@ -13,7 +13,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs, cifar10
+from xaibench.data import catsdogs, cifar10, cub
 
 
 @dataclass(frozen=True)
@@ -38,28 +38,14 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
-register_dataset(
-    DatasetSpec(
-        name="catsdogs",
-        url=catsdogs.URL,
-        archive_name=catsdogs.ARCHIVE_NAME,
-        sha256=catsdogs.SHA256,
-        classes=catsdogs.CLASSES,
-        synthetic_params=catsdogs.SyntheticParams,
-        generate_synthetic=catsdogs.generate_synthetic,
-        prepare=catsdogs.prepare,
-    )
-)
+def spec_from_module(name: str, module) -> DatasetSpec:
+    """A dataset module defines URL, ARCHIVE_NAME, SHA256, CLASSES, SyntheticParams,
+    generate_synthetic and prepare; this turns it into a registry entry."""
+    return DatasetSpec(name=name, url=module.URL, archive_name=module.ARCHIVE_NAME, sha256=module.SHA256,
+                       classes=module.CLASSES, synthetic_params=module.SyntheticParams,
+                       generate_synthetic=module.generate_synthetic, prepare=module.prepare)
 
-register_dataset(
-    DatasetSpec(
-        name="cifar10",
-        url=cifar10.URL,
-        archive_name=cifar10.ARCHIVE_NAME,
-        sha256=cifar10.SHA256,
-        classes=cifar10.CLASSES,
-        synthetic_params=cifar10.SyntheticParams,
-        generate_synthetic=cifar10.generate_synthetic,
-        prepare=cifar10.prepare,
-    )
-)
+
+register_dataset(spec_from_module("catsdogs", catsdogs))
+register_dataset(spec_from_module("cifar10", cifar10))
+register_dataset(spec_from_module("cub", cub))

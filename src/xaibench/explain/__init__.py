@@ -13,17 +13,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from xaibench.registry import registrar
+
 METHODS: dict[str, Callable] = {}
-
-
-def register_method(name: str):
-    def decorate(function):
-        if name in METHODS:
-            raise ValueError(f"attribution method {name!r} registered twice")
-        METHODS[name] = function
-        return function
-
-    return decorate
+register_method = registrar(METHODS, "attribution method")
 
 
 from xaibench.explain import gradient_methods, lime_method, random_method  # noqa: E402,F401

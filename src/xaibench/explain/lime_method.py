@@ -6,15 +6,18 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from lime import lime_image
-from lime.wrappers.scikit_image import SegmentationAlgorithm
 
 from xaibench.explain import register_method
+
+# lime (with scikit-learn and scikit-image) is imported inside the functions: it costs
+# seconds at start-up, and most stages never call it.
 
 
 @contextmanager
 def _quiet_lime_progress():
     """lime 0.2.0.1 draws a tqdm bar per explanation with no switch; silence it here."""
+    from lime import lime_image
+
     original = lime_image.tqdm
     lime_image.tqdm = lambda iterable, *a, **k: iterable
     try:
@@ -33,6 +36,8 @@ def segment_weights_to_map(segments: np.ndarray, weights: dict[int, float]) -> n
 
 def slic_segments(image, n_segments: int) -> np.ndarray:
     """LIME's SLIC superpixels of one [3, H, W] image in [0, 1] (compactness 10, sigma 1): [H, W] int."""
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
     slic = SegmentationAlgorithm("slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0)
     return slic(image.permute(1, 2, 0).double().cpu().numpy())
 
@@ -46,6 +51,8 @@ def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, b
     The map paints each superpixel with its surrogate weight for the target class.
     ``segments`` (one [H, W] int map per image) replaces SLIC, e.g. to explain a noisy
     copy on the clean image's superpixels."""
+    from lime import lime_image
+
     maps = []
     device = next(model.parameters()).device
 

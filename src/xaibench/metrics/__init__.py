@@ -10,17 +10,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from xaibench.registry import registrar
+
 METRICS: dict[str, Callable] = {}
-
-
-def register_metric(name: str):
-    def decorate(function):
-        if name in METRICS:
-            raise ValueError(f"metric {name!r} registered twice")
-        METRICS[name] = function
-        return function
-
-    return decorate
+register_metric = registrar(METRICS, "metric")
 
 
 from xaibench.metrics import faithfulness  # noqa: E402,F401

@@ -13,17 +13,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from xaibench.registry import registrar
+
 MODELS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str):
-    def decorate(builder):
-        if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = builder
-        return builder
-
-    return decorate
+register_model = registrar(MODELS, "model")
 
 
 class NormalizedClassifier(nn.Module):
@@ -42,10 +35,10 @@ class NormalizedClassifier(nn.Module):
         return self.net(self.normalize(pixels))
 
 
-def build_model(name: str, num_classes: int, image_size: int) -> nn.Module:
+def build_model(name: str, num_classes: int, image_size: int, **options) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](num_classes=num_classes, image_size=image_size)
+    return MODELS[name](num_classes=num_classes, image_size=image_size, **options)
 
 
 def last_conv_layer(net: nn.Module) -> nn.Conv2d:
@@ -56,18 +49,22 @@ def last_conv_layer(net: nn.Module) -> nn.Conv2d:
     return convs[-1]
 
 
-def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, image_size: int) -> None:
+def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, image_size: int,
+               options: dict | None = None) -> None:
+    """Save weights with what rebuilds the architecture (``options``: builder keywords)."""
     from xaibench.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"name": name, "num_classes": num_classes, "image_size": image_size, "mean": model.mean.flatten().tolist(),
+        torch.save({"name": name, "num_classes": num_classes, "image_size": image_size, "options": options or {},
+                    "mean": model.mean.flatten().tolist(),
                     "std": model.std.flatten().tolist(), "state_dict": model.state_dict()}, tmp)
 
 
 def load_model(path) -> NormalizedClassifier:
     """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"])
+    net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],
+                      **checkpoint.get("options", {}))
     model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
@@ -75,3 +72,4 @@ def load_model(path) -> NormalizedClassifier:
 
 from xaibench.models import cnn  # noqa: E402,F401  (registers its builders)
 from xaibench.models import senn  # noqa: E402,F401
+from xaibench.models import torchvision_models  # noqa: E402,F401

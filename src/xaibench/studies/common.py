@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import pandas as pd
 
 from xaibench.atomic import atomic_path
 from xaibench.data.images import load_split
+from xaibench.explain.batch import explain_images
 from xaibench.models import load_model
+from xaibench.params import params_hash
+from xaibench.store import attribution_path, write_attributions
 from xaibench.training.classifier import to_tensor
+
+log = logging.getLogger(__name__)
 
 
 def load_model_and_test(name: str, study, n: int | None = None):
@@ -20,3 +28,18 @@ def load_model_and_test(name: str, study, n: int | None = None):
 def write_csv(path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
+
+
+def explain_and_store(name: str, study, params, run, method: str, options: dict, explain=None):
+    """Explain the first ``study.attribute.n_images`` test images with ``method``, write
+    its Parquet file, log the mean runtime; returns the store columns."""
+    model, test, pixels = load_model_and_test(name, study, study.attribute.n_images)
+    n = len(pixels)
+    digest = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed)
+    rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model, params.seed,
+                          options, digest, explain=explain)
+    write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
+    runtime = float(np.mean(rows["runtime_ms"]))
+    log.info("%s: %d explanations, %.1f ms per image", method, n, runtime)
+    run.log_metrics({f"runtime_ms.{method}": runtime})
+    return rows

@@ -9,13 +9,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from xaibench.explain.batch import explain_images
 from xaibench.figures import curves_figure, heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import collect_evidence
-from xaibench.params import params_hash
-from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
-from xaibench.studies.common import load_model_and_test, write_csv
+from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.training.classifier import cross_entropy_loss
 
 log = logging.getLogger(__name__)
@@ -29,18 +27,11 @@ def loss_fn(study):
 def attribute(name: str, study, params, run) -> None:
     """Explain the first ``n_images`` test images with every method -> one Parquet each."""
     cfg = study.attribute
-    model, test, pixels = load_model_and_test(name, study, cfg.n_images)
+    _, test, pixels = load_model_and_test(name, study, cfg.n_images)
     n = len(pixels)
-    digest = params_hash(params.datasets[study.dataset], study.model, study.train, cfg, params.seed)
     grid = {}
     for method in cfg.methods:
-        options = cfg.model_dump().get(method, {})
-        rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model,
-                              params.seed, options, digest)
-        write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
-        runtime = float(np.mean(rows["runtime_ms"]))
-        log.info("%s: %d maps, %.1f ms per image", method, n, runtime)
-        run.log_metrics({f"runtime_ms.{method}": runtime})
+        rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}))
         grid[method] = rows["attribution"][:GRID_IMAGES]
     figure = f"data/attributions/{name}/heatmaps.png"
     shown = min(GRID_IMAGES, n)

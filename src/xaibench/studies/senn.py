@@ -21,15 +21,13 @@ import pandas as pd
 import torch
 
 from xaibench.explain import METHODS
-from xaibench.explain.batch import explain_images
 from xaibench.explain.lime_method import slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
 from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, removal_masks_pixels,
                                         removal_masks_segments, segment_weights, top_segments)
-from xaibench.params import params_hash
-from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
-from xaibench.studies.common import load_model_and_test, write_csv
+from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.training.classifier import predict_proba
 from xaibench.training.senn import senn_loss
 
@@ -60,19 +58,11 @@ def _options(study, method):
 
 
 def attribute(name: str, study, params, run) -> None:
-    cfg = study.attribute
-    model, test, pixels = load_model_and_test(name, study, cfg.n_images)
-    n = len(pixels)
-    digest = params_hash(params.datasets[study.dataset], study.model, study.train, cfg, params.seed)
+    model, test, pixels = load_model_and_test(name, study, study.attribute.n_images)
     maps = {}
     for method in METHOD_NAMES:
-        rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model,
-                              params.seed, _options(study, method), digest,
-                              explain=senn_relevance if method == "senn" else None)
-        write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
-        runtime = float(np.mean(rows["runtime_ms"]))
-        log.info("%s: %d explanations, %.1f ms per image", method, n, runtime)
-        run.log_metrics({f"runtime_ms.{method}": runtime})
+        rows = explain_and_store(name, study, params, run, method, _options(study, method),
+                                 explain=senn_relevance if method == "senn" else None)
         maps[method] = rows["attribution"]
     all_pixels = torch.from_numpy(test["images"]).permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():

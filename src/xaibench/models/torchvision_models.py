@@ -1,0 +1,68 @@
+"""torchvision ResNet18 and VGG16 with a 2-class head (the GAD study's architectures).
+
+``pretrained=True`` loads ImageNet weights through torchvision (needs the network; the
+real profile) and replaces the head; the twin trains them from scratch. VGG16 can be
+narrowed (``width``: channel divisor) so the twin fits a CPU budget; the 13-conv layout
+is unchanged.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from xaibench.models import register_model
+
+# torchvision is imported inside the builders: it costs seconds at start-up.
+
+VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def _no_inplace(net: nn.Module) -> nn.Module:
+    """captum's backward hooks (guided backprop, deconvolution) need out-of-place ReLUs."""
+    for module in net.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return net
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
+    from torchvision import models
+
+    if pretrained:
+        net = models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1)
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+        return _no_inplace(net)
+    return _no_inplace(models.resnet18(weights=None, num_classes=num_classes))
+
+
+@register_model("vgg16")
+def vgg16(num_classes: int, image_size: int, pretrained: bool = False, width: int = 4,
+          torchvision_head: bool = False) -> nn.Module:
+    """VGG16. ``pretrained``: torchvision's ImageNet VGG16 (width 1, its own head) with a
+    new last layer. Otherwise from scratch: the VGG16 layout with batch normalisation
+    (trainable from scratch in a few epochs), channels divided by ``width``, a small head."""
+    from torchvision import models
+    from torchvision.models.vgg import make_layers
+
+    if pretrained:
+        net = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
+        net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, num_classes)
+        return _no_inplace(net)
+    if torchvision_head:  # the architecture of a pretrained one, e.g. to load its checkpoint
+        net = models.vgg16(weights=None)
+        net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, num_classes)
+        return _no_inplace(net)
+    layout = [v if v == "M" else v // width for v in VGG16_LAYOUT]
+    channels = layout[-2]
+    net = models.VGG(make_layers(layout, batch_norm=True), num_classes=num_classes, init_weights=True)
+    side = max(image_size // 32, 1)
+    net.avgpool = nn.AdaptiveAvgPool2d(side)
+    net.classifier = nn.Sequential(nn.Linear(channels * side * side, 256), nn.ReLU(), nn.Dropout(0.3),
+                                   nn.Linear(256, num_classes))
+    return _no_inplace(net)
+
+
+def architecture_options(name: str, pretrained: bool) -> dict:
+    """Builder options that rebuild the same architecture without downloading weights."""
+    return {"torchvision_head": True, "width": 1} if (name == "vgg16" and pretrained) else {}

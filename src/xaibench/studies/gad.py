@@ -1,0 +1,197 @@
+"""The GAD study (Mazini Rodrigues, Boutry & Najman 2024): ResNet18/VGG16 on cats-vs-dogs
+and CUB warbler-vs-sparrow, support regressions for each α, five gradient methods,
+original vs GAD maps, convex-hull complexity RC and sensitivity RS (tables 1 and 2).
+
+Unlike the other studies it is a grid (architecture x dataset, and x α for the support
+models), so it has its own DVC stages (`gad_train`, `gad_support`, `gad_attribute`,
+`gad_evaluate`), configured by the top-level ``gad:`` section of params.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xaibench.data import DATASETS
+from xaibench.data.images import load_split
+from xaibench.models import NormalizedClassifier, build_model, load_model
+from xaibench.training.classifier import to_tensor
+
+ROOT = Path("data/models/gad")
+
+
+def model_dir(arch: str, dataset: str) -> Path:
+    return ROOT / f"{arch}_{dataset}"
+
+
+def support_path(arch: str, dataset: str, alpha: float) -> Path:
+    return model_dir(arch, dataset) / f"support_alpha{alpha:g}.pt"
+
+
+def load_pixels(dataset: str, split: str, image_size: int, limit: int | None = None):
+    """(pixels [N, 3, S, S] in [0, 1] resized to ``image_size``, labels, ids) of a prepared split."""
+    data = load_split(f"data/prepared/{dataset}", split)
+    n = len(data["labels"]) if limit is None else min(limit, len(data["labels"]))
+    pixels = to_tensor(data["images"][:n])
+    if pixels.shape[-1] != image_size:
+        pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", antialias=True,
+                               align_corners=False).clamp(0, 1)
+    return pixels, torch.from_numpy(data["labels"][:n]), data["ids"][:n]
+
+
+def balanced_first(labels: torch.Tensor, per_class: int) -> np.ndarray:
+    """Indices of the first ``per_class`` images of each class (in split order)."""
+    labels = labels.numpy()
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
+
+
+def new_model(arch: str, dataset: str, image_size: int, pretrained: bool) -> NormalizedClassifier:
+    stats = json.loads(Path(f"data/prepared/{dataset}/stats.json").read_text())
+    net = build_model(arch, len(DATASETS[dataset].classes), image_size, pretrained=pretrained)
+    return NormalizedClassifier(net, stats["mean"], stats["std"])
+
+
+def load_family(arch: str, dataset: str, alphas: list[float]):
+    """(original model, [support model per α]) in eval mode."""
+    original = load_model(model_dir(arch, dataset) / "original.pt")
+    return original, [load_model(support_path(arch, dataset, a)) for a in alphas]
+
+
+def train_original(arch: str, dataset: str, gad, seed: int, run) -> dict:
+    """Train the classifier of one (architecture, dataset) cell; save it; return accuracies."""
+    from xaibench.models import save_model
+    from xaibench.models.torchvision_models import architecture_options
+    from xaibench.training.classifier import accuracy, train_classifier
+
+    cfg = gad.train
+    train_x, train_y, _ = load_pixels(dataset, "train", gad.image_size, cfg.max_train_images)
+    val_x, val_y, _ = load_pixels(dataset, "val", gad.image_size)
+    test_x, test_y, _ = load_pixels(dataset, "test", gad.image_size)
+    model = new_model(arch, dataset, gad.image_size, cfg.pretrained)
+    train_classifier(model, train_x, train_y, val_x, val_y, cfg.epochs, cfg.lr, cfg.batch_size, 0.0, True, seed,
+                     on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
+    save_model(model_dir(arch, dataset) / "original.pt", model, arch, len(DATASETS[dataset].classes),
+               gad.image_size, architecture_options(arch, cfg.pretrained))
+    result = {f"{name}_accuracy": round(accuracy(model, x, y), 6)
+              for name, x, y in (("train", train_x, train_y), ("val", val_x, val_y), ("test", test_x, test_y))}
+    run.log_metrics(result)
+    return result
+
+
+def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) -> dict:
+    """Fine-tune the support regression model for one α; save it; return its final MSE."""
+    from xaibench.models import save_model
+    from xaibench.training.regression import logits_of, train_support_model
+
+    cfg = gad.support
+    original = load_model(model_dir(arch, dataset) / "original.pt")
+    limits = [n for n in (gad.train.max_train_images, cfg.max_images) if n is not None]
+    limit = min(limits) if limits else None
+    pixels, labels, _ = load_pixels(dataset, "train", gad.image_size, limit)
+    support = train_support_model(original, pixels, labels, alpha, cfg.epochs, cfg.lr, cfg.batch_size, seed,
+                                  on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
+    checkpoint = torch.load(model_dir(arch, dataset) / "original.pt", map_location="cpu", weights_only=True)
+    save_model(support_path(arch, dataset, alpha), support, arch, checkpoint["num_classes"], gad.image_size,
+               checkpoint.get("options"))
+    logits = logits_of(support, pixels)
+    rows = torch.arange(len(labels))
+    margin = (logits[rows, labels] - logits[rows, 1 - labels]).mean().item()
+    result = {"alpha": alpha, "mean_margin": round(margin, 6)}  # grows with α when the regression follows
+    run.log_metrics(result)
+    return result
+
+
+def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
+    """Original and GAD maps of every method, for both classes of each image -> Parquet."""
+    import time
+
+    from xaibench.explain import METHODS
+    from xaibench.explain.gad import gad_map
+    from xaibench.params import params_hash
+    from xaibench.store import attribution_path, write_attributions
+    from xaibench.training.classifier import predict_proba
+
+    cfg = gad.attribute
+    pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
+    keep = balanced_first(labels, cfg.n_per_class)
+    pixels, labels, ids = pixels[keep], labels[keep], ids[keep]
+    original, supports = load_family(arch, dataset, gad.support.alphas)
+    probs = predict_proba(original, pixels)
+    predicted = probs.argmax(-1)
+    digest = params_hash(gad, seed)
+    n = len(pixels)
+    for method in cfg.methods:
+        explain = METHODS[method]
+        options = {"n_steps": cfg.ig_steps} if method == "integrated_gradients" else {}
+        columns = {key: [] for key in ("image_id", "label", "target", "predicted", "probability", "variant",
+                                       "attribution", "runtime_ms")}
+        for target_class in range(probs.shape[1]):
+            targets = torch.full((n,), target_class)
+            start = time.perf_counter()
+            original_maps = explain(original, pixels, targets, seed=seed, **options)
+            original_ms = 1000 * (time.perf_counter() - start) / n
+            support_maps = [explain(s, pixels, targets, seed=seed, **options) for s in supports]
+            gad_maps = np.stack([gad_map(original_maps[i], [m[i] for m in support_maps], cfg.top_fraction)
+                                 for i in range(n)])
+            gad_ms = 1000 * (time.perf_counter() - start) / n
+            for variant, maps, ms in (("original", original_maps, original_ms), ("gad", gad_maps, gad_ms)):
+                columns["image_id"] += [str(i) for i in ids]
+                columns["label"] += labels.tolist()
+                columns["target"] += [target_class] * n
+                columns["predicted"] += predicted.tolist()
+                columns["probability"] += probs[:, target_class].double().tolist()
+                columns["variant"] += [variant] * n
+                columns["attribution"] += list(maps)
+                columns["runtime_ms"] += [ms] * n
+        total = len(columns["image_id"])
+        write_attributions(attribution_path("data/attributions/gad", f"{arch}_{dataset}", arch, method),
+                           {**columns, "attribution": np.stack(columns["attribution"]), "method": [method] * total,
+                            "model": [arch] * total, "params_hash": [digest] * total})
+        run.log_metrics({f"runtime_ms.{method}": float(np.mean(columns["runtime_ms"]))})
+
+
+def evaluate(gad, seed: int, run) -> tuple[dict, list]:
+    """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
+    per architecture, dataset, method and class. Also returns figure panels."""
+    from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity
+    from xaibench.store import attribution_path, maps_of, read_attributions
+
+    results, panels = {}, []
+    for arch in gad.architectures:
+        for dataset in gad.datasets:
+            pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
+            position = {str(i): k for k, i in enumerate(ids)}
+            original = load_model(model_dir(arch, dataset) / "original.pt")
+            classes = DATASETS[dataset].classes
+            for method in gad.attribute.methods:
+                frame = read_attributions(attribution_path("data/attributions/gad", f"{arch}_{dataset}", arch, method))
+                cell = {}
+                for target_class in sorted(frame.target.unique()):
+                    rows = frame[frame.target == target_class]
+                    orig = rows[rows.variant == "original"]
+                    gadf = rows[rows.variant == "gad"]
+                    orig_maps, gad_maps = maps_of(orig), maps_of(gadf)
+                    rc, rs_gad, rs_supp = [], [], []
+                    for k, image_id in enumerate(orig.image_id):
+                        hull_orig = hull_of_map(orig_maps[k], gad.evaluate.hull_fraction)
+                        hull_gad = hull_of_map(gad_maps[k], gad.evaluate.hull_fraction)
+                        rc.append(relative_complexity(hull_gad, hull_orig))
+                        image = pixels[position[image_id]]
+                        rs_gad.append(relative_sensitivity(original, image, hull_gad, int(target_class)))
+                        rs_supp.append(relative_sensitivity(original, image, hull_orig & ~hull_gad, int(target_class)))
+                        if len(panels) < 6 and method == gad.attribute.methods[0] and k == 0:
+                            panels.append((f"{arch}/{dataset}/{classes[int(target_class)]}", image, orig_maps[k],
+                                           gad_maps[k], hull_orig, hull_gad))
+                    rc = np.asarray(rc)
+                    cell[classes[int(target_class)]] = {
+                        "rc_below_1": int((rc < 1).sum()), "rc_at_least_1": int((rc >= 1).sum()),
+                        "rc_mean": round(float(np.nanmean(rc)), 6),
+                        "rs_gad": round(float(np.nanmean(rs_gad)), 6),
+                        "rs_supplementary": round(float(np.nanmean(rs_supp)), 6),
+                    }
+                results.setdefault(arch, {}).setdefault(dataset, {})[method] = cell
+    return results, panels

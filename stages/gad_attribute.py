@@ -1,0 +1,24 @@
+"""DVC stage `gad_attribute@<arch>-<dataset>`: original and GAD maps -> data/attributions/gad/<arch>_<dataset>/."""
+
+import sys
+
+from xaibench.params import ParamsError, load_params
+from xaibench.stage_setup import fail, setup_stage
+from xaibench.studies import gad as gad_study
+from xaibench.tracking import stage_run
+
+
+def main(arch: str, dataset: str) -> None:
+    params = load_params()
+    setup_stage(params.seed)
+    gad = params.gad
+    with stage_run("gad", f"attribute {arch} {dataset}", gad.attribute.model_dump(),
+                   params.datasets[dataset].source) as run:
+        gad_study.attribute(arch, dataset, gad, params.seed, run)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1], sys.argv[2])
+    except (ParamsError, FileNotFoundError) as error:
+        fail(str(error))

@@ -1,0 +1,30 @@
+"""DVC stage `gad_evaluate`: RC counts and RS (tables 1 and 2) -> metrics/gad.json + hull figure."""
+
+import sys
+
+from xaibench.atomic import write_json
+from xaibench.figures import gad_hulls_figure
+from xaibench.params import ParamsError, load_params
+from xaibench.stage_setup import fail, setup_stage
+from xaibench.studies import gad as gad_study
+from xaibench.tracking import stage_run
+
+
+def main() -> None:
+    params = load_params()
+    setup_stage(params.seed)
+    gad = params.gad
+    sources = sorted({params.datasets[d].source for d in gad.datasets})
+    with stage_run("gad", "evaluate", gad.evaluate.model_dump(), "+".join(sources)) as run:
+        results, panels = gad_study.evaluate(gad, params.seed, run)
+        figure = "data/reports/gad/hulls.png"
+        gad_hulls_figure(panels, figure)
+        run.log_artifact(figure)
+    write_json("metrics/gad.json", results)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamsError, FileNotFoundError) as error:
+        fail(str(error))

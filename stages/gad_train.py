@@ -1,0 +1,26 @@
+"""DVC stage `gad_train@<arch>-<dataset>`: the GAD study's classifier -> data/models/gad/<arch>_<dataset>/original.pt."""
+
+import sys
+
+from xaibench.atomic import write_json
+from xaibench.params import ParamsError, load_params
+from xaibench.stage_setup import fail, setup_stage
+from xaibench.studies import gad as gad_study
+from xaibench.tracking import stage_run
+
+
+def main(arch: str, dataset: str) -> None:
+    params = load_params()
+    setup_stage(params.seed)
+    gad = params.gad
+    with stage_run("gad", f"train {arch} {dataset}", {"arch": arch, "dataset": dataset, **gad.train.model_dump()},
+                   params.datasets[dataset].source) as run:
+        result = gad_study.train_original(arch, dataset, gad, params.seed, run)
+    write_json(f"metrics/gad/{arch}_{dataset}_model.json", result)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1], sys.argv[2])
+    except (ParamsError, FileNotFoundError) as error:
+        fail(str(error))
