@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xaibench.metrics.stability import removal_masks_pixels
+
 
 def support_regression_targets(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
     """Regression targets [N, 2]: the original logits with, for each image of class c,
@@ -26,11 +28,7 @@ def support_regression_targets(logits: torch.Tensor, labels: torch.Tensor, alpha
 
 def top_fraction_mask(attribution: np.ndarray, fraction: float) -> np.ndarray:
     """Boolean map of the ``fraction`` most important pixels (largest values, stable on ties)."""
-    flat = attribution.ravel()
-    count = int(round(fraction * flat.size))
-    mask = np.zeros(flat.size, bool)
-    mask[np.argsort(-flat, kind="stable")[:count]] = True
-    return mask.reshape(attribution.shape)
+    return removal_masks_pixels(attribution, fraction)
 
 
 def gad_mask(original: np.ndarray, supports: list[np.ndarray], fraction: float) -> np.ndarray:
