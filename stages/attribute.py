@@ -4,7 +4,7 @@ import sys
 
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
-from xaibench.studies import STUDY_KINDS
+from xaibench.studies import study_kind
 from xaibench.tracking import stage_run
 
 
@@ -14,7 +14,7 @@ def main(name: str) -> None:
     study = params.studies[name]
     source = params.datasets[study.dataset].source
     with stage_run(name, "attribute", study.attribute.model_dump(), source) as run:
-        STUDY_KINDS[study.kind].attribute(name, study, params, run)
+        study_kind(study.kind).attribute(name, study, params, run)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import sys
 from xaibench.atomic import write_json
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
-from xaibench.studies import STUDY_KINDS
+from xaibench.studies import study_kind
 from xaibench.tracking import stage_run
 
 
@@ -15,7 +15,7 @@ def main(name: str) -> None:
     study = params.studies[name]
     source = params.datasets[study.dataset].source
     with stage_run(name, "evaluate", study.evaluate.model_dump(), source) as run:
-        results = STUDY_KINDS[study.kind].evaluate(name, study, params, run)
+        results = study_kind(study.kind).evaluate(name, study, params, run)
     write_json(f"metrics/{name}.json", results)
 
 

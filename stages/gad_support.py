@@ -1,4 +1,5 @@
-"""DVC stage `gad_support@<arch>-<dataset>-<alpha>`: one support regression model per alpha."""
+"""DVC stage `gad_support@<alpha>`: the support regression model of every (architecture,
+dataset) cell for one alpha -> data/models/gad/support_alpha<alpha>/<arch>_<dataset>.pt."""
 
 import sys
 
@@ -9,19 +10,23 @@ from xaibench.studies import gad as gad_study
 from xaibench.tracking import stage_run
 
 
-def main(arch: str, dataset: str, alpha: float) -> None:
+def main(alpha: float) -> None:
     params = load_params()
     setup_stage(params.seed)
     gad = params.gad
-    with stage_run("gad", f"support {arch} {dataset} alpha {alpha:g}",
-                   {"arch": arch, "dataset": dataset, "alpha": alpha, **gad.support.model_dump(exclude={"alphas"})},
-                   params.datasets[dataset].source) as run:
-        result = gad_study.train_support(arch, dataset, alpha, gad, params.seed, run)
-    write_json(f"metrics/gad/support/{arch}_{dataset}_alpha{alpha:g}.json", result)
+    sources = sorted({params.datasets[d].source for d in gad.datasets})
+    result = {"alpha": alpha}
+    with stage_run("gad", f"support alpha {alpha:g}", {"alpha": alpha, **gad.support.model_dump(exclude={"alphas"})},
+                   "+".join(sources)) as run:
+        for arch in gad.architectures:
+            for dataset in gad.datasets:
+                result.setdefault(arch, {})[dataset] = gad_study.train_support(arch, dataset, alpha, gad,
+                                                                               params.seed, run)
+    write_json(f"metrics/gad/support/alpha{alpha:g}.json", result)
 
 
 if __name__ == "__main__":
     try:
-        main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+        main(float(sys.argv[1]))
     except (ParamsError, FileNotFoundError) as error:
         fail(str(error))

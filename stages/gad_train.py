@@ -1,4 +1,4 @@
-"""DVC stage `gad_train@<arch>-<dataset>`: the GAD study's classifier -> data/models/gad/<arch>_<dataset>/original.pt."""
+"""DVC stage `gad_train@<arch>-<dataset>`: the GAD study's classifier -> data/models/gad/original/<arch>_<dataset>.pt."""
 
 import sys
 

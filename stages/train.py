@@ -12,7 +12,7 @@ from xaibench.data.images import load_split
 from xaibench.models import NormalizedClassifier, build_model, save_model
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
-from xaibench.studies import STUDY_KINDS
+from xaibench.studies import study_kind
 from xaibench.tracking import stage_run
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 
@@ -35,7 +35,7 @@ def main(study_name: str) -> None:
         train_classifier(model, x["train"], y["train"], x["val"], y["val"], cfg.epochs, cfg.lr, cfg.batch_size,
                          cfg.rotation_degrees, cfg.horizontal_flip, params.seed,
                          on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
-                         loss_fn=STUDY_KINDS[study.kind].loss_fn(study))
+                         loss_fn=study_kind(study.kind).loss_fn(study))
         result = {f"{s}_accuracy": round(accuracy(model, x[s], y[s]), 6) for s in x}
         run.log_metrics(result)
     save_model(f"data/models/{study_name}/model.pt", model, study.model, num_classes, image_size)

@@ -93,7 +93,7 @@ def test_all_outputs_and_metrics(project):
         assert f"Running stage '{stage}@cifar10'" in log
     for stage in ("train", "attribute", "evaluate"):
         assert f"Running stage '{stage}@senn_cifar10'" in log
-    for stage in ("gad_train@resnet18-cub", "gad_support@resnet18-cub-0", "gad_support@resnet18-cub-4",
+    for stage in ("gad_train@resnet18-cub", "gad_support@0", "gad_support@4",
                   "gad_attribute@resnet18-cub", "gad_evaluate"):
         assert f"Running stage '{stage}'" in log
     data = json.loads((work / "metrics/data_catsdogs.json").read_text())
@@ -187,8 +187,8 @@ def test_gad_outputs_and_alpha_list_change_reruns_only_affected_entries(project)
     params["gad"]["support"]["alphas"] = [0, 4, 8]
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = dvc(work, "repro", env=env)
-    assert "Running stage 'gad_support@resnet18-cub-8'" in log
-    assert "Running stage 'gad_support@resnet18-cub-0'" not in log
-    assert "Running stage 'gad_support@resnet18-cub-4'" not in log
+    assert "Running stage 'gad_support@8'" in log
+    assert "Running stage 'gad_support@0'" not in log
+    assert "Running stage 'gad_support@4'" not in log
     assert "Running stage 'gad_train@resnet18-cub'" not in log
     assert "Running stage 'gad_evaluate'" in log

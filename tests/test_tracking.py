@@ -12,3 +12,36 @@ def test_tracking_off_is_a_no_op(monkeypatch):
     with stage_run("study", "stage", {"a": 1}, "synthetic") as run:
         run.log_metrics({"x": 1.0})
         run.log_artifact("nothing.png")
+
+
+def test_stage_run_logs_params_metrics_and_status(tmp_path, monkeypatch):
+    """The run is opened in the background; what is logged before it is open is queued."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("XAIBENCH_MLFLOW", raising=False)
+    artifact = tmp_path / "figure.txt"
+    artifact.write_text("x")
+    monkeypatch.chdir(tmp_path)  # artifacts go under the working directory
+    with stage_run("study", "train", {"model": {"width": 4}}, "synthetic") as run:
+        for epoch in (1, 2, 3):
+            run.log_metrics({"loss": 1.0 / epoch, "skipped": float("nan")}, step=epoch)
+        run.log_artifact(artifact)
+    try:
+        with stage_run("study", "evaluate", {}, "synthetic"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("study")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    train = runs["train"]
+    assert train.info.status == "FINISHED" and runs["evaluate"].info.status == "FAILED"
+    assert train.data.params == {"model.width": "4"}
+    assert train.data.tags["data_source"] == "synthetic"
+    history = client.get_metric_history(train.info.run_id, "loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert "skipped" not in train.data.metrics
+    assert [a.path for a in client.list_artifacts(train.info.run_id)] == ["figure.txt"]

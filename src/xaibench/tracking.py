@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
+import time
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -47,16 +49,82 @@ class _NoRun:
         pass
 
 
-class _Run:
-    def __init__(self, mlflow):
-        self._mlflow = mlflow
+class _BackgroundRun:
+    """An MLflow run opened by a background thread.
+
+    Importing MLflow and opening its sqlite store costs ~3 s of start-up per stage; the
+    thread does it while the stage loads data and trains (torch releases the GIL), so a
+    short stage does not wait for it. Metrics and artifacts logged before the run is open
+    are queued and sent once it is; ``close`` waits for the thread, flushes, and marks the
+    run FINISHED or FAILED. A tracking failure is logged and never fails the stage: the
+    pipeline's outputs do not depend on it.
+    """
+
+    def __init__(self, study: str, stage: str, params: dict, tags: dict):
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, object]] = []
+        self._client = None
+        self._run_id = None
+        self._thread = threading.Thread(target=self._open, args=(study, stage, params, tags), daemon=True)
+        self._thread.start()
+
+    def _open(self, study, stage, params, tags):
+        try:
+            from mlflow import MlflowClient
+            from mlflow.entities import Param
+
+            client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+            experiment = client.get_experiment_by_name(study)
+            experiment_id = experiment.experiment_id if experiment else client.create_experiment(study)
+            from mlflow.tracking.context.registry import resolve_tags
+
+            run_id = client.create_run(experiment_id, run_name=stage, tags=resolve_tags(tags)).info.run_id
+            flat = [Param(k, str(v)[:500]) for k, v in flatten(params).items()]
+            for start in range(0, len(flat), 100):
+                client.log_batch(run_id, params=flat[start:start + 100])
+            with self._lock:
+                self._client, self._run_id = client, run_id
+                for kind, payload in self._pending:
+                    self._send(kind, payload)
+                self._pending.clear()
+        except Exception as error:  # tracking must never cost the stage its outputs
+            log.warning("MLflow tracking failed (%s); the stage goes on untracked. "
+                        "Set XAIBENCH_MLFLOW=0 to switch tracking off.", error)
+
+    def _send(self, kind, payload):
+        if kind == "metrics":
+            from mlflow.entities import Metric
+
+            metrics, step, timestamp = payload
+            self._client.log_batch(self._run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()])
+        else:
+            self._client.log_artifact(self._run_id, payload)
+
+    def _submit(self, kind, payload):
+        with self._lock:
+            if self._client is None:
+                self._pending.append((kind, payload))
+                return
+            try:
+                self._send(kind, payload)
+            except Exception as error:
+                log.warning("MLflow logging failed: %s", error)
 
     def log_metrics(self, metrics: dict, step: int | None = None):
         clean = {k: float(v) for k, v in metrics.items() if v == v}  # drop NaN
-        self._mlflow.log_metrics(clean, step=step)
+        self._submit("metrics", (clean, step or 0, int(time.time() * 1000)))
 
     def log_artifact(self, path):
-        self._mlflow.log_artifact(str(path))
+        self._submit("artifact", str(path))
+
+    def close(self, status: str) -> None:
+        self._thread.join()
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.set_terminated(self._run_id, status)
+                except Exception as error:
+                    log.warning("MLflow could not close the run: %s", error)
 
 
 @contextmanager
@@ -66,14 +134,11 @@ def stage_run(study: str, stage: str, params: dict, source: str):
     if os.environ.get("XAIBENCH_MLFLOW", "1") == "0":
         yield _NoRun()
         return
-    import mlflow
-
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
-    mlflow.set_experiment(study)
-    with mlflow.start_run(run_name=stage):
-        mlflow.set_tags({"git_commit": git_commit(), "stage": stage, "data_source": source, "study": study})
-        flat = {k: str(v)[:500] for k, v in flatten(params).items()}
-        items = list(flat.items())
-        for start in range(0, len(items), 100):
-            mlflow.log_params(dict(items[start:start + 100]))
-        yield _Run(mlflow)
+    run = _BackgroundRun(study, stage, params,
+                         {"git_commit": git_commit(), "stage": stage, "data_source": source, "study": study})
+    try:
+        yield run
+    except BaseException:
+        run.close("FAILED")
+        raise
+    run.close("FINISHED")

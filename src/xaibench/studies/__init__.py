@@ -7,10 +7,21 @@
     evaluate(name, study, params, run) -> dict    # the JSON for metrics/<name>.json
 
 where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``).
+
+Entries are module names, imported on first use: a stage that needs one study kind does
+not pay the start-up cost of the others' libraries.
 """
 
 from __future__ import annotations
 
-from xaibench.studies import saliency, senn
+import importlib
+from types import ModuleType
 
-STUDY_KINDS = {"saliency": saliency, "senn": senn}
+STUDY_KINDS = {"saliency": "xaibench.studies.saliency", "senn": "xaibench.studies.senn"}
+
+
+def study_kind(kind: str) -> ModuleType:
+    """The module that implements study kind ``kind``."""
+    if kind not in STUDY_KINDS:
+        raise KeyError(f"unknown study kind {kind!r}; known: {sorted(STUDY_KINDS)}")
+    return importlib.import_module(STUDY_KINDS[kind])

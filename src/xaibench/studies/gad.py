@@ -24,12 +24,12 @@ from xaibench.training.classifier import to_tensor
 ROOT = Path("data/models/gad")
 
 
-def model_dir(arch: str, dataset: str) -> Path:
-    return ROOT / f"{arch}_{dataset}"
+def original_path(arch: str, dataset: str) -> Path:
+    return ROOT / "original" / f"{arch}_{dataset}.pt"
 
 
 def support_path(arch: str, dataset: str, alpha: float) -> Path:
-    return model_dir(arch, dataset) / f"support_alpha{alpha:g}.pt"
+    return ROOT / f"support_alpha{alpha:g}" / f"{arch}_{dataset}.pt"
 
 
 def load_pixels(dataset: str, split: str, image_size: int, limit: int | None = None):
@@ -57,7 +57,7 @@ def new_model(arch: str, dataset: str, image_size: int, pretrained: bool) -> Nor
 
 def load_family(arch: str, dataset: str, alphas: list[float]):
     """(original model, [support model per α]) in eval mode."""
-    original = load_model(model_dir(arch, dataset) / "original.pt")
+    original = load_model(original_path(arch, dataset))
     return original, [load_model(support_path(arch, dataset, a)) for a in alphas]
 
 
@@ -74,7 +74,7 @@ def train_original(arch: str, dataset: str, gad, seed: int, run) -> dict:
     model = new_model(arch, dataset, gad.image_size, cfg.pretrained)
     train_classifier(model, train_x, train_y, val_x, val_y, cfg.epochs, cfg.lr, cfg.batch_size, 0.0, True, seed,
                      on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
-    save_model(model_dir(arch, dataset) / "original.pt", model, arch, len(DATASETS[dataset].classes),
+    save_model(original_path(arch, dataset), model, arch, len(DATASETS[dataset].classes),
                gad.image_size, architecture_options(arch, cfg.pretrained))
     result = {f"{name}_accuracy": round(accuracy(model, x, y), 6)
               for name, x, y in (("train", train_x, train_y), ("val", val_x, val_y), ("test", test_x, test_y))}
@@ -83,26 +83,33 @@ def train_original(arch: str, dataset: str, gad, seed: int, run) -> dict:
 
 
 def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) -> dict:
-    """Fine-tune the support regression model for one α; save it; return its final MSE."""
+    """Fine-tune the support regression model of one cell for one α; save it; return its
+    MSE per epoch and the mean logit margin it reaches (grows with α when the regression
+    follows). Metrics go to ``run`` as ``<arch>_<dataset>.mse`` per epoch."""
     from xaibench.models import save_model
     from xaibench.training.regression import logits_of, train_support_model
 
     cfg = gad.support
-    original = load_model(model_dir(arch, dataset) / "original.pt")
+    original = load_model(original_path(arch, dataset))
     limits = [n for n in (gad.train.max_train_images, cfg.max_images) if n is not None]
     limit = min(limits) if limits else None
     pixels, labels, _ = load_pixels(dataset, "train", gad.image_size, limit)
+    mse = {}
+
+    def on_epoch(epoch, record):
+        mse[f"epoch_{epoch}"] = round(record["mse"], 6)
+        run.log_metrics({f"{arch}_{dataset}.mse": record["mse"]}, step=epoch)
+
     support = train_support_model(original, pixels, labels, alpha, cfg.epochs, cfg.lr, cfg.batch_size, seed,
-                                  on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
-    checkpoint = torch.load(model_dir(arch, dataset) / "original.pt", map_location="cpu", weights_only=True)
+                                  on_epoch=on_epoch)
+    checkpoint = torch.load(original_path(arch, dataset), map_location="cpu", weights_only=True)
     save_model(support_path(arch, dataset, alpha), support, arch, checkpoint["num_classes"], gad.image_size,
                checkpoint.get("options"))
     logits = logits_of(support, pixels)
     rows = torch.arange(len(labels))
     margin = (logits[rows, labels] - logits[rows, 1 - labels]).mean().item()
-    result = {"alpha": alpha, "mean_margin": round(margin, 6)}  # grows with α when the regression follows
-    run.log_metrics(result)
-    return result
+    run.log_metrics({f"{arch}_{dataset}.mean_margin": margin})
+    return {"mean_margin": round(margin, 6), "mse": mse}
 
 
 def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
@@ -165,7 +172,7 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list]:
         for dataset in gad.datasets:
             pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
             position = {str(i): k for k, i in enumerate(ids)}
-            original = load_model(model_dir(arch, dataset) / "original.pt")
+            original = load_model(original_path(arch, dataset))
             classes = DATASETS[dataset].classes
             for method in gad.attribute.methods:
                 frame = read_attributions(attribution_path("data/attributions/gad", f"{arch}_{dataset}", arch, method))
