@@ -21,6 +21,13 @@ def main(study_name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
     study = params.studies[study_name]
+    kind = study_kind(study.kind)
+    if hasattr(kind, "train"):  # not a classifier: the kind trains (and saves) its own model
+        with stage_run(study_name, "train", {"model": study.model, **study.train.model_dump()},
+                       params.datasets[study.dataset].source) as run:
+            result = kind.train(study_name, study, params, run)
+        write_json(f"metrics/{study_name}_model.json", {"model": study.model, **result})
+        return
     prepared = Path(f"data/prepared/{study.dataset}")
     splits = {s: load_split(prepared, s) for s in ("train", "val", "test")}
     x = {s: to_tensor(d["images"]) for s, d in splits.items()}
@@ -35,7 +42,7 @@ def main(study_name: str) -> None:
         train_classifier(model, x["train"], y["train"], x["val"], y["val"], cfg.epochs, cfg.lr, cfg.batch_size,
                          cfg.rotation_degrees, cfg.horizontal_flip, params.seed,
                          on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),
-                         loss_fn=study_kind(study.kind).loss_fn(study))
+                         loss_fn=kind.loss_fn(study))
         result = {f"{s}_accuracy": round(accuracy(model, x[s], y[s]), 6) for s in x}
         run.log_metrics(result)
     save_model(f"data/models/{study_name}/model.pt", model, study.model, num_classes, image_size)

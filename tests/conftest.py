@@ -19,7 +19,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        payload = self.server.payload
+        payload = self.server.files.get(self.path, self.server.payload)
         self.server.requests.append(dict(self.headers))
         start = 0
         range_header = self.headers.get("Range")
@@ -43,13 +43,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def file_server():
-    """Start a server on 127.0.0.1; yields it (set .payload, .drop_after; read .requests)."""
+    """Start a server on 127.0.0.1; yields it (set .payload, or .files {"/name": bytes};
+    .drop_after; read .requests)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.payload = b""
+    server.files = {}
     server.drop_after = None
     server.honour_range = True
     server.requests = []
     server.url = f"http://127.0.0.1:{server.server_address[1]}/archive.zip"
+    server.base = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

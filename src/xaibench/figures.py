@@ -14,11 +14,12 @@ from xaibench.atomic import atomic_path  # noqa: E402
 
 
 def heatmap_grid(images: np.ndarray, maps_by_method: dict[str, np.ndarray], path: str | Path,
-                 titles: list[str] | None = None) -> None:
+                 titles: list[str] | None = None, boxes=None) -> None:
     """Rows = images, columns = the image then one heatmap per method.
 
     images: [N, H, W, 3] in [0, 1]; each map [N, H, W], drawn with a symmetric
-    red (positive) / blue (negative) colour scale per map.
+    red (positive) / blue (negative) colour scale per map. boxes: optional [N, 4]
+    (x1, y1, x2, y2), drawn on every panel of the row (the explained detection).
     """
     n = len(images)
     methods = list(maps_by_method)
@@ -32,6 +33,9 @@ def heatmap_grid(images: np.ndarray, maps_by_method: dict[str, np.ndarray], path
             axes[i, j].imshow(images[i].mean(-1), cmap="gray", alpha=0.35)
             axes[i, j].imshow(heat, cmap="bwr", vmin=-bound, vmax=bound, alpha=0.8)
         for ax in axes[i]:
+            if boxes is not None:
+                x1, y1, x2, y2 = boxes[i]
+                ax.add_patch(plt.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="lime", lw=1))
             ax.set_xticks([])
             ax.set_yticks([])
     for j, name in enumerate(["image"] + methods):
@@ -42,17 +46,20 @@ def heatmap_grid(images: np.ndarray, maps_by_method: dict[str, np.ndarray], path
     plt.close(fig)
 
 
-def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
-    """Mean insertion and deletion curves per method (two panels)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, kind in zip(axes, ("insertion", "deletion")):
+def curves_figure(fractions: np.ndarray, curves: dict[str, dict[str, np.ndarray]], path: str | Path,
+                  kinds=("insertion", "deletion"), title: str = "mean {kind} curve",
+                  y_label: str = "target probability") -> None:
+    """Mean curves per method, one panel per kind (default: insertion and deletion)."""
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.5), squeeze=False)
+    axes = axes[0]
+    for ax, kind in zip(axes, kinds):
         for method, by_kind in curves.items():
             ax.plot(fractions, by_kind[kind], label=method)
-        ax.set_title(f"mean {kind} curve")
+        ax.set_title(title.format(kind=kind))
         ax.set_xlabel("fraction of pixels")
-        ax.set_ylabel("target probability")
+        ax.set_ylabel(y_label)
         ax.set_ylim(0, 1)
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

@@ -161,8 +161,64 @@ class SENNStudy(_StudyBase):
     evaluate: SENNEvaluate
 
 
-Study = Annotated[Union[SaliencyStudy, SENNStudy], Field(discriminator="kind")]
-STUDY_KIND_TAGS = ("saliency", "senn")
+class DetectionTrain(Strict):
+    epochs: int = Field(ge=0)                        # 0 with pretrained: true (no fine-tuning)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    horizontal_flip: bool
+    pretrained: bool                                 # COCO weights (ssd300_vgg16, real profile)
+
+
+class DetectionAttribute(Strict):
+    n_boxes: int = Field(ge=1)                       # explanations (100 in the study)
+    min_score: float = Field(ge=0, lt=1)             # explain the top box of an image if it scores this
+    methods: list[str] = Field(min_length=1)
+    lrp_gamma: float = Field(ge=0)                   # Gamma rule (and the DeepLIFT variant's weight boost)
+    deeplift_blur_sigma: float = Field(gt=0)         # on a reference_size image; scaled to the input
+    n_segments: int = Field(ge=4)                    # SLIC superpixels on a reference_size image
+    reference_size: int = Field(ge=32)
+    num_samples: int = Field(ge=10)                  # LIME / KernelSHAP coalitions (1000 in the study)
+    kernel_width: float = Field(gt=0)                # LIME cosine-distance kernel
+    batch_size: int = Field(ge=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_box_methods(cls, value):
+        from xaibench.explain.detection import BOX_METHODS
+
+        unknown = [m for m in value if m not in BOX_METHODS]
+        if unknown:
+            raise ValueError(f"unknown detection method(s) {unknown}; known: {sorted(BOX_METHODS)}")
+        return value
+
+
+class DetectionEvaluate(Strict):
+    steps: int = Field(ge=2)                         # pixel-flipping curve points - 1
+    batch_size: int = Field(ge=1)
+
+
+class DetectionStudy(Strict):
+    """A detector explained one box at a time (Dreyer 2021)."""
+
+    kind: Literal["detection"]
+    dataset: str
+    model: str
+    train: DetectionTrain
+    attribute: DetectionAttribute
+    evaluate: DetectionEvaluate
+
+    @field_validator("model")
+    @classmethod
+    def _known_detector(cls, value):
+        from xaibench.models.ssd import DETECTORS
+
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; known: {sorted(DETECTORS)}")
+        return value
+
+
+Study = Annotated[Union[SaliencyStudy, SENNStudy, DetectionStudy], Field(discriminator="kind")]
+STUDY_KIND_TAGS = ("saliency", "senn", "detection")
 
 
 class GADTrain(Strict):

@@ -17,6 +17,7 @@ height, width  int32           map shape
 attribution    list<float32>   the map, channel-summed, row-major, ``height*width``
 runtime_ms     float64         wall time to explain this one image
 params_hash    string          hash of the params sections that produced the map
+box            list<float32>   the explained detection (x1, y1, x2, y2), null otherwise
 =============  ==============  ====================================================
 
 Plain pandas reads it: ``pd.read_parquet(path)``; one map is
@@ -48,6 +49,7 @@ SCHEMA = pa.schema([
     ("attribution", pa.list_(pa.float32())),
     ("runtime_ms", pa.float64()),
     ("params_hash", pa.string()),
+    ("box", pa.list_(pa.float32())),
 ])
 
 
@@ -65,6 +67,7 @@ def write_attributions(path: str | Path, rows: dict) -> None:
     columns.setdefault("variant", ["original"] * n)
     columns.setdefault("height", [h] * n)
     columns.setdefault("width", [w] * n)
+    columns.setdefault("box", [None] * n)
     table = pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

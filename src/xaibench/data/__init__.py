@@ -13,7 +13,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs, cifar10, cub
+from xaibench.data import catsdogs, cifar10, coco, cub
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class DatasetSpec:
     synthetic_params: type[BaseModel]
     generate_synthetic: Callable  # (root, synthetic params, seed) -> dict of counts
     prepare: Callable             # (raw_dir, out_dir, dataset params, seed) -> report dict
+    # every archive of the real source: (url, name, sha256 | None, md5 | None); the first is
+    # the one described above, whose digest params `real.sha256` overrides
+    archives: tuple = ()
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -43,9 +46,11 @@ def spec_from_module(name: str, module) -> DatasetSpec:
     generate_synthetic and prepare; this turns it into a registry entry."""
     return DatasetSpec(name=name, url=module.URL, archive_name=module.ARCHIVE_NAME, sha256=module.SHA256,
                        classes=module.CLASSES, synthetic_params=module.SyntheticParams,
-                       generate_synthetic=module.generate_synthetic, prepare=module.prepare)
+                       generate_synthetic=module.generate_synthetic, prepare=module.prepare,
+                       archives=getattr(module, "ARCHIVES", ((module.URL, module.ARCHIVE_NAME, module.SHA256, None),)))
 
 
 register_dataset(spec_from_module("catsdogs", catsdogs))
 register_dataset(spec_from_module("cifar10", cifar10))
 register_dataset(spec_from_module("cub", cub))
+register_dataset(spec_from_module("coco", coco))

@@ -37,8 +37,8 @@ class UnpinnedChecksumError(RuntimeError):
     """The archive was downloaded but no expected digest is pinned to verify it."""
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: str | Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
@@ -75,7 +75,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
 
 
 def fetch_archive(
-    url: str, dest: str | Path, sha256: str | None, retries: int = 3, timeout: float = 60.0
+    url: str, dest: str | Path, sha256: str | None, retries: int = 3, timeout: float = 60.0, md5: str | None = None
 ) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part``, and verify its SHA-256.
 
@@ -86,12 +86,15 @@ def fetch_archive(
     Raises:
         ChecksumError: the complete download's digest differs from ``sha256``
             (``dest.part`` is deleted, nothing is left behind).
-        UnpinnedChecksumError: ``sha256`` is None; the complete, unverified file is
-            kept as ``dest.unverified`` and the message gives its digest to pin.
+        UnpinnedChecksumError: ``sha256`` and ``md5`` are None; the complete,
+            unverified file is kept as ``dest.unverified`` and the message gives its digest to pin.
+
+    ``md5``: a publisher's MD5 (COCO publishes only those), checked when no SHA-256 is pinned.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and sha256 and sha256_file(dest) == sha256.lower():
+    if dest.exists() and ((sha256 and sha256_file(dest) == sha256.lower())
+                          or (not sha256 and md5 and sha256_file(dest, "md5") == md5.lower())):
         log.info("%s already present and verified", dest)
         return dest
     part = dest.with_name(dest.name + ".part")
@@ -109,6 +112,15 @@ def fetch_archive(
                 log.warning("download interrupted (%s); resuming (attempt %d of %d)", error, attempt + 2, retries + 1)
                 time.sleep(min(2**attempt, 10))
     actual = sha256_file(part)
+    if sha256 is None and md5 is not None:
+        actual_md5 = sha256_file(part, "md5")
+        if actual_md5 != md5.lower():
+            part.unlink(missing_ok=True)
+            raise ChecksumError(f"checksum mismatch for {url}: expected md5 {md5.lower()}, got {actual_md5}. "
+                                f"The download was deleted; rerun to fetch it again.")
+        log.info("%s verified by its published MD5; its SHA-256 is %s", dest.name, actual)
+        os.replace(part, dest)
+        return dest
     if sha256 is None:
         os.replace(part, unverified)
         raise UnpinnedChecksumError(
@@ -126,18 +138,21 @@ def fetch_archive(
     return dest
 
 
-def extract_archive(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a .zip or .tar(.gz) archive so that its contents end up in ``dest``."""
-    archive, dest = Path(archive), Path(dest)
+def extract_archive(archive: str | Path | list, dest: str | Path) -> Path:
+    """Extract one or several .zip / .tar(.gz) archives so that their contents end up in
+    ``dest`` (all or nothing: ``dest`` appears only when every archive is extracted)."""
+    archives = [Path(a) for a in (archive if isinstance(archive, (list, tuple)) else [archive])]
+    dest = Path(dest)
     with atomic_dir(dest) as tmp:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")
-        else:
-            raise ValueError(f"{archive} is neither a zip nor a tar archive")
+        for archive in archives:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(tmp)
+            elif tarfile.is_tarfile(archive):
+                with tarfile.open(archive) as tf:
+                    tf.extractall(tmp, filter="data")
+            else:
+                raise ValueError(f"{archive} is neither a zip nor a tar archive")
     return dest
 
 

@@ -13,12 +13,13 @@ log = logging.getLogger(__name__)
 
 
 def materialize(name: str, dataset_params, seed: int, raw_dir: str | Path, downloads_dir: str | Path,
-                url: str | None = None) -> dict:
+                url: str | dict | None = None) -> dict:
     """Fill ``raw_dir`` with dataset ``name``; return a small report for metrics/logs.
 
     ``source: synthetic`` generates the twin from ``seed``; ``source: real`` downloads
     the archive into ``downloads_dir`` (resumable, checksum-verified) and extracts it.
-    ``url`` overrides the registry's URL (tests point it at a loopback server).
+    ``url`` overrides the registry's URL (tests point it at a loopback server); for a
+    dataset of several archives, a dict archive name -> URL.
     """
     spec = DATASETS[name]
     if dataset_params.source == "synthetic":
@@ -27,8 +28,12 @@ def materialize(name: str, dataset_params, seed: int, raw_dir: str | Path, downl
             counts = spec.generate_synthetic(tmp, synthetic, seed)
         log.info("generated synthetic %s twin in %s: %s", name, raw_dir, counts)
         return {"source": "synthetic", **counts}
-    sha256 = dataset_params.real.sha256 or spec.sha256
-    archive = fetch_archive(url or spec.url, Path(downloads_dir) / spec.archive_name, sha256)
-    extract_archive(archive, raw_dir)
-    log.info("extracted %s to %s", archive, raw_dir)
-    return {"source": "real", "archive": spec.archive_name, "sha256": sha256}
+    paths = []
+    for k, (default_url, archive_name, sha256, md5) in enumerate(spec.archives):
+        if k == 0:
+            sha256 = dataset_params.real.sha256 or sha256
+        source_url = url.get(archive_name, default_url) if isinstance(url, dict) else (url or default_url)
+        paths.append(fetch_archive(source_url, Path(downloads_dir) / archive_name, sha256, md5=md5))
+    extract_archive(paths, raw_dir)
+    log.info("extracted %s to %s", ", ".join(p.name for p in paths), raw_dir)
+    return {"source": "real", "archive": spec.archive_name, "sha256": dataset_params.real.sha256 or spec.sha256}

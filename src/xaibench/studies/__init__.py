@@ -6,7 +6,9 @@
     attribute(name, study, params, run) -> None   # writes data/attributions/<name>/
     evaluate(name, study, params, run) -> dict    # the JSON for metrics/<name>.json
 
-where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``).
+where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``). A kind whose
+model is not a classifier provides ``train(name, study, params, run) -> dict`` (the JSON
+for metrics/<name>_model.json) instead of ``loss_fn``.
 
 Entries are module names, imported on first use: a stage that needs one study kind does
 not pay the start-up cost of the others' libraries.
@@ -17,7 +19,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-STUDY_KINDS = {"saliency": "xaibench.studies.saliency", "senn": "xaibench.studies.senn"}
+STUDY_KINDS = {"saliency": "xaibench.studies.saliency", "senn": "xaibench.studies.senn",
+               "detection": "xaibench.studies.detection"}
 
 
 def study_kind(kind: str) -> ModuleType:

@@ -1,0 +1,55 @@
+"""Detection-study metrics on hand-built maps."""
+
+import numpy as np
+import pytest
+import torch
+
+from xaibench.metrics.detection import (coco_map, entropy_bits, flipping_auc, flipping_curve, relevance_in_box,
+                                        superpixel_entropy_bits, superpixel_mean_map)
+
+
+def test_entropy_of_hand_built_maps():
+    assert entropy_bits(np.ones((2, 2))) == pytest.approx(2.0)            # 4 equal pixels: log2 4
+    assert entropy_bits(np.array([[5.0, 0], [0, 0]])) == pytest.approx(0.0)  # all on one pixel
+    assert entropy_bits(np.array([1.0, -1.0, 2.0])) == pytest.approx(1.5)  # |R| -> (1/4, 1/4, 1/2)
+    assert np.isnan(entropy_bits(np.zeros(3)))
+
+
+def test_superpixel_entropy_and_mean_map():
+    attribution = np.array([[1.0, 1.0, 2.0, 0.0]])
+    segments = np.array([[0, 0, 1, 1]])
+    assert superpixel_entropy_bits(attribution, segments) == pytest.approx(1.0)  # (2, 2) -> two equal halves
+    assert superpixel_mean_map(attribution, segments).tolist() == [[1.0, 1.0, 1.0, 1.0]]
+
+
+def test_relevance_in_box_counts_positive_relevance_only():
+    attribution = np.zeros((4, 4))
+    attribution[1, 1] = 3.0   # inside box (1, 1, 3, 3)
+    attribution[0, 3] = 1.0   # outside
+    attribution[2, 2] = -5.0  # negative: ignored
+    assert relevance_in_box(attribution, (1, 1, 3, 3)) == pytest.approx(0.75)
+    assert np.isnan(relevance_in_box(-np.ones((2, 2)), (0, 0, 2, 2)))
+
+
+def test_flipping_curve_and_auc_by_hand():
+    # score = softmax column 1 of logits (0, log(v / (1 - v))) with v = the mean of channel 0
+    def model(pixels):
+        v = pixels[:, 0].mean((1, 2)).clamp(1e-6, 1 - 1e-6)
+        return torch.stack([torch.zeros_like(v), torch.log(v / (1 - v))], 1)
+
+    image = torch.ones(3, 1, 2)
+    attribution = np.array([[2.0, 1.0]])
+    curve = flipping_curve(model, image, attribution, 1, torch.zeros(3), steps=2)
+    assert curve == pytest.approx([1.0, 0.5, 0.0], abs=1e-5)  # one of two pixels gray, then both
+    assert flipping_auc(curve)[0] == pytest.approx(0.5, abs=1e-5)
+
+
+def test_coco_map_is_one_for_perfect_detections_and_lower_for_a_miss():
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
+    labels, rows = np.array([1, 2]), np.array([0, 1])
+    perfect = [{"boxes": torch.tensor(boxes[:1]), "scores": torch.tensor([0.9]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor(boxes[1:]), "scores": torch.tensor([0.8]), "labels": torch.tensor([2])}]
+    assert coco_map(perfect, boxes, labels, rows, 2, [1, 2]) == {"map": 1.0, "map_50": 1.0}
+    missed = [perfect[0], {"boxes": torch.tensor([[60.0, 60, 70, 70]]), "scores": torch.tensor([0.8]),
+                           "labels": torch.tensor([2])}]
+    assert coco_map(missed, boxes, labels, rows, 2, [1, 2])["map_50"] == pytest.approx(0.5)
