@@ -21,5 +21,5 @@ def main(name: str) -> None:
 if __name__ == "__main__":
     try:
         main(sys.argv[1])
-    except (ParamsError, ChecksumError, UnpinnedChecksumError) as error:
+    except (ParamsError, ChecksumError, UnpinnedChecksumError, FileNotFoundError) as error:
         fail(str(error))

@@ -1,7 +1,5 @@
 """DVC stage `gad_evaluate`: RC counts and RS (tables 1 and 2) -> metrics/gad.json + hull figure."""
 
-import sys
-
 from xaibench.atomic import write_json
 from xaibench.figures import gad_hulls_figure
 from xaibench.params import ParamsError, load_params

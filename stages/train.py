@@ -23,10 +23,11 @@ def main(study_name: str) -> None:
     study = params.studies[study_name]
     kind = study_kind(study.kind)
     if hasattr(kind, "train"):  # not a classifier: the kind trains (and saves) its own model
-        with stage_run(study_name, "train", {"model": study.model, **study.train.model_dump()},
+        models = {k: v for k, v in study.model_dump().items() if k.endswith("model")}
+        with stage_run(study_name, "train", {**models, **study.train.model_dump()},
                        params.datasets[study.dataset].source) as run:
             result = kind.train(study_name, study, params, run)
-        write_json(f"metrics/{study_name}_model.json", {"model": study.model, **result})
+        write_json(f"metrics/{study_name}_model.json", {**models, **result})
         return
     prepared = Path(f"data/prepared/{study.dataset}")
     splits = {s: load_split(prepared, s) for s in ("train", "val", "test")}

@@ -28,6 +28,7 @@ class Strict(BaseModel):
 class RealArchive(Strict):
     sha256: str | None = None
     max_images_per_class: int | None = Field(default=None, ge=1)
+    folder: str | None = None  # a local image folder, for datasets whose real source is one (imagenet)
 
     @field_validator("sha256")
     @classmethod
@@ -217,8 +218,53 @@ class DetectionStudy(Strict):
         return value
 
 
-Study = Annotated[Union[SaliencyStudy, SENNStudy, DetectionStudy], Field(discriminator="kind")]
-STUDY_KIND_TAGS = ("saliency", "senn", "detection")
+class ImagenetTrain(Strict):
+    epochs: int = Field(ge=0)                        # 0 with pretrained: true
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    pretrained: bool                                 # ImageNet weights (real profile)
+
+
+class QuickshiftLime(Strict):
+    num_samples: int = Field(ge=10)
+    batch_size: int = Field(ge=1)
+    kernel_size: float = Field(gt=0)                 # lime's quickshift defaults: 4, 200, 0.2
+    max_dist: float = Field(gt=0)
+    ratio: float = Field(ge=0, le=1)
+    top_labels: int = Field(ge=1)                    # 5 in the study
+    top_superpixels: int = Field(ge=1)               # 10 in the study's figure
+
+
+class ShapParams(Strict):
+    nsamples: int = Field(ge=1)                      # GradientExplainer samples per image
+    partition_max_evals: int = Field(ge=10)          # PartitionExplainer budget per image
+    blur: int = Field(ge=1)                          # blur(k, k) masker kernel
+
+
+class ImagenetAttribute(Strict):
+    n_images: int = Field(ge=1)
+    lime: QuickshiftLime
+    shap: ShapParams
+
+
+class ImagenetModels(Strict):
+    lime: Literal["inception_v3"]                    # the study's LIME model
+    shap: Literal["resnet50"]                        # the study's SHAP model
+
+
+class ImagenetStudy(Strict):
+    """LIME (InceptionV3) and SHAP (ResNet50) on ImageNet classifiers."""
+
+    kind: Literal["imagenet"]
+    dataset: str
+    model: ImagenetModels
+    train: ImagenetTrain
+    attribute: ImagenetAttribute
+    evaluate: Evaluate
+
+
+Study = Annotated[Union[SaliencyStudy, SENNStudy, DetectionStudy, ImagenetStudy], Field(discriminator="kind")]
+STUDY_KIND_TAGS = ("saliency", "senn", "detection", "imagenet")
 
 
 class GADTrain(Strict):

@@ -97,5 +97,5 @@ def test_every_method_returns_a_finite_map(detector, image, method):
                           kernel_width=1.0, batch_size=20)
     heat = BOX_METHODS[method](box, image, int(found["labels"][0]), segments, cfg, 0)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and np.abs(heat).sum() > 0
-    if method in ("lime", "kernel_shap"):  # one value per superpixel
+    if method in ("lime", "kernel_shap", "lime_captum", "kernel_shap_captum"):  # one value per superpixel
         assert all(len(np.unique(heat[segments == s])) == 1 for s in range(16))

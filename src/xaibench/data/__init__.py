@@ -13,7 +13,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs, cifar10, coco, cub
+from xaibench.data import catsdogs, cifar10, coco, cub, imagenet
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class DatasetSpec:
     # every archive of the real source: (url, name, sha256 | None, md5 | None); the first is
     # the one described above, whose digest params `real.sha256` overrides
     archives: tuple = ()
+    # a source without an archive: (folder, dest) -> counts; params `real.folder` names it
+    copy_folder: Callable | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -47,10 +49,12 @@ def spec_from_module(name: str, module) -> DatasetSpec:
     return DatasetSpec(name=name, url=module.URL, archive_name=module.ARCHIVE_NAME, sha256=module.SHA256,
                        classes=module.CLASSES, synthetic_params=module.SyntheticParams,
                        generate_synthetic=module.generate_synthetic, prepare=module.prepare,
-                       archives=getattr(module, "ARCHIVES", ((module.URL, module.ARCHIVE_NAME, module.SHA256, None),)))
+                       archives=getattr(module, "ARCHIVES", ((module.URL, module.ARCHIVE_NAME, module.SHA256, None),)),
+                       copy_folder=getattr(module, "copy_folder", None))
 
 
 register_dataset(spec_from_module("catsdogs", catsdogs))
 register_dataset(spec_from_module("cifar10", cifar10))
 register_dataset(spec_from_module("cub", cub))
 register_dataset(spec_from_module("coco", coco))
+register_dataset(spec_from_module("imagenet", imagenet))

@@ -28,6 +28,12 @@ def materialize(name: str, dataset_params, seed: int, raw_dir: str | Path, downl
             counts = spec.generate_synthetic(tmp, synthetic, seed)
         log.info("generated synthetic %s twin in %s: %s", name, raw_dir, counts)
         return {"source": "synthetic", **counts}
+    if spec.copy_folder is not None:  # a local folder, no archive to fetch
+        if not dataset_params.real.folder:
+            raise FileNotFoundError(f"datasets.{name}.real.folder: set it to a folder of your images")
+        with atomic_dir(raw_dir) as tmp:
+            counts = spec.copy_folder(dataset_params.real.folder, tmp)
+        return {"source": "real", "folder": str(dataset_params.real.folder), **counts}
     paths = []
     for k, (default_url, archive_name, sha256, md5) in enumerate(spec.archives):
         if k == 0:

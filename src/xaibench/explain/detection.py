@@ -152,7 +152,7 @@ def deeplift_gamma(box, pixels, label, segments, cfg, seed=0):
     return _deeplift(gamma_weights(box, cfg.lrp_gamma), pixels, label, cfg)
 
 
-def _superpixel_surrogate(explainer, box, pixels, label, segments, cfg, seed):
+def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed):
     torch.manual_seed(seed)
     x = box.normalize(pixels).detach()
     mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape)
@@ -162,28 +162,57 @@ def _superpixel_surrogate(explainer, box, pixels, label, segments, cfg, seed):
     return _channel_sum(attribution) / 3.0  # captum repeats the segment weight on each channel
 
 
+def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, **options):
+    x = box.normalize(pixels)[0].detach()
+
+    def logit(batch):
+        return box(batch)[:, int(label)]
+
+    weights = estimator(logit, x, segments, torch.zeros_like(x), cfg.num_samples, cfg.batch_size, seed=seed,
+                        **options)
+    return np.asarray(weights, np.float32)[segments]
+
+
 @register_box_method("lime")
 def lime_superpixels(box, pixels, label, segments, cfg, seed=0):
-    """LIME (Ribeiro et al. 2016; captum ``Lime``) on the SLIC superpixels: absent segments
-    take the dataset mean (gray; 0 after normalisation), ``num_samples`` coalitions, weights
-    exp(−d²/w²) with d the cosine distance to the full image and w = ``kernel_width``,
-    ridge surrogate (α = 1, as the lime package). Map = each superpixel's weight."""
+    """LIME (Ribeiro et al. 2016) on the SLIC superpixels through the batched engine
+    (:func:`xaibench.explain.perturbation.lime`): absent segments take the dataset mean
+    (gray; 0 after normalisation), ``num_samples`` coalitions, lime's kernel on the cosine
+    distance with width ``kernel_width``, ridge surrogate (α = 1) of the box logit.
+    Map = each superpixel's weight."""
+    from xaibench.explain.perturbation import lime
+
+    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, kernel_width=cfg.kernel_width)
+
+
+@register_box_method("kernel_shap")
+def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0):
+    """KernelSHAP (Lundberg & Lee 2017) on the SLIC superpixels through the batched engine
+    (:func:`xaibench.explain.perturbation.kernel_shap`), same gray baseline and sample count
+    as LIME. Map = each superpixel's Shapley value of the box logit."""
+    from xaibench.explain.perturbation import kernel_shap
+
+    return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed)
+
+
+@register_box_method("lime_captum")
+def lime_captum(box, pixels, label, segments, cfg, seed=0):
+    """Reference for ``lime``: captum ``Lime`` (ridge α = 1, exp(−d²/w²) cosine kernel)."""
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
     from captum.attr._core.lime import get_exp_kernel_similarity_function
 
     lime = Lime(box, interpretable_model=SkLearnRidge(alpha=1.0),
                 similarity_func=get_exp_kernel_similarity_function("cosine", kernel_width=cfg.kernel_width))
-    return _superpixel_surrogate(lime, box, pixels, label, segments, cfg, seed)
+    return _captum_surrogate(lime, box, pixels, label, segments, cfg, seed)
 
 
-@register_box_method("kernel_shap")
-def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0):
-    """KernelSHAP (Lundberg & Lee 2017; captum ``KernelShap``) on the SLIC superpixels with
-    the same gray baseline and sample count as LIME. Map = each superpixel's Shapley value."""
+@register_box_method("kernel_shap_captum")
+def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0):
+    """Reference for ``kernel_shap``: captum ``KernelShap``."""
     from captum.attr import KernelShap
 
-    return _superpixel_surrogate(KernelShap(box), box, pixels, label, segments, cfg, seed)
+    return _captum_surrogate(KernelShap(box), box, pixels, label, segments, cfg, seed)
 
 
 @register_box_method("random")

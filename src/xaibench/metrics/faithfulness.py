@@ -76,10 +76,15 @@ def perturbation_curve(model, image: torch.Tensor, saliency: np.ndarray, target:
     changed = ranks < torch.from_numpy(bounds).view(-1, 1, 1, 1)          # [S+1, 1, H, W]
     batch = torch.where(changed, end.unsqueeze(0), start.unsqueeze(0))     # [S+1, 3, H, W]
     scores = _scores(model, batch, torch.full((steps + 1,), int(target)), batch_size)
+    return scores, step_saliency(saliency, steps)
+
+
+def step_saliency(saliency: np.ndarray, steps: int) -> np.ndarray:
+    """Saliency removed (or inserted) at each of the S steps, in rank order: [S]."""
     flat = saliency.ravel()[np.argsort(-saliency.ravel(), kind="stable")].astype(np.float64)
     cumulative = np.concatenate([[0.0], np.cumsum(flat)])
-    step_saliency = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
-    return scores, step_saliency
+    bounds = step_boundaries(flat.size, steps)
+    return cumulative[bounds[1:]] - cumulative[bounds[:-1]]
 
 
 def insertion_canvas(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -98,26 +103,21 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
 
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
-                     blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
-                     progress=None) -> FaithfulnessEvidence:
+                     blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128) -> FaithfulnessEvidence:
     """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image.
 
     pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
     (the colour deleted pixels take).
     """
-    fill = deletion_fill.view(3, 1, 1).expand_as(pixels[0])
-    ins, ins_sal, dele, dele_sal = [], [], [], []
-    iterator = range(len(pixels)) if progress is None else progress(range(len(pixels)))
-    for n in iterator:
-        image, saliency, target = pixels[n], maps[n], int(targets[n])
-        scores, sal = perturbation_curve(model, image, saliency, target, start=image,
-                                         end=fill, steps=steps, batch_size=batch_size)
-        dele.append(scores)
-        dele_sal.append(sal)
-        scores, sal = perturbation_curve(model, image, saliency, target, start=insertion_canvas(image, blur_sigma),
-                                         end=image, steps=steps, batch_size=batch_size)
-        ins.append(scores)
-        ins_sal.append(sal)
+    from xaibench.explain.perturbation import deletion_insertion_curves
+
+    fill = deletion_fill.view(1, 3, 1, 1).expand_as(pixels)
+    canvas = torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
+    # every step of every image through one batching (the engine); identical to the
+    # per-image perturbation_curve (tests/explain/test_perturbation.py)
+    dele = deletion_insertion_curves(model, pixels, maps, targets, pixels, fill, steps, batch_size, desc="deletion")
+    ins = deletion_insertion_curves(model, pixels, maps, targets, canvas, pixels, steps, batch_size, desc="insertion")
+    dele_sal = ins_sal = [step_saliency(saliency, steps) for saliency in maps]
     masked = torch.stack([explanation_map(pixels[n], maps[n]) for n in range(len(pixels))])
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),

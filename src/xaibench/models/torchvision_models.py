@@ -66,3 +66,28 @@ def vgg16(num_classes: int, image_size: int, pretrained: bool = False, width: in
 def architecture_options(name: str, pretrained: bool) -> dict:
     """Builder options that rebuild the same architecture without downloading weights."""
     return {"torchvision_head": True, "width": 1} if (name == "vgg16" and pretrained) else {}
+
+
+@register_model("inception_v3")
+def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, transform_input: bool = False) -> nn.Module:
+    """torchvision InceptionV3 without the auxiliary head (inputs of at least 75 px).
+    ``pretrained``: ImageNet weights and its 1000 classes (the real profile; torchvision
+    then sets ``transform_input``, which a rebuilt architecture must repeat)."""
+    from torchvision import models
+
+    if image_size < 75:
+        raise ValueError(f"inception_v3 needs images of at least 75 px (given {image_size})")
+    if pretrained:
+        return _no_inplace(models.inception_v3(weights=models.Inception_V3_Weights.IMAGENET1K_V1, aux_logits=False))
+    return _no_inplace(models.inception_v3(weights=None, aux_logits=False, init_weights=True, num_classes=num_classes,
+                                           transform_input=transform_input))
+
+
+@register_model("resnet50")
+def resnet50(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
+    """torchvision ResNet50; ``pretrained``: ImageNet weights and its 1000 classes."""
+    from torchvision import models
+
+    if pretrained:
+        return _no_inplace(models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V2))
+    return _no_inplace(models.resnet50(weights=None, num_classes=num_classes))

@@ -20,7 +20,7 @@ import importlib
 from types import ModuleType
 
 STUDY_KINDS = {"saliency": "xaibench.studies.saliency", "senn": "xaibench.studies.senn",
-               "detection": "xaibench.studies.detection"}
+               "detection": "xaibench.studies.detection", "imagenet": "xaibench.studies.imagenet"}
 
 
 def study_kind(kind: str) -> ModuleType:

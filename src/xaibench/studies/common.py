@@ -30,6 +30,19 @@ def write_csv(path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False, float_format="%.6f")
 
 
+def write_insertion_deletion(name: str, fractions: np.ndarray, curves: dict, run) -> None:
+    """Mean insertion/deletion curves per method -> metrics/plots/<name>/{insertion,deletion}.csv
+    (dvc plots) and data/reports/<name>/curves.png (logged to ``run``)."""
+    from xaibench.figures import curves_figure
+
+    for kind in ("insertion", "deletion"):
+        write_csv(f"metrics/plots/{name}/{kind}.csv",
+                  pd.DataFrame({"fraction": fractions, **{m: c[kind] for m, c in curves.items()}}))
+    figure = f"data/reports/{name}/curves.png"
+    curves_figure(fractions, curves, figure)
+    run.log_artifact(figure)
+
+
 def explain_and_store(name: str, study, params, run, method: str, options: dict, explain=None):
     """Explain the first ``study.attribute.n_images`` test images with ``method``, write
     its Parquet file, log the mean runtime; returns the store columns."""

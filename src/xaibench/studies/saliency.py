@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pandas as pd
 import torch
-from tqdm import tqdm
 
-from xaibench.figures import curves_figure, heatmap_grid
+from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import collect_evidence
 from xaibench.store import attribution_path, maps_of, read_attributions
-from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
+from xaibench.studies.common import explain_and_store, load_model_and_test, write_insertion_deletion
 from xaibench.training.classifier import cross_entropy_loss
 
 log = logging.getLogger(__name__)
@@ -52,16 +50,10 @@ def evaluate(name: str, study, params, run) -> dict:
             raise ValueError(f"{method}: stored image ids do not match the test split; rerun attribute")
         pixels = torch.from_numpy(test["images"][: len(frame)]).permute(0, 3, 1, 2).float() / 255.0
         evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
-                                    cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
-                                    progress=lambda it: tqdm(it, desc=method, leave=False, disable=None))
+                                    cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
         results[method] = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
         curves[method] = {"insertion": evidence.insertion_scores.mean(0), "deletion": evidence.deletion_scores.mean(0)}
         log.info("%s: %s", method, results[method])
         run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
-    for kind in ("insertion", "deletion"):
-        write_csv(f"metrics/plots/{name}/{kind}.csv",
-                  pd.DataFrame({"fraction": fractions, **{m: c[kind] for m, c in curves.items()}}))
-    figure = f"data/reports/{name}/curves.png"
-    curves_figure(fractions, curves, figure)
-    run.log_artifact(figure)
+    write_insertion_deletion(name, fractions, curves, run)
     return results

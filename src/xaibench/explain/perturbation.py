@@ -1,0 +1,196 @@
+"""One batched engine for feature-mask perturbations: LIME, KernelSHAP and perturbation
+curves cost what their model evaluations cost.
+
+Given an image [3, H, W], a segment map [H, W] (K segments, ids 0..K-1), a fill image
+[3, H, W] (a constant, the mean colour, a blurred copy: :func:`fill_image`) and binary
+masks [M, K] (1 = the segment keeps the image), :func:`perturbed_batch` builds the
+perturbed images with one gather and one ``where`` (no per-sample Python loop) and
+:func:`evaluate_masks` streams them through the model in batches of ``batch_size`` on the
+model's device. On top:
+
+* :func:`lime` — lime's sampling (uniform 0/1 per segment, first sample all ones), its
+  kernel sqrt(exp(−d²/w²)) on the cosine distance to the all-ones vector (w = 0.25), and
+  its surrogate, ridge (α = 1) with intercept, solved in closed form (weighted normal
+  equations on centred data: what sklearn's ``Ridge`` with ``sample_weight`` computes);
+* :func:`kernel_shap` — KernelSHAP (Lundberg & Lee 2017): coalitions with the Shapley
+  kernel π(s) = (K−1) / (C(K, s)·s·(K−s)); all 2^K of them when that fits in
+  ``num_samples`` (then the values are the exact Shapley values), else sizes drawn ∝ the
+  kernel mass of each size; efficiency (Σφ = f(all) − f(none)) enforced exactly by
+  eliminating one coefficient;
+* :func:`deletion_insertion_curves` — every step of every image through the same batching.
+
+The library adapters (``lime``, captum, ``shap``) remain as reference methods; tests
+check that the engine agrees with them (tests/explain/test_perturbation.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+ModelFn = Callable[[torch.Tensor], torch.Tensor]  # pixels [B, 3, H, W] -> scores [B] (or [B, C])
+
+
+def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, segments=None) -> torch.Tensor:
+    """The replacement for hidden segments: ``constant`` (``value``: a scalar or [3]),
+    ``mean`` (the image's mean colour), ``segment_mean`` (each segment's own mean colour:
+    lime_image's ``hide_color=None``) or ``blur`` (Gaussian, σ = ``sigma``): [3, H, W]."""
+    if kind == "segment_mean":
+        index = torch.as_tensor(segments, device=image.device).long().flatten()
+        k = int(index.max()) + 1
+        sums = torch.zeros(image.shape[0], k, dtype=image.dtype, device=image.device).index_add_(
+            1, index, image.flatten(1))
+        counts = torch.bincount(index, minlength=k).clamp_min(1).to(image.dtype)
+        return (sums / counts)[:, index].view_as(image)
+    if kind == "constant":
+        return torch.as_tensor(value, dtype=image.dtype, device=image.device).view(-1, 1, 1).expand_as(image).clone()
+    if kind == "mean":
+        return image.mean((1, 2), keepdim=True).expand_as(image).clone()
+    if kind == "blur":
+        from torchvision.transforms.v2 import functional as TF
+
+        size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(image.shape[-2:]) // 2) - 1)
+        return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[size, size], sigma=[sigma, sigma])[0]
+    raise ValueError(f"unknown fill {kind!r}: constant | mean | blur")
+
+
+def perturbed_batch(image: torch.Tensor, segments: torch.Tensor, fill: torch.Tensor,
+                    masks: torch.Tensor) -> torch.Tensor:
+    """[M, 3, H, W]: pixel (y, x) of image m keeps ``image`` where masks[m, segments[y, x]]."""
+    keep = masks.to(torch.bool)[:, segments]  # [M, H, W], one gather
+    return torch.where(keep.unsqueeze(1), image.unsqueeze(0), fill.unsqueeze(0))
+
+
+@torch.no_grad()
+def evaluate_masks(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, masks,
+                   batch_size: int) -> torch.Tensor:
+    """Model outputs for every mask, built and run ``batch_size`` at a time on the image's device."""
+    device = image.device
+    segments = torch.as_tensor(segments, device=device).long()
+    masks = torch.as_tensor(masks, device=device)
+    return torch.cat([model_fn(perturbed_batch(image, segments, fill, chunk)) for chunk in masks.split(batch_size)])
+
+
+def weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """argmin_β Σ_i w_i (y_i − b − x_i·β)² + α‖β‖² (intercept b free): the slopes β.
+
+    Centring x and y by their weighted means removes b; then (XᵀWX + αI)β = XᵀWy."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    w = np.asarray(weights, np.float64)
+    x_mean = (w @ x) / w.sum()
+    y_mean = (w @ y) / w.sum()
+    xc, yc = x - x_mean, y - y_mean
+    xw = xc * w[:, None]
+    return np.linalg.solve(xw.T @ xc + alpha * np.eye(x.shape[1]), xw.T @ yc)
+
+
+def lime_masks(num_samples: int, n_segments: int, rng: np.random.Generator) -> np.ndarray:
+    """lime_image's samples: uniform 0/1 per segment, the first sample all ones: [N, K]."""
+    masks = rng.integers(0, 2, (num_samples, n_segments)).astype(np.uint8)
+    masks[0] = 1
+    return masks
+
+
+def lime_kernel(masks: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
+    """lime's weights: sqrt(exp(−d²/w²)), d = cosine distance of each mask to all ones."""
+    m = masks.astype(np.float64)
+    norms = np.sqrt(m.sum(1))
+    cosine = np.divide(m.sum(1), norms * np.sqrt(m.shape[1]), out=np.zeros(len(m)), where=norms > 0)
+    distance = 1.0 - cosine
+    return np.sqrt(np.exp(-(distance ** 2) / kernel_width ** 2))
+
+
+def lime(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int, batch_size: int,
+         seed: int = 0, kernel_width: float = 0.25, alpha: float = 1.0) -> np.ndarray:
+    """LIME segment weights for the score ``model_fn`` returns: [K] for scores [B], or
+    [K, L] for L scores per image [B, L] (one sampling, one surrogate per output, as lime
+    does for several labels)."""
+    segments = np.asarray(segments)
+    k = int(segments.max()) + 1
+    masks = lime_masks(num_samples, k, np.random.default_rng(seed))
+    scores = evaluate_masks(model_fn, image, segments, fill, torch.from_numpy(masks), batch_size)
+    return weighted_ridge(masks, scores.double().cpu().numpy(), lime_kernel(masks, kernel_width), alpha)
+
+
+def shapley_kernel(size: np.ndarray, k: int) -> np.ndarray:
+    """π(s) = (K−1) / (C(K, s)·s·(K−s)) for 0 < s < K."""
+    size = np.asarray(size)
+    return (k - 1) / (np.array([math.comb(k, int(s)) for s in size], np.float64) * size * (k - size))
+
+
+def kernel_shap_masks(num_samples: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(coalitions [N, K] with 0 < size < K, regression weights [N]).
+
+    All 2^K − 2 proper coalitions with their kernel weights when they fit in
+    ``num_samples``; otherwise sizes drawn ∝ the kernel mass of each size (K−1)/(s(K−s)),
+    members uniform, equal weights (the sampling already follows the kernel)."""
+    if 2 ** k - 2 <= num_samples:
+        codes = np.arange(1, 2 ** k - 1)
+        masks = ((codes[:, None] >> np.arange(k)) & 1).astype(np.uint8)
+        return masks, shapley_kernel(masks.sum(1), k)
+    sizes = np.arange(1, k)
+    mass = (k - 1) / (sizes * (k - sizes))
+    drawn = rng.choice(sizes, size=num_samples, p=mass / mass.sum())
+    order = np.argsort(rng.random((num_samples, k)), axis=1)
+    masks = (order < drawn[:, None]).astype(np.uint8)
+    return masks, np.ones(num_samples)
+
+
+def kernel_shap(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int,
+                batch_size: int, seed: int = 0) -> np.ndarray:
+    """KernelSHAP values [K] (Σφ = f(all kept) − f(all filled) exactly); ``num_samples``
+    model evaluations in all, the two end coalitions included."""
+    segments = np.asarray(segments)
+    k = int(segments.max()) + 1
+    masks, weights = kernel_shap_masks(max(1, num_samples - 2), k, np.random.default_rng(seed))
+    ends = np.stack([np.ones(k, np.uint8), np.zeros(k, np.uint8)])
+    scores = evaluate_masks(model_fn, image, segments, fill, torch.from_numpy(np.concatenate([ends, masks])),
+                            batch_size).double().cpu().numpy()
+    full, empty, y = scores[0], scores[1], scores[2:] - scores[1]
+    total = full - empty
+    # φ_K = total − Σ_{j<K} φ_j:  y − z_K·total = Σ_{j<K} (z_j − z_K) φ_j
+    z = masks.astype(np.float64)
+    x = z[:, :-1] - z[:, -1:]
+    target = y - z[:, -1] * total
+    xw = x * weights[:, None]
+    phi = np.linalg.lstsq(xw.T @ x, xw.T @ target, rcond=None)[0]
+    return np.append(phi, total - phi.sum())
+
+
+@torch.no_grad()
+def deletion_insertion_curves(model: ModelFn, pixels: torch.Tensor, maps: np.ndarray, targets, starts: torch.Tensor,
+                              ends: torch.Tensor, steps: int, batch_size: int, desc: str | None = None) -> np.ndarray:
+    """Softmax probability of each image's target [N, S+1] as its pixels go from
+    ``starts`` to ``ends`` [N, 3, H, W] in map order (most important first; stable on
+    ties), in S equal steps. ``model``: pixels -> logits [B, C]. All N·(S+1) inputs are
+    built and run ``batch_size`` at a time, across image boundaries. Deletion: starts =
+    images, ends = fill; insertion: starts = canvas, ends = images. Same ranking and step
+    boundaries as :func:`xaibench.metrics.faithfulness.perturbation_curve`. ``desc``: a
+    progress bar over the batches (shown on a terminal)."""
+    from tqdm import tqdm
+
+    from xaibench.metrics.faithfulness import saliency_ranks, step_boundaries
+
+    n, _, h, w = pixels.shape
+    device = pixels.device
+    ranks = torch.from_numpy(np.stack([saliency_ranks(m) for m in maps])).view(n, 1, h, w).to(device)
+    bounds = torch.from_numpy(step_boundaries(h * w, steps)).to(device)
+    targets = torch.as_tensor(targets, device=device).long()
+    per_image, total = steps + 1, n * (steps + 1)
+    out = []
+    for first in tqdm(range(0, total, batch_size), desc=desc, leave=False, disable=None if desc else True):
+        last = min(first + batch_size, total)
+        pieces, rows = [], []
+        for image in range(first // per_image, (last - 1) // per_image + 1):  # a loop over images, not samples
+            lo, hi = max(first, image * per_image) - image * per_image, min(last, (image + 1) * per_image) - image * per_image
+            changed = ranks[image] < bounds[lo:hi].view(-1, 1, 1, 1)
+            pieces.append(torch.where(changed, ends[image], starts[image]))
+            rows.append(torch.full((hi - lo,), image, device=device))
+        rows = torch.cat(rows)
+        probs = model(torch.cat(pieces)).softmax(-1)
+        out.append(probs[torch.arange(len(rows), device=device), targets[rows]])
+    return torch.cat(out).view(n, per_image).double().cpu().numpy()

@@ -1,0 +1,226 @@
+"""ImageNet classifiers explained by LIME and SHAP (the fifth study): LIME with quickshift
+superpixels on InceptionV3 (top-5 predictions, top-10 superpixels drawn), SHAP's
+GradientExplainer (black baseline) on ResNet50, with a PartitionExplainer (blur masker)
+for comparison; runtime per explanation and insertion/deletion AUC (the catsdogs
+metrics registry), so the study joins the others' tables.
+
+Real profile: ``train.pretrained: true`` (ImageNet weights, 1000 classes; ``epochs: 0``)
+and ``datasets.imagenet.source: real`` with ``real.folder`` = your images. Twin: both
+architectures from scratch on the ten-class imagenet twin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from xaibench.data.images import load_split
+from xaibench.training.classifier import predict_proba, to_tensor
+
+log = logging.getLogger(__name__)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FIGURE_IMAGES = 2
+
+
+def _model_path(name: str, arch: str) -> Path:
+    return Path(f"data/models/{name}/{arch}.pt")
+
+
+def _architectures(study) -> tuple[str, str]:
+    return study.model.lime, study.model.shap
+
+
+def train(name: str, study, params, run) -> dict:
+    """Train (twin) or fetch (pretrained) both classifiers; save them; accuracies."""
+    from xaibench.data import DATASETS
+    from xaibench.models import NormalizedClassifier, build_model, save_model
+    from xaibench.training.classifier import accuracy, train_classifier
+
+    cfg = study.train
+    prepared = Path(f"data/prepared/{study.dataset}")
+    stats = json.loads((prepared / "stats.json").read_text())
+    splits = {s: load_split(prepared, s) for s in ("train", "val", "test") if (prepared / f"{s}.npz").exists()}
+    size = int(splits["test"]["images"].shape[1])
+    result = {}
+    for arch in _architectures(study):
+        if cfg.pretrained:
+            net, classes = build_model(arch, 1000, size, pretrained=True), 1000
+            model = NormalizedClassifier(net, IMAGENET_MEAN, IMAGENET_STD)
+            options = {"transform_input": True} if arch == "inception_v3" else {}
+        else:
+            classes = len(DATASETS[study.dataset].classes)
+            model = NormalizedClassifier(build_model(arch, classes, size), stats["mean"], stats["std"])
+            options = {}
+            if cfg.epochs:
+                if "train" not in splits:
+                    raise FileNotFoundError(f"{prepared}/train.npz not found: a real image folder has no training "
+                                            f"split; use train.pretrained: true and train.epochs: 0")
+                train_classifier(model, to_tensor(splits["train"]["images"]), torch.from_numpy(splits["train"]["labels"]),
+                                 to_tensor(splits["val"]["images"]), torch.from_numpy(splits["val"]["labels"]),
+                                 cfg.epochs, cfg.lr, cfg.batch_size, 0.0, True, params.seed,
+                                 on_epoch=lambda epoch, record, a=arch: run.log_metrics(
+                                     {f"{a}.{k}": v for k, v in record.items()}, step=epoch))
+        save_model(_model_path(name, arch), model, arch, classes, size, options)
+        labels = splits["test"]["labels"]
+        if (labels >= 0).all():
+            result[f"{arch}_test_accuracy"] = round(accuracy(model.eval(), to_tensor(splits["test"]["images"]),
+                                                             torch.from_numpy(labels)), 6)
+    run.log_metrics(result)
+    return result
+
+
+def quickshift_segments(image: np.ndarray, cfg, seed: int) -> np.ndarray:
+    """lime's quickshift wrapper (``kernel_size``, ``max_dist``, ``ratio``) on [H, W, 3] in [0, 1]."""
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+    algorithm = SegmentationAlgorithm("quickshift", kernel_size=cfg.kernel_size, max_dist=cfg.max_dist,
+                                      ratio=cfg.ratio, random_seed=seed)
+    return algorithm(image.astype(np.float64)).astype(np.int64)
+
+
+def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed: int):
+    """(top labels [L], segment weights [K, L]) with lime_image's defaults: hidden
+    superpixels take their own mean colour (``hide_color=None``); one sampling for all L."""
+    from xaibench.explain.perturbation import fill_image, lime
+
+    with torch.no_grad():
+        labels = model(image[None]).softmax(-1)[0].topk(cfg.top_labels).indices
+
+    def probs(batch):
+        return model(batch).softmax(-1)[:, labels]
+
+    fill = fill_image(image, "segment_mean", segments=segments)
+    weights = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed)
+    return labels.numpy(), np.asarray(weights)
+
+
+class _Output(torch.nn.Module):
+    """The model's logit ``target`` as a one-output model (GradientExplainer otherwise
+    differentiates every class: C backward passes per sample)."""
+
+    def __init__(self, model, target: int):
+        super().__init__()
+        self.model, self.target = model, target
+
+    def forward(self, x):
+        return self.model(x)[:, self.target:self.target + 1]
+
+
+def shap_gradient(model, image: torch.Tensor, target: int, nsamples: int, seed: int) -> np.ndarray:
+    """SHAP GradientExplainer (expected gradients) of the target logit against a black
+    image: map [H, W]."""
+    import shap
+
+    explainer = shap.GradientExplainer(_Output(model, target), torch.zeros_like(image[None]))
+    values = np.asarray(explainer.shap_values(image[None].clone(), nsamples=nsamples, rseed=seed))
+    return values.reshape(3, *image.shape[-2:]).sum(0).astype(np.float32)  # [1, 3, H, W, 1] -> [H, W]
+
+
+def shap_partition(model, image: torch.Tensor, target: int, max_evals: int, blur: int, batch_size: int) -> np.ndarray:
+    """SHAP PartitionExplainer with a ``blur(k, k)`` image masker: map [H, W]."""
+    import shap
+
+    def f(batch_hwc):
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(batch_hwc)).permute(0, 3, 1, 2).float()
+            return model(x).softmax(-1)[:, target:target + 1].numpy()
+
+    hwc = image.permute(1, 2, 0).numpy().astype(np.float32)
+    masker = shap.maskers.Image(f"blur({blur},{blur})", hwc.shape)
+    explanation = shap.PartitionExplainer(f, masker)(hwc[None], max_evals=max_evals, batch_size=batch_size,
+                                                     silent=True)
+    return np.asarray(explanation.values)[0, ..., 0].sum(-1).astype(np.float32)
+
+
+def attribute(name: str, study, params, run) -> None:
+    """LIME (InceptionV3) and SHAP Gradient / Partition (ResNet50) maps of the predicted
+    class, random maps for both; Parquet per (model, method); the top-superpixel figure."""
+    from xaibench.explain.lime_method import segment_weights_to_map
+    from xaibench.figures import lime_top_superpixels_figure
+    from xaibench.models import load_model
+    from xaibench.params import params_hash
+    from xaibench.store import attribution_path, write_attributions
+
+    cfg = study.attribute
+    test = load_split(f"data/prepared/{study.dataset}", "test")
+    n = min(cfg.n_images, len(test["ids"]))
+    pixels = to_tensor(test["images"][:n])
+    digest = params_hash(params.datasets[study.dataset], study.train, cfg, params.seed)
+    models = {arch: load_model(_model_path(name, arch)) for arch in _architectures(study)}
+    figure_rows = []
+    methods = {study.model.lime: ("lime", "random"), study.model.shap: ("shap_gradient", "shap_partition", "random")}
+    for arch, names in methods.items():
+        model = models[arch]
+        probs = predict_proba(model, pixels)
+        predicted = probs.argmax(-1)
+        for method in names:
+            maps, runtimes = [], []
+            for i in tqdm(range(n), desc=f"{arch}/{method}", leave=False, disable=None):
+                target = int(predicted[i])
+                start = time.perf_counter()
+                if method == "lime":
+                    segments = quickshift_segments(test["images"][i] / 255.0, cfg.lime, params.seed)
+                    labels, weights = lime_top_labels(model, pixels[i], segments, cfg.lime, params.seed)
+                    heat = segment_weights_to_map(segments, dict(enumerate(weights[:, 0])))
+                    if i < FIGURE_IMAGES:
+                        figure_rows.append((test["images"][i], segments, labels, weights))
+                elif method == "shap_gradient":
+                    heat = shap_gradient(model, pixels[i], target, cfg.shap.nsamples, params.seed)
+                elif method == "shap_partition":
+                    heat = shap_partition(model, pixels[i], target, cfg.shap.partition_max_evals, cfg.shap.blur,
+                                          cfg.lime.batch_size)
+                else:
+                    heat = np.random.default_rng(params.seed + i).random(pixels.shape[-2:]).astype(np.float32)
+                runtimes.append(1000 * (time.perf_counter() - start))
+                maps.append(heat)
+            write_attributions(attribution_path("data/attributions", name, arch, method), {
+                "image_id": [str(v) for v in test["ids"][:n]], "label": test["labels"][:n].tolist(),
+                "target": predicted.tolist(), "predicted": predicted.tolist(),
+                "probability": probs[torch.arange(n), predicted].double().tolist(), "method": [method] * n,
+                "model": [arch] * n, "attribution": np.stack(maps), "runtime_ms": runtimes,
+                "params_hash": [digest] * n})
+            log.info("%s/%s: %.0f ms per explanation", arch, method, float(np.mean(runtimes)))
+            run.log_metrics({f"runtime_ms.{arch}.{method}": float(np.mean(runtimes))})
+    figure = Path(f"data/attributions/{name}/lime_top_superpixels.png")
+    lime_top_superpixels_figure(figure_rows, cfg.lime.top_superpixels, figure)
+    run.log_artifact(figure)
+
+
+def evaluate(name: str, study, params, run) -> dict:
+    """Per model and method: the faithfulness metrics (IAUC, DAUC, ...) and runtime."""
+    from xaibench.metrics import METRICS
+    from xaibench.metrics.faithfulness import collect_evidence
+    from xaibench.models import load_model
+    from xaibench.store import attribution_path, maps_of, read_attributions
+
+    from xaibench.studies.common import write_insertion_deletion
+
+    cfg = study.evaluate
+    test = load_split(f"data/prepared/{study.dataset}", "test")
+    results, curves = {}, {}
+    for arch, names in ((study.model.lime, ("lime", "random")),
+                        (study.model.shap, ("shap_gradient", "shap_partition", "random"))):
+        model = load_model(_model_path(name, arch))
+        fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
+        for method in names:
+            frame = read_attributions(attribution_path("data/attributions", name, arch, method))
+            pixels = to_tensor(test["images"][: len(frame)])
+            evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
+                                        cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
+            scores = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
+            scores.update(runtime_ms_mean=round(float(frame.runtime_ms.mean()), 3),
+                          runtime_ms_std=round(float(frame.runtime_ms.std(ddof=0)), 3))
+            results.setdefault(arch, {})[method] = scores
+            curves[f"{arch}/{method}"] = {"insertion": evidence.insertion_scores.mean(0),
+                                          "deletion": evidence.deletion_scores.mean(0)}
+            log.info("%s/%s: %s", arch, method, scores)
+            run.log_metrics({f"{k}.{arch}.{method}": v for k, v in scores.items() if not k.startswith("runtime")})
+    fractions = np.linspace(0, 1, cfg.steps + 1)
+    write_insertion_deletion(name, fractions, curves, run)
+    return results
