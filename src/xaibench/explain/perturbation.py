@@ -184,13 +184,16 @@ def deletion_insertion_curves(model: ModelFn, pixels: torch.Tensor, maps: np.nda
     out = []
     for first in tqdm(range(0, total, batch_size), desc=desc, leave=False, disable=None if desc else True):
         last = min(first + batch_size, total)
-        pieces, rows = [], []
+        batch = torch.empty((last - first, *pixels.shape[1:]), dtype=pixels.dtype, device=device,
+                            memory_format=torch.channels_last)  # the layout oneDNN runs fastest
+        rows, offset = [], 0
         for image in range(first // per_image, (last - 1) // per_image + 1):  # a loop over images, not samples
             lo, hi = max(first, image * per_image) - image * per_image, min(last, (image + 1) * per_image) - image * per_image
             changed = ranks[image] < bounds[lo:hi].view(-1, 1, 1, 1)
-            pieces.append(torch.where(changed, ends[image], starts[image]))
+            torch.where(changed, ends[image], starts[image], out=batch[offset:offset + hi - lo])
             rows.append(torch.full((hi - lo,), image, device=device))
+            offset += hi - lo
         rows = torch.cat(rows)
-        probs = model(torch.cat(pieces)).softmax(-1)
+        probs = model(batch).softmax(-1)
         out.append(probs[torch.arange(len(rows), device=device), targets[rows]])
     return torch.cat(out).view(n, per_image).double().cpu().numpy()
