@@ -38,6 +38,19 @@ class RealArchive(Strict):
         return value
 
 
+def _check_registered(value, registry: dict, what: str):
+    """``value`` (a name, or a list of names) if every name is in ``registry``; else a
+    ValueError naming the unknown ones and the known ones."""
+    if isinstance(value, str):
+        if value not in registry:
+            raise ValueError(f"unknown {what} {value!r}; known: {sorted(registry)}")
+        return value
+    unknown = [v for v in value if v not in registry]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(registry)}")
+    return value
+
+
 class Preprocess(Strict):
     image_size: int = Field(ge=16, le=1024)
     val_fraction: float = Field(gt=0, lt=1)
@@ -81,9 +94,7 @@ class Attribute(Strict):
     def _known_methods(cls, value):
         from xaibench.explain import METHODS
 
-        unknown = [m for m in value if m not in METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(METHODS)}")
+        _check_registered(value, METHODS, "method")
         if len(set(value)) != len(value):
             raise ValueError("methods must not repeat")
         return value
@@ -105,9 +116,7 @@ class _StudyBase(Strict):
     def _known_model(cls, value):
         from xaibench.models import MODELS
 
-        if value not in MODELS:
-            raise ValueError(f"unknown model {value!r}; known: {sorted(MODELS)}")
-        return value
+        return _check_registered(value, MODELS, "model")
 
 
 class SaliencyStudy(_StudyBase):
@@ -187,10 +196,7 @@ class DetectionAttribute(Strict):
     def _known_box_methods(cls, value):
         from xaibench.explain.detection import BOX_METHODS
 
-        unknown = [m for m in value if m not in BOX_METHODS]
-        if unknown:
-            raise ValueError(f"unknown detection method(s) {unknown}; known: {sorted(BOX_METHODS)}")
-        return value
+        return _check_registered(value, BOX_METHODS, "detection method")
 
 
 class DetectionEvaluate(Strict):
@@ -213,9 +219,7 @@ class DetectionStudy(Strict):
     def _known_detector(cls, value):
         from xaibench.models.ssd import DETECTORS
 
-        if value not in DETECTORS:
-            raise ValueError(f"unknown detector {value!r}; known: {sorted(DETECTORS)}")
-        return value
+        return _check_registered(value, DETECTORS, "detector")
 
 
 class ImagenetTrain(Strict):

@@ -37,7 +37,8 @@ class UnpinnedChecksumError(RuntimeError):
     """The archive was downloaded but no expected digest is pinned to verify it."""
 
 
-def sha256_file(path: str | Path, algorithm: str = "sha256") -> str:
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``algorithm``: any hashlib name), read in chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -93,8 +94,8 @@ def fetch_archive(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and ((sha256 and sha256_file(dest) == sha256.lower())
-                          or (not sha256 and md5 and sha256_file(dest, "md5") == md5.lower())):
+    if dest.exists() and ((sha256 and file_digest(dest) == sha256.lower())
+                          or (not sha256 and md5 and file_digest(dest, "md5") == md5.lower())):
         log.info("%s already present and verified", dest)
         return dest
     part = dest.with_name(dest.name + ".part")
@@ -111,9 +112,9 @@ def fetch_archive(
                     raise
                 log.warning("download interrupted (%s); resuming (attempt %d of %d)", error, attempt + 2, retries + 1)
                 time.sleep(min(2**attempt, 10))
-    actual = sha256_file(part)
+    actual = file_digest(part)
     if sha256 is None and md5 is not None:
-        actual_md5 = sha256_file(part, "md5")
+        actual_md5 = file_digest(part, "md5")
         if actual_md5 != md5.lower():
             part.unlink(missing_ok=True)
             raise ChecksumError(f"checksum mismatch for {url}: expected md5 {md5.lower()}, got {actual_md5}. "

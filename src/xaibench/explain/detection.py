@@ -13,22 +13,18 @@ detection's class, ``segments`` its SLIC superpixels [S, S], ``cfg`` the study's
 from __future__ import annotations
 
 import copy
-import math
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from xaibench.explain.gradient_methods import channel_sum
 from xaibench.models.ssd import L2Norm
 from xaibench.registry import registrar
 
 BOX_METHODS: dict[str, Callable] = {}
 register_box_method = registrar(BOX_METHODS, "detection attribution method")
-
-
-def _channel_sum(attribution: torch.Tensor) -> np.ndarray:
-    return attribution.detach().sum(1)[0].float().numpy().astype(np.float32)
 
 
 def lrp_composite(gamma: float):
@@ -75,15 +71,14 @@ def lrp_relevance(box: nn.Module, normalized: torch.Tensor, label: int, gamma: f
 def lrp_gamma_flat(box, pixels, label, segments, cfg, seed=0):
     """LRP (Bach et al. 2015) with the study's rules (:func:`lrp_composite`, γ = ``cfg.lrp_gamma``)."""
     relevance, _ = lrp_relevance(box, box.normalize(pixels), label, cfg.lrp_gamma)
-    return _channel_sum(relevance)
+    return channel_sum(relevance)[0]
 
 
 def blurred_reference(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian-blurred copy (σ in pixels, kernel 2·⌈3σ⌉+1 capped to the image, reflect)."""
-    from torchvision.transforms.v2 import functional as TF
+    """DeepLIFT's reference: a Gaussian-blurred copy (:func:`xaibench.explain.perturbation.gaussian_blur`)."""
+    from xaibench.explain.perturbation import gaussian_blur
 
-    size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(pixels.shape[-2:]) // 2) - 1)
-    return TF.gaussian_blur(pixels, kernel_size=[size, size], sigma=[sigma, sigma])
+    return gaussian_blur(pixels, sigma)
 
 
 class GradientMaxPool2d(nn.Module):
@@ -126,7 +121,7 @@ def deeplift_attribution(box, pixels, label, cfg, return_delta: bool = False):
 
 
 def _deeplift(box, pixels, label, cfg):
-    return _channel_sum(deeplift_attribution(box, pixels, label, cfg))
+    return channel_sum(deeplift_attribution(box, pixels, label, cfg))[0]
 
 
 @register_box_method("deeplift")
@@ -159,7 +154,7 @@ def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed):
     with torch.no_grad():
         attribution = explainer.attribute(x, baselines=0.0, target=int(label), feature_mask=mask,
                                           n_samples=cfg.num_samples, perturbations_per_eval=cfg.batch_size)
-    return _channel_sum(attribution) / 3.0  # captum repeats the segment weight on each channel
+    return channel_sum(attribution)[0] / 3.0  # captum repeats the segment weight on each channel
 
 
 def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, **options):

@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message="Input Tensor 0 did not already requir
 warnings.filterwarnings("ignore", message="Setting forward, backward hooks and attributes on non-linear")
 
 
-def _channel_sum(attribution: torch.Tensor) -> np.ndarray:
+def channel_sum(attribution: torch.Tensor) -> np.ndarray:
     return attribution.detach().sum(1).float().numpy().astype(np.float32)
 
 
@@ -42,7 +42,7 @@ def lrp_epsilon_alpha2beta1_flat(model, pixels, targets, seed=0, **_):
             grad_output = torch.zeros_like(logits)
             grad_output[torch.arange(len(targets)), targets] = 1.0
             _, relevance = attributor(x, grad_output * logits.detach())
-    return _channel_sum(relevance)
+    return channel_sum(relevance)
 
 
 @register_method("deeplift")
@@ -54,7 +54,7 @@ def deeplift_zero_baseline(model, pixels, targets, seed=0, **_):
 
     x = model.normalize(pixels).detach().requires_grad_(True)
     attribution = DeepLift(model.net).attribute(x, baselines=torch.zeros_like(x), target=targets)
-    return _channel_sum(attribution)
+    return channel_sum(attribution)
 
 
 @register_method("gradcam")
@@ -68,7 +68,7 @@ def gradcam_last_conv(model, pixels, targets, seed=0, **_):
     cam = LayerGradCam(model.net, last_conv_layer(model.net)).attribute(x, target=targets, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam, tuple(pixels.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
     peak = cam.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    return _channel_sum(cam / peak)
+    return channel_sum(cam / peak)
 
 
 @register_method("ig")
@@ -81,7 +81,7 @@ def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
     x = model.normalize(pixels).detach()
     attribution = IntegratedGradients(model.net).attribute(x, baselines=torch.zeros_like(x), target=targets,
                                                            n_steps=n_steps)
-    return _channel_sum(attribution)
+    return channel_sum(attribution)
 
 
 def _captum_on_normalised(class_name: str, model, pixels, targets, **kwargs):
@@ -89,7 +89,7 @@ def _captum_on_normalised(class_name: str, model, pixels, targets, **kwargs):
 
     x = model.normalize(pixels).detach().requires_grad_(True)
     method = getattr(captum.attr, class_name)(model.net)
-    return _channel_sum(method.attribute(x, target=targets, **kwargs))
+    return channel_sum(method.attribute(x, target=targets, **kwargs))
 
 
 @register_method("saliency")

@@ -50,11 +50,16 @@ def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, s
     if kind == "mean":
         return image.mean((1, 2), keepdim=True).expand_as(image).clone()
     if kind == "blur":
-        from torchvision.transforms.v2 import functional as TF
-
-        size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(image.shape[-2:]) // 2) - 1)
-        return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[size, size], sigma=[sigma, sigma])[0]
+        return gaussian_blur(image.unsqueeze(0), sigma)[0]
     raise ValueError(f"unknown fill {kind!r}: constant | mean | blur")
+
+
+def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of [N, 3, H, W] (σ in pixels, kernel 2·⌈3σ⌉+1 capped to the image, reflect)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(pixels.shape[-2:]) // 2) - 1)
+    return TF.gaussian_blur(pixels, kernel_size=[size, size], sigma=[sigma, sigma])
 
 
 def perturbed_batch(image: torch.Tensor, segments: torch.Tensor, fill: torch.Tensor,

@@ -50,6 +50,18 @@ class L2Norm(nn.Module):
         return self.weight.view(1, -1, 1, 1) * F.normalize(x, dim=1)
 
 
+def _vgg_extractor_forward(self, x):
+    """VGG-SSD feature maps: ``features``, the L2Norm-scaled first map, then each ``extra``
+    block on the unscaled one (torchvision's ``SSDFeatureExtractorVGG.forward`` with the
+    L2Norm as a module; also the forward of :class:`TwinVGGBackbone`)."""
+    x = self.features(x)
+    maps = [self.l2norm(x)]
+    for block in self.extra:
+        x = block(x)
+        maps.append(x)
+    return OrderedDict((str(i), m) for i, m in enumerate(maps))
+
+
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
 
@@ -71,23 +83,7 @@ class TwinVGGBackbone(nn.Module):
             self.extra.append(nn.Sequential(nn.MaxPool2d(2), *_conv_block(c_in, extra_width)))
             c_in = extra_width
 
-    def forward(self, x: torch.Tensor) -> OrderedDict:
-        x = self.features(x)
-        maps = [self.l2norm(x)]
-        for block in self.extra:
-            x = block(x)
-            maps.append(x)
-        return OrderedDict((str(i), m) for i, m in enumerate(maps))
-
-
-def _vgg_extractor_forward(self, x):
-    """torchvision's ``SSDFeatureExtractorVGG.forward`` with the L2Norm as a module."""
-    x = self.features(x)
-    maps = [self.l2norm(x)]
-    for block in self.extra:
-        x = block(x)
-        maps.append(x)
-    return OrderedDict((str(i), m) for i, m in enumerate(maps))
+    forward = _vgg_extractor_forward
 
 
 @register_detector("ssd_twin")

@@ -115,19 +115,20 @@ def evaluate(name: str, study, params, run) -> dict:
                            faithfulness_correlation_std=round(float(np.nanstd(correlation)), 6))
 
     n_removal = min(cfg.n_removal_images, n_stored)
+    n_stab = min(cfg.n_stability_images, n_stored)
     fill = model.mean.flatten()  # zero on the normalised input
-    segments = [slic_segments(image, lime_cfg.n_segments) for image in pixels[:n_removal]]
+    # LIME's superpixels of the leading test images, computed once for removal and stability
+    segments = [slic_segments(image, lime_cfg.n_segments) for image in pixels[:max(n_removal, n_stab)]]
     results["lime"].update(_removal(model, pixels[:n_removal], maps_of(frames["lime"]),
                                     lambda i, m, f: removal_masks_segments(m, segments[i], f),
                                     cfg.removal_fractions, fill))
     results["ig"].update(_removal(model, pixels[:n_removal], maps_of(frames["ig"]),
                                   lambda i, m, f: removal_masks_pixels(m, f), cfg.removal_fractions, fill))
 
-    n_stab = min(cfg.n_stability_images, n_stored)
     clean = pixels[:n_stab]
     targets = torch.tensor(frames["senn"].target.to_numpy()[:n_stab])
     clean_maps = {m: maps_of(frames[m])[:n_stab] for m in METHOD_NAMES}
-    clean_segments = [slic_segments(image, lime_cfg.n_segments) for image in clean]
+    clean_segments = segments[:n_stab]
     clean_top = [top_segments(segment_weights(clean_maps["lime"][i], clean_segments[i]), cfg.top_superpixels)
                  for i in range(n_stab)]
     rows, changes = [], {}
