@@ -1,4 +1,5 @@
-"""ImageNet-study images: the ten-class twin in class folders, and a user's folder as the real source."""
+"""ImageNet-study images: the five-class twin in class folders with its masks, and a user's folder as the
+real source."""
 
 from types import SimpleNamespace
 
@@ -8,7 +9,7 @@ from PIL import Image
 
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
-from xaibench.data.imagenet import CLASSES, SyntheticParams, generate_synthetic
+from xaibench.data.imagenet import CLASSES, SyntheticParams, draw_image, generate_synthetic
 from xaibench.data.sources import materialize
 
 PREPROCESS = SimpleNamespace(image_size=64, val_fraction=0.25, test_fraction=0.25)
@@ -21,18 +22,34 @@ def twin(tmp_path_factory):
     return root
 
 
-def test_twin_has_ten_class_folders_and_one_broken_file(twin):
-    assert sorted(p.name for p in twin.iterdir()) == sorted(CLASSES) and len(CLASSES) == 5
+def test_twin_has_five_class_folders_masks_and_one_broken_file(twin):
+    assert sorted(p.name for p in twin.iterdir()) == sorted(CLASSES + ("masks",)) and len(CLASSES) == 5
     assert len(list(twin.rglob("*.jpg"))) == 41  # 5 x 8 + the broken one
+    assert len(list((twin / "masks").rglob("*.png"))) == 40
+
+
+def test_twin_texture_lies_inside_the_object_mask():
+    image, mask = draw_image(np.random.default_rng(3), CLASSES.index("horizontal"), 96)
+    assert 0.05 < mask.mean() < 0.6
+    rows = image[mask].reshape(-1, 3).astype(float)
+    # two fill colours, one dark (<= 0.3 * 255) and one light (>= 0.7 * 255), about half each
+    dark = rows.max(1) <= 0.3 * 255 + 1
+    light = rows.min(1) >= 0.7 * 255 - 1
+    assert (dark | light).all() and 0.3 < dark.mean() < 0.7
+    # horizontal stripes: along a row inside the object the colour does not change
+    y, x = np.argwhere(mask)[len(np.argwhere(mask)) // 2]
+    row = image[y][mask[y]].astype(float)
+    assert np.ptp(row, axis=0).max() == 0
 
 
 def test_prepare_splits_the_twin_and_skips_the_broken_file(twin, tmp_path):
     params = SimpleNamespace(source="synthetic", preprocess=PREPROCESS)
     report = DATASETS["imagenet"].prepare(twin, tmp_path, params, 0)
-    assert report["images_skipped"] == 1 and report["images_kept"] == 40
-    assert report["n_train"] + report["n_val"] + report["n_test"] == 40
+    assert report["images_skipped"] == 1 and report["images_kept"] == 40 and report["files_listed"] == 41
+    assert report["n_train"] + report["n_val"] + report["n_test"] == 40 and report["has_masks"]
     test = load_split(tmp_path, "test")
     assert test["images"].shape[1:] == (64, 64, 3) and set(test["labels"]) <= set(range(5))
+    assert all(0.05 < m.mean() < 0.6 for m in test["masks"])  # every twin image has its object mask
 
 
 def test_real_source_is_a_user_folder_without_labels(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from xaibench.metrics.detection import (coco_map, entropy_bits, flipping_auc, flipping_curve, relevance_in_box,
-                                        superpixel_entropy_bits, superpixel_mean_map)
+                                        relevance_in_mask, superpixel_entropy_bits, superpixel_mean_map)
 
 
 def test_entropy_of_hand_built_maps():
@@ -29,6 +29,13 @@ def test_relevance_in_box_counts_positive_relevance_only():
     attribution[2, 2] = -5.0  # negative: ignored
     assert relevance_in_box(attribution, (1, 1, 3, 3)) == pytest.approx(0.75)
     assert np.isnan(relevance_in_box(-np.ones((2, 2)), (0, 0, 2, 2)))
+
+
+def test_relevance_in_mask_by_hand():
+    attribution = np.array([[2.0, 1.0], [-4.0, 1.0]])
+    mask = np.array([[1, 0], [1, 0]])
+    assert relevance_in_mask(attribution, mask) == pytest.approx(0.5)  # 2 of (2 + 1 + 1); -4 ignored
+    assert relevance_in_mask(attribution, np.ones((2, 2))) == pytest.approx(1.0)
 
 
 def test_flipping_curve_and_auc_by_hand():

@@ -48,16 +48,25 @@ def superpixel_mean_map(attribution: np.ndarray, segments: np.ndarray) -> np.nda
     return (sums / np.maximum(counts, 1))[segments].astype(np.float32)
 
 
-def relevance_in_box(attribution: np.ndarray, box) -> float:
-    """Fraction of the positive relevance inside box (x1, y1, x2, y2; pixel edges); NaN if none."""
+def relevance_in_mask(attribution: np.ndarray, mask: np.ndarray) -> float:
+    """Fraction of the positive relevance on the mask's pixels,
+    sum(max(R, 0) * M) / sum(max(R, 0)) (the "relevance mass" of Arras et al. 2022,
+    CLEVR-XAI); NaN if there is no positive relevance."""
     positive = np.clip(attribution, 0, None)
     total = positive.sum()
     if total == 0:
         return float("nan")
+    return float(positive[mask.astype(bool)].sum() / total)
+
+
+def relevance_in_box(attribution: np.ndarray, box) -> float:
+    """``relevance_in_mask`` of the box (x1, y1, x2, y2; pixel edges, clipped to the image)."""
     h, w = attribution.shape
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-    return float(positive[y1:y2, x1:x2].sum() / total)
+    mask = np.zeros((h, w), bool)
+    mask[y1:y2, x1:x2] = True
+    return relevance_in_mask(attribution, mask)
 
 
 def flipping_curve(score_model, image: torch.Tensor, attribution: np.ndarray, label: int, fill: torch.Tensor,

@@ -2,7 +2,8 @@
 superpixels on InceptionV3 (top-5 predictions, top-10 superpixels drawn), SHAP's
 GradientExplainer (black baseline) on ResNet50, with a PartitionExplainer (blur masker)
 for comparison; runtime per explanation and insertion/deletion AUC (the catsdogs
-metrics registry), so the study joins the others' tables.
+metrics registry) and, on the twin, the share of positive relevance on the object's mask,
+so the study joins the others' tables.
 
 Real profile: ``train.pretrained: true`` (ImageNet weights, 1000 classes; ``epochs: 0``)
 and ``datasets.imagenet.source: real`` with ``real.folder`` = your images. Twin: both
@@ -193,8 +194,10 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    """Per model and method: the faithfulness metrics (IAUC, DAUC, ...) and runtime."""
+    """Per model and method: the faithfulness metrics (IAUC, DAUC, ...), the share of
+    positive relevance on the object (where masks exist) and runtime."""
     from xaibench.metrics import METRICS
+    from xaibench.metrics.detection import relevance_in_mask
     from xaibench.metrics.faithfulness import collect_evidence
     from xaibench.models import load_model
     from xaibench.store import attribution_path, maps_of, read_attributions
@@ -214,6 +217,10 @@ def evaluate(name: str, study, params, run) -> dict:
             evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
             scores = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
+            masks = test["masks"][: len(frame)]
+            if masks.any():  # the twin's object masks (a real folder may have none)
+                inside = [relevance_in_mask(m, k) for m, k in zip(maps_of(frame), masks) if k.any()]
+                scores["relevance_in_object"] = round(float(np.nanmean(inside)), 6)
             scores.update(runtime_ms_mean=round(float(frame.runtime_ms.mean()), 3),
                           runtime_ms_std=round(float(frame.runtime_ms.std(ddof=0)), 3))
             results.setdefault(arch, {})[method] = scores
