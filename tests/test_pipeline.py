@@ -63,6 +63,17 @@ TINY = {
     "studies.ssd_coco.attribute.num_samples": 20,
     "studies.ssd_coco.attribute.batch_size": 20,
     "studies.ssd_coco.evaluate.steps": 4,
+    "datasets.imagenet.synthetic.n_per_class": 6,
+    "datasets.imagenet.synthetic.image_size": 80,
+    "datasets.imagenet.preprocess.image_size": 75,
+    "studies.imagenet.train.epochs": 1,
+    "studies.imagenet.attribute.n_images": 2,
+    "studies.imagenet.attribute.lime.num_samples": 20,
+    "studies.imagenet.attribute.lime.batch_size": 20,
+    "studies.imagenet.attribute.lime.top_labels": 3,
+    "studies.imagenet.attribute.shap.nsamples": 4,
+    "studies.imagenet.attribute.shap.partition_max_evals": 40,
+    "studies.imagenet.evaluate.steps": 4,
 }
 
 
@@ -234,3 +245,27 @@ def test_detection_study_outputs(project):
     curves = pd.read_csv(work / "metrics/plots/ssd_coco/flipping_pixels.csv")
     assert len(curves) == 5 and "kernel_shap" in curves.columns
     assert (work / "data/reports/ssd_coco/flipping.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_imagenet_study_outputs(project):
+    work, _, log = project
+    for stage in ("download@imagenet", "preprocess@imagenet", "train@imagenet", "attribute@imagenet",
+                  "evaluate@imagenet"):
+        assert f"Running stage '{stage}'" in log
+    data = json.loads((work / "metrics/data_imagenet.json").read_text())
+    assert data["images_skipped"] == 1 and data["images_kept"] == 30 and data["has_masks"]
+    model = json.loads((work / "metrics/imagenet_model.json").read_text())
+    assert {"inception_v3_test_accuracy", "resnet50_test_accuracy"} <= set(model)
+    results = json.loads((work / "metrics/imagenet.json").read_text())
+    assert set(results) == {"inception_v3", "resnet50"}
+    assert set(results["inception_v3"]) == {"lime", "random"}
+    assert set(results["resnet50"]) == {"shap_gradient", "shap_partition", "random"}
+    assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "relevance_in_object", "runtime_ms_cold", "runtime_ms_mean",
+            "runtime_ms_std"} == set(results["resnet50"]["shap_gradient"])
+    assert all(0 <= v["relevance_in_object"] <= 1 for arch in results.values() for v in arch.values())
+    frame = pd.read_parquet(work / "data/attributions/imagenet/inception_v3/lime.parquet")
+    assert len(frame) == 2 and (frame.height == 75).all()
+    curves = pd.read_csv(work / "metrics/plots/imagenet/insertion.csv")
+    assert len(curves) == 5 and "resnet50/shap_partition" in curves.columns
+    assert (work / "data/attributions/imagenet/lime_top_superpixels.png").stat().st_size > 1000

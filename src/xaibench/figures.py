@@ -145,11 +145,12 @@ def gad_hulls_figure(panels, path) -> None:
     _save(fig, path)
 
 
-def lime_top_superpixels_figure(rows, top_k: int, path) -> None:
+def lime_top_superpixels_figure(rows, top_k: int, path, class_names=None) -> None:
     """LIME's figure: per image (row) and top prediction (column), the image with only
     its ``top_k`` superpixels of largest weight for that prediction, the rest dimmed.
 
-    rows: [(image uint8 [H, W, 3], segments [H, W], labels [L], weights [K, L])]."""
+    rows: [(image uint8 [H, W, 3], segments [H, W], labels [L], weights [K, L])];
+    class_names: label -> name for the titles (else "class <label>")."""
     n_cols = max(len(r[2]) for r in rows) if rows else 1
     fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(1.9 * n_cols, 2 * max(len(rows), 1)), squeeze=False)
     for i, (image, segments, labels, weights) in enumerate(rows):
@@ -157,7 +158,8 @@ def lime_top_superpixels_figure(rows, top_k: int, path) -> None:
             top = np.argsort(-weights[:, j], kind="stable")[:top_k]
             keep = np.isin(segments, top)[..., None]
             axes[i, j].imshow(np.where(keep, image, (image * 0.25).astype(image.dtype)))
-            axes[i, j].set_title(f"class {int(label)}", fontsize=8)
+            name = class_names[int(label)] if class_names is not None else f"class {int(label)}"
+            axes[i, j].set_title(name, fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

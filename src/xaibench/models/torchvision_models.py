@@ -72,14 +72,19 @@ def architecture_options(name: str, pretrained: bool) -> dict:
 def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, transform_input: bool = False) -> nn.Module:
     """torchvision InceptionV3 without the auxiliary head (inputs of at least 75 px).
     ``pretrained``: ImageNet weights and its 1000 classes (the real profile; torchvision
-    then sets ``transform_input``, which a rebuilt architecture must repeat)."""
+    then sets ``transform_input``, which a rebuilt architecture must repeat).
+
+    From scratch it keeps PyTorch's default (Kaiming-uniform) initialisation instead of
+    torchvision's ``init_weights=True`` (truncated normal, std 0.1, on every conv): on
+    the imagenet twin (235 images, 80 px, Adam 1e-3) the latter started at loss 4.7 and
+    reached val accuracy 0.76 in 10 epochs; the default started at 1.2 and reached 0.96 in 4."""
     from torchvision import models
 
     if image_size < 75:
         raise ValueError(f"inception_v3 needs images of at least 75 px (given {image_size})")
     if pretrained:
         return _no_inplace(models.inception_v3(weights=models.Inception_V3_Weights.IMAGENET1K_V1, aux_logits=False))
-    return _no_inplace(models.inception_v3(weights=None, aux_logits=False, init_weights=True, num_classes=num_classes,
+    return _no_inplace(models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=num_classes,
                                            transform_input=transform_input))
 
 
