@@ -2,7 +2,8 @@
 
 Every output is written under a temporary name beside its final path, then moved into
 place with ``os.replace`` (atomic on one filesystem). A crash mid-write leaves only a
-``*.tmp-*`` sibling, never a half-written file at the final path.
+``*.tmp-*`` sibling, never a half-written file at the final path. Outputs get the usual
+permissions (0666 / 0777 less the umask), not the private ones ``tempfile`` creates with.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _default_mode(base: int) -> int:
+    """``base`` less the process umask (what ``open``/``mkdir`` would have given)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary file path; on success move it to ``path``, on error delete it."""
@@ -24,6 +32,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,6 +47,7 @@ def atomic_dir(path: str | Path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
