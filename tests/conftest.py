@@ -1,4 +1,4 @@
-"""Shared fixtures: a loopback HTTP file server and a tiny classifier."""
+"""Shared fixtures: a loopback HTTP file server and a seeded tiny classifier."""
 
 from __future__ import annotations
 
@@ -58,3 +58,18 @@ def file_server():
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def seeded_cnn():
+    """``seeded_cnn(image_size)``: the two-class catsdogs CNN, seed 0, normalising with
+    mean 0.5 / std 0.25, in eval mode (the small model the explainer tests share)."""
+    import torch
+
+    from xaibench.models import NormalizedClassifier, build_model
+
+    def build(image_size: int):
+        torch.manual_seed(0)
+        return NormalizedClassifier(build_model("catsdogs_cnn", 2, image_size), [0.5] * 3, [0.25] * 3).eval()
+
+    return build

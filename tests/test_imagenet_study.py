@@ -3,15 +3,15 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
-from xaibench.models import NormalizedClassifier, build_model
 from xaibench.studies.imagenet import _runtimes, lime_top_labels, quickshift_segments, shap_gradient, shap_partition
 
 
-def _model():
-    torch.manual_seed(0)
-    return NormalizedClassifier(build_model("catsdogs_cnn", 2, 32), [0.5] * 3, [0.25] * 3).eval()
+@pytest.fixture
+def model(seeded_cnn):
+    return seeded_cnn(32)
 
 
 def _image():
@@ -19,8 +19,8 @@ def _image():
     return np.stack([xx, yy, (xx + yy) / 2], -1).astype(np.float32)
 
 
-def test_lime_top_labels_explains_each_label_from_one_sampling():
-    model, image = _model(), _image()
+def test_lime_top_labels_explains_each_label_from_one_sampling(model):
+    image = _image()
     cfg = SimpleNamespace(kernel_size=4, max_dist=200, ratio=0.2, top_labels=2, num_samples=60, batch_size=30)
     segments = quickshift_segments(image, cfg, 0)
     labels, weights = lime_top_labels(model, torch.from_numpy(image).permute(2, 0, 1), segments, cfg, 0)
@@ -29,8 +29,7 @@ def test_lime_top_labels_explains_each_label_from_one_sampling():
     assert np.allclose(weights[:, 0], -weights[:, 1], atol=1e-6)
 
 
-def test_shap_adapters_return_maps_and_gradient_shap_sums_to_the_output_gap():
-    model = _model()
+def test_shap_adapters_return_maps_and_gradient_shap_sums_to_the_output_gap(model):
     image = torch.from_numpy(_image()).permute(2, 0, 1)
     gradient = shap_gradient(model, image, 1, nsamples=200, seed=0)
     assert gradient.shape == (32, 32) and np.isfinite(gradient).all()

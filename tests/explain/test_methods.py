@@ -11,9 +11,8 @@ from xaibench.models import NormalizedClassifier, build_model, last_conv_layer
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return NormalizedClassifier(build_model("catsdogs_cnn", 2, 128), [0.5] * 3, [0.25] * 3).eval()
+def model(seeded_cnn):
+    return seeded_cnn(128)
 
 
 @pytest.fixture(scope="module")

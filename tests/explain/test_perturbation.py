@@ -11,7 +11,6 @@ from scipy.stats import spearmanr
 from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, kernel_shap, lime,
                                            lime_kernel, perturbed_batch, weighted_ridge)
 from xaibench.metrics.faithfulness import perturbation_curve
-from xaibench.models import NormalizedClassifier, build_model
 
 
 def test_perturbed_batch_by_hand():
@@ -45,9 +44,8 @@ def test_lime_kernel_is_limes():
 
 
 @pytest.fixture(scope="module")
-def classifier():
-    torch.manual_seed(0)
-    return NormalizedClassifier(build_model("catsdogs_cnn", 2, 32), [0.5] * 3, [0.25] * 3).eval()
+def classifier(seeded_cnn):
+    return seeded_cnn(32)
 
 
 @pytest.fixture(scope="module")
