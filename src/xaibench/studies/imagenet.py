@@ -37,6 +37,11 @@ def _architectures(study) -> tuple[str, str]:
     return study.model.lime, study.model.shap
 
 
+def _methods(study) -> dict[str, tuple[str, ...]]:
+    """architecture -> the methods explaining it (LIME on one model, SHAP on the other)."""
+    return {study.model.lime: ("lime", "random"), study.model.shap: ("shap_gradient", "shap_partition", "random")}
+
+
 def train(name: str, study, params, run) -> dict:
     """Train (twin) or fetch (pretrained) both classifiers; save them; accuracies."""
     from xaibench.data import DATASETS
@@ -167,8 +172,7 @@ def attribute(name: str, study, params, run) -> None:
     digest = params_hash(params.datasets[study.dataset], study.train, cfg, params.seed)
     models = {arch: load_model(_model_path(name, arch)) for arch in _architectures(study)}
     figure_rows = []
-    methods = {study.model.lime: ("lime", "random"), study.model.shap: ("shap_gradient", "shap_partition", "random")}
-    for arch, names in methods.items():
+    for arch, names in _methods(study).items():
         model = models[arch]
         probs = predict_proba(model, pixels)
         predicted = probs.argmax(-1)
@@ -227,19 +231,19 @@ def evaluate(name: str, study, params, run) -> dict:
     cfg = study.evaluate
     test = load_split(f"data/prepared/{study.dataset}", "test")
     results, curves = {}, {}
-    for arch, names in ((study.model.lime, ("lime", "random")),
-                        (study.model.shap, ("shap_gradient", "shap_partition", "random"))):
+    for arch, names in _methods(study).items():
         model = load_model(_model_path(name, arch))
         fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
         for method in names:
             frame = read_attributions(attribution_path("data/attributions", name, arch, method))
             pixels = to_tensor(test["images"][: len(frame)])
-            evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
+            maps = maps_of(frame)
+            evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
             scores = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
             masks = test["masks"][: len(frame)]
             if masks.any():  # the twin's object masks (a real folder may have none)
-                inside = [relevance_in_mask(m, k) for m, k in zip(maps_of(frame), masks) if k.any()]
+                inside = [relevance_in_mask(m, k) for m, k in zip(maps, masks) if k.any()]
                 scores["relevance_in_object"] = round(float(np.nanmean(inside)), 6)
             scores.update(_runtimes(frame.runtime_ms.to_numpy()))
             results.setdefault(arch, {})[method] = scores
