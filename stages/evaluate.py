@@ -1,8 +1,10 @@
-"""DVC stage `evaluate@<study>`: score the explanations -> metrics/<study>.json (+ curves, figures)."""
+"""DVC stage `evaluate@<study>`: score the explanations -> metrics/<study>.json (+ curves,
+figures); wall-clock runtimes per explanation -> metrics/<study>_runtime.json."""
 
 import sys
 
 from xaibench.atomic import write_json
+from xaibench.metrics.runtime import flatten, runtime_report
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.studies import study_kind
@@ -16,7 +18,10 @@ def main(name: str) -> None:
     source = params.datasets[study.dataset].source
     with stage_run(name, "evaluate", study.evaluate.model_dump(), source) as run:
         results = study_kind(study.kind).evaluate(name, study, params, run)
+        runtimes = runtime_report(f"data/attributions/{name}")
+        run.log_metrics({k: v for k, v in flatten(runtimes, "runtime").items() if not k.endswith(".n")})
     write_json(f"metrics/{name}.json", results)
+    write_json(f"metrics/{name}_runtime.json", runtimes)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""DVC stage `gad_evaluate`: RC counts and RS (tables 1 and 2) -> metrics/gad.json + hull figure."""
+"""DVC stage `gad_evaluate`: RC counts and RS (tables 1 and 2) -> metrics/gad.json + hull
+figure; runtimes per explanation -> metrics/gad_runtime.json."""
 
 from xaibench.atomic import write_json
+from xaibench.metrics.runtime import flatten, runtime_report
 from xaibench.figures import gad_hulls_figure
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
@@ -18,7 +20,10 @@ def main() -> None:
         figure = "data/reports/gad/hulls.png"
         gad_hulls_figure(panels, figure)
         run.log_artifact(figure)
+        runtimes = runtime_report("data/attributions/gad")
+        run.log_metrics({k: v for k, v in flatten(runtimes, "runtime").items() if not k.endswith(".n")})
     write_json("metrics/gad.json", results)
+    write_json("metrics/gad_runtime.json", runtimes)
 
 
 if __name__ == "__main__":

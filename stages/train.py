@@ -40,6 +40,8 @@ def main(study_name: str) -> None:
     cfg = study.train
     source = params.datasets[study.dataset].source
     with stage_run(study_name, "train", {"model": study.model, **cfg.model_dump(by_alias=True)}, source) as run:
+        if hasattr(kind, "pretrain"):  # e.g. SENN's conceptizer, before the joint loss
+            kind.pretrain(model, x["train"], study, params.seed, run)
         train_classifier(model, x["train"], y["train"], x["val"], y["val"], cfg.epochs, cfg.lr, cfg.batch_size,
                          cfg.rotation_degrees, cfg.horizontal_flip, params.seed,
                          on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench.studies.imagenet import _runtimes, lime_top_labels, quickshift_segments, shap_gradient, shap_partition
+from xaibench.studies.imagenet import lime_top_labels, quickshift_segments, shap_gradient, shap_partition
 
 
 @pytest.fixture
@@ -38,9 +38,3 @@ def test_shap_adapters_return_maps_and_gradient_shap_sums_to_the_output_gap(mode
     assert abs(gradient.sum() - gap) < 0.35 * abs(gap) + 0.05  # expected gradients: completeness, sampled
     partition = shap_partition(model, image, 1, max_evals=60, blur=3, batch_size=30)
     assert partition.shape == (32, 32) and np.isfinite(partition).all()
-
-
-def test_runtimes_report_the_first_explanation_apart():
-    assert _runtimes(np.array([10.0, 2.0, 4.0])) == {"runtime_ms_cold": 10.0, "runtime_ms_mean": 3.0,
-                                                    "runtime_ms_std": 1.0}
-    assert _runtimes(np.array([5.0]))["runtime_ms_mean"] == 5.0  # one image: cold and mean are the same

@@ -42,7 +42,7 @@ def test_default_params_are_valid():
     ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: Value error, val_fraction + test_fraction"),
     ("studies.catsdogs.dataset", "mnist", "studies.catsdogs.dataset: 'mnist' is not a key of `datasets`"),
     ("studies.catsdogs.kind", "gradcam-only", "studies.catsdogs: Input tag 'gradcam-only' found using 'kind' does not match"),
-    ("studies.senn_cifar10.train.lambda", -1, "studies.senn_cifar10.train.lambda: Input should be greater than or equal to 0"),
+    ("studies.senn_cifar10.train.robustness_weight", -1, "studies.senn_cifar10.train.robustness_weight: Input should be greater than or equal to 0"),
     ("studies.senn_cifar10.evaluate.removal_fractions", [0.2, 1.5], "studies.senn_cifar10.evaluate.removal_fractions: Value error, every fraction must be in (0, 1)"),
     ("gad.support.alphas", [0, -2], "gad.support.alphas: Value error, alphas must be distinct and >= 0"),
     ("gad.architectures", ["resnet50"], "gad.architectures.0: Input should be 'resnet18' or 'vgg16'"),

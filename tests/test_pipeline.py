@@ -3,7 +3,8 @@
 Checks: every output exists; corrupt files are skipped and counted; the store has the
 documented schema; MLflow got one run per stage with its tags and the heatmap grid;
 changing an evaluation-only param reruns only `evaluate`; a forced rerun of the whole
-pipeline gives the same metrics JSON (wall-time measurements aside).
+pipeline gives byte-identical science metrics for every study (wall-clock runtimes live in
+their own ``*_runtime.json`` files, the only ones allowed to differ).
 """
 
 import json
@@ -84,13 +85,16 @@ def set_key(tree: dict, dotted: str, value) -> None:
     tree[leaf] = value
 
 
-def without_runtimes(path: Path):
-    """The metrics JSON with wall-time measurements (keys starting with runtime) left out."""
-    def strip(tree):
-        if isinstance(tree, dict):
-            return {k: strip(v) for k, v in tree.items() if not k.startswith("runtime")}
-        return tree
-    return strip(json.loads(path.read_text()))
+def science_metrics(work: Path) -> dict:
+    """Bytes of every metrics JSON but the runtime files, by path."""
+    return {str(p.relative_to(work)): p.read_bytes() for p in sorted((work / "metrics").rglob("*.json"))
+            if not p.name.endswith("_runtime.json")}
+
+
+def no_runtime_keys(tree) -> bool:
+    if isinstance(tree, dict):
+        return all(not str(k).startswith("runtime") and no_runtime_keys(v) for k, v in tree.items())
+    return True
 
 
 def dvc(workdir: Path, *args: str, env: dict) -> str:
@@ -150,6 +154,7 @@ def test_senn_study_outputs(project):
             "stability_sigma_0.05", "stability_sigma_0.1"} <= set(results["senn"])
     assert {"confidence_drop_top_0.05", "flip_rate_top_0.5", "stability_jaccard_mean"} <= set(results["lime"])
     assert {"confidence_drop_top_0.2", "stability_ssim_mean"} <= set(results["ig"])
+    assert {"reconstruction_mse", "reconstruction_mse_of_the_mean"} <= set(results["senn"])
     assert set(results["prediction_changes"]) == {"0.05", "0.1"}
     senn = pd.read_parquet(work / "data/attributions/senn_cifar10/senn/senn.parquet")
     assert len(senn) == 10 and (senn.height == 1).all() and (senn.width == 5).all()
@@ -185,7 +190,10 @@ def test_mlflow_has_one_run_per_stage_with_tags_and_artifacts(project):
 @pytest.mark.slow
 def test_evaluation_param_reruns_only_evaluate_and_results_are_byte_identical(project):
     work, env, _ = project
-    before = {p.name: without_runtimes(p) for p in (work / "metrics").glob("*.json")}
+    before = science_metrics(work)
+    assert {"metrics/catsdogs.json", "metrics/senn_cifar10.json", "metrics/ssd_coco.json", "metrics/imagenet.json",
+            "metrics/gad.json", "metrics/gad/support/alpha4.json"} <= set(before)
+    assert all(no_runtime_keys(json.loads(b)) for b in before.values())
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["studies"]["catsdogs"]["evaluate"]["steps"] = 8
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -198,8 +206,10 @@ def test_evaluation_param_reruns_only_evaluate_and_results_are_byte_identical(pr
     params["studies"]["catsdogs"]["evaluate"]["steps"] = 4
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(work, "repro", "--force", env=env)  # everything again, from the twin's generation on
-    after = {p.name: without_runtimes(p) for p in (work / "metrics").glob("*.json")}
-    assert after == before
+    after = science_metrics(work)
+    assert after.keys() == before.keys()
+    changed = [name for name in before if after[name] != before[name]]
+    assert not changed, f"science metrics differ between two runs with the same params: {changed}"
     assert "up to date" in dvc(work, "repro", env=env)
 
 
@@ -213,6 +223,9 @@ def test_gad_outputs_and_alpha_list_change_reruns_only_affected_entries(project)
     cell = methods["saliency"]["Warbler"]
     assert cell["rc_below_1"] + cell["rc_at_least_1"] == 4  # 2 images per class, both explained
     assert {"rs_gad", "rs_supplementary", "rc_mean"} <= set(cell)
+    support = json.loads((work / "metrics/gad/support/alpha4.json").read_text())["resnet18"]["cub"]
+    assert {"mse", "mse_untrained", "other_logit_shift", "shift_fraction"} <= set(support)
+    assert support["mse_untrained"] == pytest.approx(4 ** 2 / 2, rel=1e-4)
     frame = pd.read_parquet(work / "data/attributions/gad/resnet18_cub/resnet18/saliency.parquet")
     assert sorted(frame.variant.unique()) == ["gad", "original"] and len(frame) == 2 * 2 * 4
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -237,9 +250,11 @@ def test_detection_study_outputs(project):
     assert {"test_map", "test_map_50", "val_map"} <= set(model)
     results = json.loads((work / "metrics/ssd_coco.json").read_text())
     assert results["n_boxes"] == 2
-    assert set(results["methods"]) == {"lrp", "deeplift", "deeplift_gamma", "lime", "kernel_shap", "random"}
-    assert {"entropy_pixels", "entropy_superpixels", "flipping_auc_pixels", "flipping_auc_superpixels",
-            "relevance_in_box", "runtime_ms_mean", "runtime_ms_std"} == set(results["methods"]["lrp"])
+    assert set(results["methods"]) == {"lrp", "deeplift", "deeplift_gamma", "lime", "shap", "kernel_shap", "random"}
+    assert {"entropy_pixels", "entropy_superpixels", "mass_entropy_pixels", "mass_entropy_superpixels",
+            "flipping_auc_pixels", "flipping_auc_superpixels", "relevance_in_box"} == set(results["methods"]["lrp"])
+    runtimes = json.loads((work / "metrics/ssd_coco_runtime.json").read_text())
+    assert {"runtime_ms_cold", "runtime_ms_mean", "runtime_ms_std", "n"} == set(runtimes["ssd_twin"]["shap"])
     frame = pd.read_parquet(work / "data/attributions/ssd_coco/ssd_twin/lrp.parquet")
     assert len(frame) == 2 and len(frame.box.iloc[0]) == 4 and (frame.height == 64).all()
     curves = pd.read_csv(work / "metrics/plots/ssd_coco/flipping_pixels.csv")
@@ -261,8 +276,9 @@ def test_imagenet_study_outputs(project):
     assert set(results) == {"inception_v3", "resnet50"}
     assert set(results["inception_v3"]) == {"lime", "random"}
     assert set(results["resnet50"]) == {"shap_gradient", "shap_partition", "random"}
-    assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "relevance_in_object", "runtime_ms_cold", "runtime_ms_mean",
-            "runtime_ms_std"} == set(results["resnet50"]["shap_gradient"])
+    assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "relevance_in_object"} == set(results["resnet50"]["shap_gradient"])
+    runtimes = json.loads((work / "metrics/imagenet_runtime.json").read_text())
+    assert runtimes["resnet50"]["shap_gradient"]["n"] == 2 and runtimes["inception_v3"]["lime"]["runtime_ms_mean"] > 0
     assert all(0 <= v["relevance_in_object"] <= 1 for arch in results.values() for v in arch.values())
     frame = pd.read_parquet(work / "data/attributions/imagenet/inception_v3/lime.parquet")
     assert len(frame) == 2 and (frame.height == 75).all()

@@ -1,4 +1,5 @@
-"""SENN: aggregation and the loss terms on hand-built models."""
+"""SENN: aggregation and the loss terms on hand-built models (source:
+shared/sources/senn-cifar10.md, "I. A" and "II. Methodology"; Alvarez-Melis & Jaakkola 2018, eq. 6)."""
 
 import pytest
 import torch
@@ -51,25 +52,31 @@ def test_logits_are_relevance_weighted_concepts():
 def test_robustness_is_zero_for_constant_relevances_and_linear_concepts():
     model = SENN(LinearConceptizer(WEIGHT), ConstantParameterizer(THETA), 3, 2)
     x = torch.randn(5, 1, 2, 2)
-    assert robustness_loss(model, x, torch.tensor([0, 1, 2, 0, 1])).item() == pytest.approx(0.0, abs=1e-6)
+    assert robustness_loss(model, x).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_robustness_by_hand_when_relevances_depend_on_the_input():
+def test_robustness_by_hand_over_all_classes():
     # θ(x) = θ·s, s = Σx. f_c = s θ_c·h, ∇f_c = θ_c·h · 1 + s θ_cᵀ W, θ_c(x)ᵀ J h = s θ_cᵀ W,
-    # so the residual is (θ_c·h) · 1 over the 4 pixels: norm = 2 |θ_c·h|.
+    # so row c of the residual is (θ_c·h) · 1 over the 4 pixels, and its Frobenius norm over
+    # the three classes is 2 · sqrt(Σ_c (θ_c·h)²).
     model = SENN(LinearConceptizer(WEIGHT), InputScaledParameterizer(THETA), 3, 2)
-    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # h = (7, -2); class 0: θ·h = 7 - 4 = 3
-    assert robustness_loss(model, x, torch.tensor([0])).item() == pytest.approx(6.0, rel=1e-6)
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # h = (7, -2); θ·h = (3, -8, -6)
+    assert robustness_loss(model, x).item() == pytest.approx(2 * (9 + 64 + 36) ** 0.5, rel=1e-6)
+    # a batch is the mean of its images: the second image doubles h and so the residual
+    x2 = torch.cat([x, 2 * x])
+    assert robustness_loss(model, x2).item() == pytest.approx(1.5 * 2 * 109 ** 0.5, rel=1e-6)
 
 
 def test_loss_terms_and_weights():
     model = SENN(LinearConceptizer(WEIGHT), ConstantParameterizer(THETA), 3, 2)
     x = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # h = (1, 0); x̂ = [1, 0, 2, 0]
-    total, terms, _ = senn_loss(model, x, torch.tensor([0]), xi=0.5, lam=1.0, sparsity=2.0)
+    total, terms, _ = senn_loss(model, x, torch.tensor([0]), reconstruction_weight=1.0, sparsity_weight=0.25,
+                                robustness_weight=3.0)
     assert terms["reconstruction"] == pytest.approx(1.0)      # (2 - 0)² / 4
     assert terms["sparsity"] == pytest.approx(0.5)            # mean |(1, 0)|
     assert terms["robustness"] == pytest.approx(0.0, abs=1e-6)
-    expected = terms["classification"] + 0.5 * (1.0 + 2.0 * 0.5)
+    # each weight weighs its own term: the reconstruction counts in full, not scaled by xi
+    expected = terms["classification"] + 1.0 * 1.0 + 0.25 * 0.5 + 3.0 * 0.0
     assert total.item() == pytest.approx(expected)
 
 
@@ -77,7 +84,21 @@ def test_registered_senn_trains_a_step():
     torch.manual_seed(0)
     model = build_model("senn", 10, 32)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    total, terms, logits = senn_loss(model, x, y, xi=2e-5, lam=1e-4, sparsity=1.0)
+    total, terms, logits = senn_loss(model, x, y, reconstruction_weight=1.0, sparsity_weight=2e-5,
+                                     robustness_weight=1e-4)
     total.backward()
     assert logits.shape == (4, 10) and terms["robustness"] > 0
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_conceptizer_pretraining_learns_to_reconstruct():
+    """Images of one flat colour each carry 3 numbers: 5 concepts can keep them, so the
+    reconstruction MSE must fall far below that of the mean image (here 1.08; measured 0.27)."""
+    from xaibench.training.senn import pretrain_conceptizer
+
+    torch.manual_seed(0)
+    model = build_model("senn", 10, 16)
+    colours = torch.randn(256, 3, 1, 1)
+    images = colours.expand(256, 3, 16, 16).contiguous()
+    history = pretrain_conceptizer(model, images, epochs=30, lr=3e-3, batch_size=32, seed=0)
+    assert len(history) == 30 and history[-1] < 0.3 * float((images ** 2).mean()) < history[0]

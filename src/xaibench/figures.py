@@ -90,24 +90,27 @@ def concept_prototypes_figure(images: np.ndarray, concepts: np.ndarray, path, pe
     _save(fig, path)
 
 
-def per_class_explanations_figure(images, lime_maps, ig_maps, relevances, titles, path) -> None:
-    """One row per image: the image, LIME, IG, and SENN's concept relevances as bars."""
+def per_class_explanations_figure(images, reconstructions, lime_maps, ig_maps, relevances, titles, path) -> None:
+    """One row per image: the image, SENN's reconstruction x̂ of it (what its concepts
+    keep), LIME, IG, and SENN's concept relevances as bars. images, reconstructions:
+    [N, H, W, 3] in [0, 1] (uint8 images are accepted)."""
     n = len(images)
-    fig, axes = plt.subplots(n, 4, figsize=(7, 1.5 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 5, figsize=(8.5, 1.5 * n), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i])
         axes[i, 0].set_ylabel(titles[i], fontsize=7)
-        for ax, heat in ((axes[i, 1], lime_maps[i]), (axes[i, 2], ig_maps[i])):
+        axes[i, 1].imshow(np.clip(reconstructions[i], 0, 1))
+        for ax, heat in ((axes[i, 2], lime_maps[i]), (axes[i, 3], ig_maps[i])):
             bound = float(np.abs(heat).max()) or 1.0
             ax.imshow(heat, cmap="bwr", vmin=-bound, vmax=bound)
-        axes[i, 3].bar(range(len(relevances[i])), relevances[i],
+        axes[i, 4].bar(range(len(relevances[i])), relevances[i],
                        color=["tab:red" if v > 0 else "tab:blue" for v in relevances[i]])
-        axes[i, 3].axhline(0, color="black", linewidth=0.5)
-        for ax in axes[i, :3]:
+        axes[i, 4].axhline(0, color="black", linewidth=0.5)
+        for ax in axes[i, :4]:
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[i, 3].tick_params(labelsize=6)
-    for j, name in enumerate(["image", "LIME", "IG", "SENN relevances θ_c"]):
+        axes[i, 4].tick_params(labelsize=6)
+    for j, name in enumerate(["image", "SENN reconstruction", "LIME", "IG", "SENN relevances θ_c"]):
         axes[0, j].set_title(name, fontsize=8)
     _save(fig, path)
 

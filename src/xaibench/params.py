@@ -129,9 +129,11 @@ class SaliencyStudy(_StudyBase):
 
 
 class SENNTrain(Train):
-    xi: float = Field(ge=0)                          # weight of the concept loss
-    lambda_: float = Field(ge=0, alias="lambda")     # weight of the robustness loss
-    sparsity: float = Field(ge=0)                    # weight of mean |h| inside the concept loss
+    reconstruction_weight: float = Field(ge=0)       # weighs the conceptizer's reconstruction MSE (study: 1)
+    sparsity_weight: float = Field(ge=0)             # weighs mean |h(x)|, the study's xi (2e-5)
+    robustness_weight: float = Field(ge=0)           # weighs the robustness loss, the study's lambda (1e-4)
+    conceptizer_pretrain_epochs: int = Field(ge=0)   # reconstruction-only epochs first (twin; the study: 0)
+    conceptizer_pretrain_lr: float = Field(gt=0, lt=1)
 
 
 class SENNAttribute(Strict):
@@ -146,6 +148,7 @@ class SENNEvaluate(Strict):
     noise_sigmas: list[float] = Field(min_length=1)
     n_stability_images: int = Field(ge=1)
     top_superpixels: int = Field(ge=1)
+    lime_stability_segments: Literal["resegment", "fixed"] = "resegment"  # the study: each noisy image anew
 
     @field_validator("removal_fractions")
     @classmethod
@@ -301,11 +304,10 @@ class GADAttribute(Strict):
     n_per_class: int = Field(ge=1)                     # 256 per class in the paper
     methods: list[Literal[GAD_METHODS]] = Field(min_length=1)
     ig_steps: int = Field(ge=2)
-    top_fraction: float = Field(gt=0, lt=1)            # "important" = this top fraction of pixels
 
 
 class GADEvaluate(Strict):
-    hull_fraction: float = Field(gt=0, le=1)           # convex hull of the top 50 % pixels
+    hull_fraction: float = Field(gt=0, le=1)           # hull of each map's own top 50 % of pixels
 
 
 class GAD(Strict):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.explain.detection import BOX_METHODS, gamma_weights, lrp_relevance, scaled_segments
+from xaibench.explain.detection import BOX_METHODS, flat_rule, gamma_weights, lrp_relevance, scaled_segments
 from xaibench.models.ssd import BoxLogit, build_detector, detect
 
 
@@ -81,6 +81,44 @@ def test_gamma_weights_scale_only_positive_weights():
     assert net[0].weight.item() == 2.0  # the original is untouched
 
 
+def test_gamma_weights_can_leave_the_first_layer_to_the_flat_rule():
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.Conv2d(1, 1, 1, bias=False))
+    net[0].weight.data.fill_(2.0)
+    net[1].weight.data.fill_(2.0)
+    boosted = gamma_weights(net, 0.5, skip_first=True)
+    assert boosted[0].weight.item() == 2.0 and boosted[1].weight.item() == 3.0
+
+
+def test_flat_rule_by_hand():
+    """The study's first-layer rule (ssd-coco-lrp-deeplift-lime-shap.md, 3.2.1 and 3.2.2):
+    each output spreads its relevance evenly over its receptive field."""
+    conv = nn.Conv2d(1, 1, (1, 2), bias=False)                    # outputs see inputs {0, 1} and {1, 2}
+    relevance = flat_rule(conv, torch.tensor([[[[2.0, 4.0]]]]), (1, 1, 1, 3))
+    assert relevance.flatten().tolist() == [1.0, 1.0 + 2.0, 2.0]
+    padded = nn.Conv2d(1, 1, (1, 3), padding=(0, 1), bias=False)  # fields {0,1}, {0,1,2}, {1,2}: padding not counted
+    relevance = flat_rule(padded, torch.tensor([[[[2.0, 3.0, 4.0]]]]), (1, 1, 1, 3))
+    assert relevance.flatten().tolist() == [1.0 + 1.0, 1.0 + 1.0 + 2.0, 1.0 + 2.0]
+    two_channels = nn.Conv2d(2, 1, 1, bias=False)                 # one output over two input channels
+    assert flat_rule(two_channels, torch.tensor([[[[6.0]]]]), (1, 2, 1, 1)).flatten().tolist() == [3.0, 3.0]
+
+
+def test_deeplift_gamma_spreads_the_first_layer_contributions_flat(detector, image):
+    from captum.attr import LayerDeepLift
+
+    from xaibench.explain.detection import blurred_reference, first_conv, with_gradient_maxpool
+
+    found = detect(detector, image)[0]
+    box = BoxLogit(detector, int(found["anchors"][0])).eval()
+    label = int(found["labels"][0])
+    cfg = SimpleNamespace(lrp_gamma=0.1, deeplift_blur_sigma=12, reference_size=512)
+    heat = BOX_METHODS["deeplift_gamma"](box, image, label, None, cfg, 0)
+    model = with_gradient_maxpool(gamma_weights(box, 0.1, skip_first=True))
+    x = box.normalize(image)
+    contributions = LayerDeepLift(model, first_conv(model)).attribute(
+        x, baselines=box.normalize(blurred_reference(image, 1.5)), target=label)
+    assert float(heat.sum()) == pytest.approx(float(contributions.sum()), rel=1e-4)   # the flat rule conserves
+
+
 def test_segments_are_scaled_by_area():
     yy, xx = np.mgrid[0:128, 0:128]
     image = np.stack([xx * 2, yy * 2, xx + yy], -1).astype(np.uint8)
@@ -97,5 +135,5 @@ def test_every_method_returns_a_finite_map(detector, image, method):
                           kernel_width=1.0, batch_size=20)
     heat = BOX_METHODS[method](box, image, int(found["labels"][0]), segments, cfg, 0)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and np.abs(heat).sum() > 0
-    if method in ("lime", "kernel_shap", "lime_captum", "kernel_shap_captum"):  # one value per superpixel
+    if method in ("lime", "shap", "kernel_shap", "lime_captum", "shap_captum", "kernel_shap_captum"):
         assert all(len(np.unique(heat[segments == s])) == 1 for s in range(16))

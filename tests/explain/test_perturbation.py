@@ -9,7 +9,8 @@ import torch
 from scipy.stats import spearmanr
 
 from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, kernel_shap, lime,
-                                           lime_kernel, perturbed_batch, weighted_ridge)
+                                           lime_kernel, permutation_masks, perturbed_batch, shapley_sampling,
+                                           weighted_ridge)
 from xaibench.metrics.faithfulness import perturbation_curve
 
 
@@ -129,6 +130,48 @@ def test_sampled_kernel_shap_is_within_captums_sampling_error():
         captum_errors.append(np.abs(theirs[0, 0, 0].numpy() - exact).max())
     assert abs(ours.sum() - exact.sum()) < 1e-9          # efficiency holds exactly
     assert np.abs(ours - exact).max() <= max(2 * np.mean(captum_errors), 0.05)
+
+
+def test_permutation_masks_by_hand():
+    # order (2, 0, 1): keep {2}, then {2, 0}, then all
+    assert permutation_masks(np.array([[2, 0, 1]])).tolist() == [[0, 0, 1], [1, 0, 1], [1, 1, 1]]
+
+
+def test_shapley_sampling_by_hand_and_its_efficiency():
+    """The study's SHAP (ssd-coco-lrp-deeplift-lime-shap.md, 2.4): add features one by one
+    along random permutations, average the differences. f = 2·a + 3·b + 4·a·b: Shapley
+    values (2 + 4/2, 3 + 4/2) = (4, 5) exactly once both orders are drawn; each order alone
+    gives (2, 7) [a first] or (6, 3) [b first]."""
+    segments = np.array([[0, 1]])
+    image = torch.ones(3, 1, 2)
+
+    def score(px):
+        a, b = px[:, 0, 0, 0], px[:, 0, 0, 1]
+        return 2 * a + 3 * b + 4 * a * b
+
+    for seed in range(5):
+        one = shapley_sampling(score, image, segments, torch.zeros(3, 1, 2), n_permutations=1, batch_size=2,
+                               seed=seed)
+        assert one.tolist() in ([2.0, 7.0], [6.0, 3.0]) and one.sum() == pytest.approx(9.0)
+    many = shapley_sampling(score, image, segments, torch.zeros(3, 1, 2), n_permutations=400, batch_size=64)
+    assert many.sum() == pytest.approx(9.0)                       # efficiency: f(all) - f(none)
+    assert many == pytest.approx([4.0, 5.0], abs=0.4)
+
+
+def test_shapley_sampling_agrees_with_captum_and_the_exact_values():
+    from captum.attr import ShapleyValueSampling
+
+    k = 6
+    score, image, segments, value = _toy(k)
+    exact = exact_shapley(value, k)
+    ours = shapley_sampling(score, image, segments.numpy(), torch.zeros(3, 4, k), n_permutations=300, batch_size=64)
+    torch.manual_seed(0)
+    theirs = ShapleyValueSampling(score).attribute(image.unsqueeze(0), baselines=0.0,
+                                                   feature_mask=segments.view(1, 1, 4, k), n_samples=300,
+                                                   perturbations_per_eval=64)[0, 0, 0].numpy()
+    assert ours.sum() == pytest.approx(exact.sum()) and theirs.sum() == pytest.approx(exact.sum(), abs=1e-5)
+    captum_error = np.abs(theirs - exact).max()
+    assert np.abs(ours - exact).max() <= max(2 * captum_error, 0.05)
 
 
 def test_curves_are_identical_to_the_per_step_loop(classifier):

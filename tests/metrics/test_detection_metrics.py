@@ -4,21 +4,39 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench.metrics.detection import (coco_map, entropy_bits, flipping_auc, flipping_curve, relevance_in_box,
-                                        relevance_in_mask, superpixel_entropy_bits, superpixel_mean_map)
+from xaibench.metrics.detection import (coco_map, flipping_auc, flipping_curve, mass_entropy_bits, relevance_in_box,
+                                        relevance_in_mask, superpixel_mass_entropy_bits, superpixel_mean_map,
+                                        superpixel_value_entropy_bits, value_entropy_bits)
+
+
+def test_study_entropy_counts_relevance_values():
+    """ssd-coco-lrp-deeplift-lime-shap.md, 4.3, eq. 4.1: p_i is the share of pixels with value r_i."""
+    assert value_entropy_bits(np.full((4, 4), 0.3)) == 0.0                     # one value
+    assert value_entropy_bits(np.array([[1.0, 1.0], [2.0, 3.0]])) == pytest.approx(1.5)  # (1/2, 1/4, 1/4)
+    assert value_entropy_bits(np.array([[1.0, 1.0], [2.0, 3.0]]) * 100) == pytest.approx(1.5)  # scale-free
+    assert value_entropy_bits(np.arange(16.0)) == pytest.approx(4.0)           # 16 distinct: log2 16
+    # 250 equal superpixels with distinct weights: the study's log2(250) = 7.97
+    lime_like = np.repeat(np.random.default_rng(0).normal(size=250), 4)
+    assert value_entropy_bits(lime_like) == pytest.approx(np.log2(250))
+    # where the two entropies disagree: mass on one pixel, but four distinct values
+    peaked = np.array([100.0, 0.01, 0.02, 0.03])
+    assert value_entropy_bits(peaked) == pytest.approx(2.0) and mass_entropy_bits(peaked) < 0.01
+    segments = np.array([[0, 0], [1, 1]])                                      # two superpixels
+    assert superpixel_value_entropy_bits(np.array([[1.0, 3.0], [5.0, 5.0]]), segments) == pytest.approx(1.0)
+    assert superpixel_value_entropy_bits(np.array([[1.0, 3.0], [2.0, 2.0]]), segments) == 0.0  # means 2, 2
 
 
 def test_entropy_of_hand_built_maps():
-    assert entropy_bits(np.ones((2, 2))) == pytest.approx(2.0)            # 4 equal pixels: log2 4
-    assert entropy_bits(np.array([[5.0, 0], [0, 0]])) == pytest.approx(0.0)  # all on one pixel
-    assert entropy_bits(np.array([1.0, -1.0, 2.0])) == pytest.approx(1.5)  # |R| -> (1/4, 1/4, 1/2)
-    assert np.isnan(entropy_bits(np.zeros(3)))
+    assert mass_entropy_bits(np.ones((2, 2))) == pytest.approx(2.0)            # 4 equal pixels: log2 4
+    assert mass_entropy_bits(np.array([[5.0, 0], [0, 0]])) == pytest.approx(0.0)  # all on one pixel
+    assert mass_entropy_bits(np.array([1.0, -1.0, 2.0])) == pytest.approx(1.5)  # |R| -> (1/4, 1/4, 1/2)
+    assert np.isnan(mass_entropy_bits(np.zeros(3)))
 
 
 def test_superpixel_entropy_and_mean_map():
     attribution = np.array([[1.0, 1.0, 2.0, 0.0]])
     segments = np.array([[0, 0, 1, 1]])
-    assert superpixel_entropy_bits(attribution, segments) == pytest.approx(1.0)  # (2, 2) -> two equal halves
+    assert superpixel_mass_entropy_bits(attribution, segments) == pytest.approx(1.0)  # (2, 2) -> two equal halves
     assert superpixel_mean_map(attribution, segments).tolist() == [[1.0, 1.0, 1.0, 1.0]]
 
 

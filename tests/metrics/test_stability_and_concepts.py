@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
-from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, removal_masks_pixels,
-                                        removal_masks_segments, segment_weights, top_segments)
+from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
+                                        removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
 from xaibench.models.senn import SENN
 from tests.test_senn import ConstantParameterizer, LinearConceptizer
 
@@ -22,6 +22,20 @@ def test_top_segments_and_weights_from_a_painted_map():
     weights = segment_weights(lime_map, segments)
     assert weights == {0: 0.5, 1: -1.0, 2: 2.0, 3: 0.5}
     assert top_segments(weights, 2) == {2, 0}  # tie 0.5 between 0 and 3: smaller id first
+
+
+def test_top_superpixels_compared_as_pixel_sets_across_segmentations():
+    """The study re-runs LIME on the noisy image, which segments it anew (senn-cifar10.md,
+    4.2 LIME "Stability"): the top superpixels of two segmentations are compared as pixels."""
+    clean_segments = np.array([[0, 0, 1, 1], [2, 2, 3, 3]])
+    clean_map = np.array([[5.0, 5.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])   # top 1: segment 0 = 2 pixels
+    noisy_segments = np.array([[0, 1, 1, 1], [2, 2, 2, 2]])              # a different segmentation
+    noisy_map = np.array([[9.0, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]])   # top 1: segment 0 = 1 pixel
+    a = top_segment_pixels(clean_map, clean_segments, 1)
+    b = top_segment_pixels(noisy_map, noisy_segments, 1)
+    assert a.tolist() == [[True, True, False, False], [False] * 4]
+    assert mask_jaccard(a, b) == pytest.approx(1 / 2)                    # 1 shared pixel of 2
+    assert mask_jaccard(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
 
 
 def test_ssim_of_identical_maps_is_one_and_of_unrelated_maps_near_zero():
@@ -44,6 +58,25 @@ def test_removal_masks():
     lime_map = np.array([[1.0, 1.0, 5.0], [0.0, 0.0, 5.0]])
     np.testing.assert_array_equal(removal_masks_segments(lime_map, segments, 0.2),  # ceil(0.6) = 1 segment
                                   [[False, False, True], [False, False, True]])
+
+
+def test_removal_ranks_by_magnitude():
+    """The study removes "the top k% of superpixels with the highest absolute attribution"
+    (senn-cifar10.md, 4.2 LIME "Faithfulness"): a strongly negative pixel goes first."""
+    from xaibench.studies.senn import _removal
+
+    class FirstPixel(torch.nn.Module):   # logits (10 * x[0, 0, 0], 0): the first pixel decides
+        def forward(self, x):
+            z = 10 * x[:, 0, 0, 0]
+            return torch.stack([z, torch.zeros_like(z)], 1)
+
+    pixels = torch.ones(1, 3, 2, 2)
+    attribution = np.array([[[-9.0, 1.0], [2.0, 3.0]]])               # |-9| is the largest magnitude
+    result = _removal(FirstPixel(), pixels, attribution, lambda i, m, f: removal_masks_pixels(m, f), [0.25],
+                      fill=torch.zeros(3))
+    p0 = 1 / (1 + np.exp(-10.0))                                       # class 0 before; 0.5 once removed
+    assert result["confidence_drop_top_0.25"] == pytest.approx(p0 - 0.5, abs=1e-6)
+    assert result["flip_rate_top_0.25"] == 0.0                         # a tie at 0.5 keeps argmax 0
 
 
 def test_noise_is_seeded_and_clipped():

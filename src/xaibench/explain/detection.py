@@ -131,20 +131,56 @@ def deeplift_blurred_reference(box, pixels, label, segments, cfg, seed=0):
     return _deeplift(box, pixels, label, cfg)
 
 
-def gamma_weights(module: nn.Module, gamma: float) -> nn.Module:
-    """A copy of ``module`` whose conv weights w become w + γ·max(w, 0)."""
+def first_conv(module: nn.Module) -> nn.Conv2d:
+    """The first ``nn.Conv2d`` in module order: the layer that sees the input."""
+    return next(m for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def gamma_weights(module: nn.Module, gamma: float, skip_first: bool = False) -> nn.Module:
+    """A copy of ``module`` whose conv weights w become w + γ·max(w, 0); with
+    ``skip_first`` the first convolution keeps its weights (it gets the flat rule)."""
     module = copy.deepcopy(module)
+    first = first_conv(module) if skip_first else None
     with torch.no_grad():
         for conv in module.modules():
-            if isinstance(conv, nn.Conv2d):
+            if isinstance(conv, nn.Conv2d) and conv is not first:
                 conv.weight.add_(gamma * conv.weight.clamp(min=0))
     return module
 
 
+def flat_rule(conv: nn.Conv2d, output_relevance: torch.Tensor, input_shape) -> torch.Tensor:
+    """The flat rule (Bach et al. 2016; the study's "♭-rule"): each output neuron j of
+    ``conv`` spreads its relevance R_j evenly over the inputs in its receptive field,
+
+        R_i = Σ_j [i ∈ RF(j)] · R_j / |RF(j)|,
+
+    |RF(j)| counting every input channel and kernel position that lies inside the image
+    (padding excluded). Conserves Σ R. output_relevance: [N, C_out, H', W'] -> [N, C_in, H, W]."""
+    ones = torch.ones(input_shape, dtype=output_relevance.dtype, requires_grad=True)
+    with torch.enable_grad():
+        counts = torch.nn.functional.conv2d(ones, torch.ones_like(conv.weight), None, conv.stride, conv.padding,
+                                            conv.dilation, conv.groups)
+        (relevance,) = torch.autograd.grad(counts, ones, grad_outputs=output_relevance / counts)
+    return relevance
+
+
 @register_box_method("deeplift_gamma")
 def deeplift_gamma(box, pixels, label, segments, cfg, seed=0):
-    """The study's DeepLIFT variant: positive conv weights scaled by (1 + γ), γ = ``lrp_gamma``."""
-    return _deeplift(gamma_weights(box, cfg.lrp_gamma), pixels, label, cfg)
+    """The study's DeepLIFT variant (ssd-coco-lrp-deeplift-lime-shap.md, 3.2.2): positive
+    weights of the convolutions scaled by (1 + γ), γ = ``lrp_gamma``, and the flat rule
+    ("the b-rule is also applied to the first layer"): DeepLIFT's contributions of the first
+    convolution's outputs (captum ``LayerDeepLift``, Rescale, blurred reference) spread
+    over their receptive fields by :func:`flat_rule`. Σ map = Σ first-layer contributions."""
+    from captum.attr import LayerDeepLift
+
+    model = with_gradient_maxpool(gamma_weights(box, cfg.lrp_gamma, skip_first=True))
+    sigma = cfg.deeplift_blur_sigma * pixels.shape[-1] / cfg.reference_size
+    x = box.normalize(pixels).detach().requires_grad_(True)
+    baseline = box.normalize(blurred_reference(pixels, sigma)).detach()
+    conv = first_conv(model)
+    contributions = LayerDeepLift(model, conv).attribute(x, baselines=baseline, target=int(label),
+                                                         attribute_to_layer_input=False)
+    return channel_sum(flat_rule(conv, contributions.detach(), x.shape))[0]
 
 
 def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed):
@@ -163,8 +199,9 @@ def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, **opti
     def logit(batch):
         return box(batch)[:, int(label)]
 
-    weights = estimator(logit, x, segments, torch.zeros_like(x), cfg.num_samples, cfg.batch_size, seed=seed,
-                        **options)
+    if "n_permutations" not in options:
+        options["num_samples"] = cfg.num_samples
+    weights = estimator(logit, x, segments, torch.zeros_like(x), batch_size=cfg.batch_size, seed=seed, **options)
     return np.asarray(weights, np.float32)[segments]
 
 
@@ -180,11 +217,29 @@ def lime_superpixels(box, pixels, label, segments, cfg, seed=0):
     return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, kernel_width=cfg.kernel_width)
 
 
+@register_box_method("shap")
+def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0):
+    """The study's SHAP (ssd-coco-lrp-deeplift-lime-shap.md, 2.4 and 3.2.4): Shapley value
+    sampling (Štrumbelj & Kononenko 2014; captum ``ShapleyValueSampling``) on the SLIC
+    superpixels through the batched engine
+    (:func:`xaibench.explain.perturbation.shapley_sampling`): starting from the gray image,
+    superpixels are added one by one along random permutations and each one's score
+    differences averaged. The study runs 4 permutations of 250 superpixels = 1000 forward
+    passes, LIME's count; here ``num_samples // K`` permutations of the K superpixels (at
+    least 1), the same forward passes as LIME. Map = each superpixel's Shapley value of the box logit."""
+    from xaibench.explain.perturbation import shapley_sampling
+
+    k = int(segments.max()) + 1
+    return _engine_surrogate(shapley_sampling, box, pixels, label, segments, cfg, seed,
+                             n_permutations=max(1, cfg.num_samples // k))
+
+
 @register_box_method("kernel_shap")
 def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0):
     """KernelSHAP (Lundberg & Lee 2017) on the SLIC superpixels through the batched engine
     (:func:`xaibench.explain.perturbation.kernel_shap`), same gray baseline and sample count
-    as LIME. Map = each superpixel's Shapley value of the box logit."""
+    as LIME. Map = each superpixel's Shapley value of the box logit. Not the study's SHAP
+    (that is ``shap``, permutation sampling); kept as its own method."""
     from xaibench.explain.perturbation import kernel_shap
 
     return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed)
@@ -200,6 +255,22 @@ def lime_captum(box, pixels, label, segments, cfg, seed=0):
     lime = Lime(box, interpretable_model=SkLearnRidge(alpha=1.0),
                 similarity_func=get_exp_kernel_similarity_function("cosine", kernel_width=cfg.kernel_width))
     return _captum_surrogate(lime, box, pixels, label, segments, cfg, seed)
+
+
+@register_box_method("shap_captum")
+def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0):
+    """Reference for ``shap``: captum ``ShapleyValueSampling`` with the same permutation count."""
+    from captum.attr import ShapleyValueSampling
+
+    torch.manual_seed(seed)
+    x = box.normalize(pixels).detach()
+    mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape)
+    n_permutations = max(1, cfg.num_samples // (int(segments.max()) + 1))
+    with torch.no_grad():
+        attribution = ShapleyValueSampling(box).attribute(x, baselines=0.0, target=int(label), feature_mask=mask,
+                                                          n_samples=n_permutations,
+                                                          perturbations_per_eval=cfg.batch_size)
+    return channel_sum(attribution)[0] / 3.0  # captum repeats the segment value on each channel
 
 
 @register_box_method("kernel_shap_captum")

@@ -1,11 +1,18 @@
 """Convex-hull complexity (RC) and sensitivity (RS) of GAD maps (Mazini Rodrigues,
-Boutry & Najman 2024, tables 1 and 2).
+Boutry & Najman 2024; ``shared/sources/gad-gradient-artificial-distancing.md``, section 5,
+equations 1 and 2, and section 6: "we filtered out 50% of the pixels, retaining only the
+most important half").
 
-* hull: the convex hull (scikit-image ``convex_hull_image``) of the top ``fraction``
-  (0.5 in the paper) of the map's *positive* pixels, ranked by value;
-* RC = area(hull_GAD) / area(hull_orig): < 1 means GAD concentrated the explanation;
-* RS = |N_a(I) − N_a(I ⊙ (1 − M))| / Σ M: output change of class a per pixel removed,
-  for M = the GAD hull and for the supplementary mask (orig hull minus GAD hull).
+* hull: the convex hull (scikit-image ``convex_hull_image``) of a map's *own* most
+  important pixels, :func:`most_important_pixels`: the top ``fraction`` (0.5) of all its
+  pixels by value, positive values only. The original hull comes from the original map,
+  the GAD hull from the GAD map (:func:`xaibench.explain.gad.gad_map`), each with its own
+  ranking, so neither hull is bounded by the other;
+* RC = area(hull_GAD) / area(hull_orig) (eq. 1): < 1 means GAD concentrated the
+  explanation, >= 1 counts for the original (Table 1);
+* RS = |N_a(I) − N_a(I ⊙ (1 − M))| / Σ M (eq. 2): output change of class a per pixel
+  removed, for M = M_GAD and for the supplementary mask M_Orig − M_GAD
+  (:func:`supplementary_mask`).
 """
 
 from __future__ import annotations
@@ -15,15 +22,21 @@ import torch
 from skimage.morphology import convex_hull_image
 
 
-def top_positive_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean map of the top ``fraction`` (rounded up) of the positive pixels."""
-    positive = attribution > 0
-    count = int(np.ceil(fraction * positive.sum()))
-    mask = np.zeros(attribution.size, bool)
-    if count:
-        order = np.argsort(-attribution.ravel(), kind="stable")[:count]
-        mask[order] = True
-    return mask.reshape(attribution.shape)
+def most_important_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean [H, W]: the largest values, at most ``round(fraction · H·W)`` pixels, only
+    positive ones (no evidence is not importance). A group of equal values that straddles
+    the cut is left out whole, so no pixel is chosen by its position: a map that is zero
+    on most pixels keeps only its positive ones."""
+    flat = attribution.ravel()
+    count = int(round(fraction * flat.size))
+    if count == 0:
+        return np.zeros(attribution.shape, bool)
+    if count >= flat.size:
+        return attribution > 0
+    ordered = np.sort(flat)[::-1]
+    cut, next_value = ordered[count - 1], ordered[count]
+    chosen = flat > cut if cut == next_value else flat >= cut
+    return (chosen & (flat > 0)).reshape(attribution.shape)
 
 
 def convex_hull_mask(pixels: np.ndarray) -> np.ndarray:
@@ -34,7 +47,16 @@ def convex_hull_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def hull_of_map(attribution: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    return convex_hull_mask(top_positive_pixels(attribution, fraction))
+    """Convex hull of the map's own most important ``fraction`` of pixels."""
+    return convex_hull_mask(most_important_pixels(attribution, fraction))
+
+
+def supplementary_mask(original_hull: np.ndarray, gad_hull: np.ndarray) -> np.ndarray:
+    """M_Orig − M_GAD of section 5 as a binary mask: pixels inside the original hull and
+    outside the GAD hull. Where the GAD hull leaves the original hull the difference is
+    −1; those pixels are not occluded (clipped to 0), since the supplementary set is
+    "found in the original explanation but absent in GAD's"."""
+    return original_hull & ~gad_hull
 
 
 def relative_complexity(gad_hull: np.ndarray, original_hull: np.ndarray) -> float:

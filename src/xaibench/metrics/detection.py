@@ -1,7 +1,14 @@
 """Metrics of the detection study (Dreyer 2021, tables 1-4) and the detector's mAP.
 
-* entropy (bits) of a heatmap, H = −Σ p_i log₂ p_i with p_i = |R_i| / Σ_j |R_j|, over
-  pixels or over SLIC superpixels (p_s ∝ Σ_{i∈s} |R_i|); low = concentrated;
+* entropy (the study's, section 4.3, eq. 4.1): e = −Σ_v p_v log₂ p_v over the set of
+  relevance values of one heatmap, p_v = the share of its pixels whose relevance is v
+  (:func:`value_entropy_bits`); on superpixels, each pixel takes its superpixel's mean
+  relevance first. A map with 250 distinct equal-area values has log₂ 250 = 7.97 bits (the
+  study's LIME: 7.81); it measures how many distinct levels a map has, not where its
+  mass lies;
+* mass entropy (not the study's, kept under its own name): H = −Σ_i p_i log₂ p_i with
+  p_i = |R_i| / Σ_j |R_j| over pixels or superpixels (p_s ∝ Σ_{i∈s} |R_i|); low = the
+  relevance mass is concentrated;
 * pixel flipping (Bach et al. 2015): the most relevant pixels (or superpixels, ranked by
   their mean relevance) are set to gray first; the detector's score for the box is
   recorded at S+1 equally spaced fractions; AUC = trapezoid area over [0, 1] (lower =
@@ -22,7 +29,24 @@ import torch
 from xaibench.metrics.faithfulness import area_under_curve, perturbation_curve
 
 
-def entropy_bits(weights: np.ndarray) -> float:
+def value_entropy_bits(attribution: np.ndarray) -> float:
+    """The study's entropy e = −Σ_v p_v log₂ p_v (ssd-coco-lrp-deeplift-lime-shap.md,
+    section 4.3, eq. 4.1: "p_i of a pixel to have relevance value r_i ∈ R, the set of all
+    relevance values of an explanation"): p_v = (pixels with value v) / (all pixels).
+    Values compare exactly as float32, so a constant map has 0 bits and a map of N
+    distinct values log₂ N."""
+    _, counts = np.unique(np.asarray(attribution, np.float32).ravel(), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def superpixel_value_entropy_bits(attribution: np.ndarray, segments: np.ndarray) -> float:
+    """:func:`value_entropy_bits` of the map grouped into superpixels (each pixel takes its
+    superpixel's mean), as the study does for LRP and DeepLIFT (Table 1, "superpixels")."""
+    return value_entropy_bits(superpixel_mean_map(attribution, segments))
+
+
+def mass_entropy_bits(weights: np.ndarray) -> float:
     """Shannon entropy (bits) of |weights| normalised to sum 1; NaN for an all-zero map."""
     p = np.abs(np.asarray(weights, np.float64)).ravel()
     total = p.sum()
@@ -37,8 +61,8 @@ def superpixel_sums(attribution: np.ndarray, segments: np.ndarray, absolute: boo
     return np.bincount(segments.ravel(), weights=values.ravel().astype(np.float64))
 
 
-def superpixel_entropy_bits(attribution: np.ndarray, segments: np.ndarray) -> float:
-    return entropy_bits(superpixel_sums(attribution, segments))
+def superpixel_mass_entropy_bits(attribution: np.ndarray, segments: np.ndarray) -> float:
+    return mass_entropy_bits(superpixel_sums(attribution, segments))
 
 
 def superpixel_mean_map(attribution: np.ndarray, segments: np.ndarray) -> np.ndarray:

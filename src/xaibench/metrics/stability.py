@@ -4,8 +4,13 @@ Stability compares the explanation of an image with that of a noisy copy
 ``x' = clip(x + N(0, σ²))`` for the same class (SENN study, after Alvarez-Melis &
 Jaakkola 2018's robustness analysis):
 
-* LIME: Jaccard index ``|A ∩ B| / |A ∪ B|`` of the top-k superpixels (same superpixels:
-  the clean image's segmentation is used for both);
+* LIME: Jaccard index ``|A ∩ B| / |A ∪ B|`` of the top-k superpixels taken as pixel sets.
+  The study (``shared/sources/senn-cifar10.md``, 4.2 LIME "Stability": "computing the
+  Jaccard similarity of the top 10 most important superpixels", Jaccard 0.16) re-runs
+  LIME on each noisy image, which segments that image anew, so the superpixels differ and
+  only pixel sets can be compared (:func:`top_segment_pixels`, :func:`mask_jaccard`). The
+  variant that reuses the clean image's segmentation for the noisy copy compares
+  superpixel ids (:func:`top_segments`);
 * heatmaps (IG): SSIM (Wang et al. 2004) of the two maps, each scaled by its max |value|
   to [-1, 1] (data range 2);
 * SENN: cosine similarity of the relevance vectors θ_c.
@@ -28,6 +33,17 @@ def top_segments(segment_weights: dict[int, float], k: int) -> set[int]:
     """The k segment ids of largest weight (ties broken by smaller id)."""
     ranked = sorted(segment_weights.items(), key=lambda item: (-item[1], item[0]))
     return {segment for segment, _ in ranked[:k]}
+
+
+def top_segment_pixels(lime_map: np.ndarray, segments: np.ndarray, k: int) -> np.ndarray:
+    """Boolean [H, W]: the pixels of the k superpixels of largest LIME weight."""
+    return np.isin(segments, list(top_segments(segment_weights(lime_map, segments), k)))
+
+
+def mask_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a ∩ b| / |a ∪ b| of two boolean masks; 1.0 for two empty masks."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def segment_weights(lime_map: np.ndarray, segments: np.ndarray) -> dict[int, float]:
@@ -58,7 +74,8 @@ def add_noise(pixels: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
 
 def removal_masks_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean [H, W]: the top ``fraction`` of pixels by attribution (stable on ties)."""
+    """Boolean [H, W]: the top ``fraction`` of pixels by attribution value (stable on
+    ties). Callers that rank by magnitude pass ``abs(attribution)``."""
     flat = attribution.ravel()
     count = int(round(fraction * flat.size))
     mask = np.zeros(flat.size, bool)

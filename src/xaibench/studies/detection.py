@@ -4,7 +4,8 @@ by LRP, DeepLIFT (and its γ variant), LIME and KernelSHAP on SLIC superpixels, 
 train: the twin SSD from scratch (or the COCO-pretrained SSD300 with ``pretrained``),
 mAP on val/test. attribute: the top detection of each test image scoring at least
 ``min_score``, until ``n_boxes``; one Parquet file per method with the box. evaluate:
-entropy, pixel flipping, relevance in the box, runtime (tables 1-4).
+entropy, pixel flipping, relevance in the box (tables 1-3); runtime (table 4) in
+``metrics/<study>_runtime.json`` (:mod:`xaibench.metrics.runtime`).
 """
 
 from __future__ import annotations
@@ -149,8 +150,10 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    """Per method: entropy (pixels, superpixels), pixel-flipping AUC (pixels, superpixels),
-    positive relevance in the box, runtime mean/std; mean flipping curves as CSV + PNG."""
+    """Per method: the study's entropy and the mass entropy (pixels, superpixels),
+    pixel-flipping AUC (pixels, superpixels),
+    positive relevance in the box (runtimes: metrics/<study>_runtime.json, from the
+    store); mean flipping curves as CSV + PNG."""
     from xaibench.figures import curves_figure
     from xaibench.metrics import detection as metrics
     from xaibench.models.ssd import BoxLogit
@@ -180,8 +183,10 @@ def evaluate(name: str, study, params, run) -> dict:
             superpixel_curves.append(metrics.flipping_curve(
                 score_model, image, metrics.superpixel_mean_map(maps[k], segments[k]), c["label"], gray, cfg.steps,
                 cfg.batch_size))
-            rows.append({"entropy_pixels": metrics.entropy_bits(maps[k]),
-                         "entropy_superpixels": metrics.superpixel_entropy_bits(maps[k], segments[k]),
+            rows.append({"entropy_pixels": metrics.value_entropy_bits(maps[k]),
+                         "entropy_superpixels": metrics.superpixel_value_entropy_bits(maps[k], segments[k]),
+                         "mass_entropy_pixels": metrics.mass_entropy_bits(maps[k]),
+                         "mass_entropy_superpixels": metrics.superpixel_mass_entropy_bits(maps[k], segments[k]),
                          "relevance_in_box": metrics.relevance_in_box(maps[k], c["box"])})
         table = pd.DataFrame(rows)
         pixel_curves, superpixel_curves = np.stack(pixel_curves), np.stack(superpixel_curves)
@@ -189,12 +194,10 @@ def evaluate(name: str, study, params, run) -> dict:
             **{f"{k}": round(float(np.nanmean(table[k])), 6) for k in table.columns},
             "flipping_auc_pixels": round(float(metrics.flipping_auc(pixel_curves).mean()), 6),
             "flipping_auc_superpixels": round(float(metrics.flipping_auc(superpixel_curves).mean()), 6),
-            "runtime_ms_mean": round(float(frame.runtime_ms.mean()), 3),
-            "runtime_ms_std": round(float(frame.runtime_ms.std(ddof=0)), 3),
         }
         curves[method] = {"pixels": pixel_curves.mean(0), "superpixels": superpixel_curves.mean(0)}
         log.info("%s: %s", method, results[method])
-        run.log_metrics({f"{k}.{method}": v for k, v in results[method].items() if not k.startswith("runtime")})
+        run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
     for kind in ("pixels", "superpixels"):
         write_csv(f"metrics/plots/{name}/flipping_{kind}.csv",
                   pd.DataFrame({"fraction": fractions, **{m: c[kind] for m, c in curves.items()}}))

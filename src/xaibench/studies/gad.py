@@ -84,10 +84,11 @@ def train_original(arch: str, dataset: str, gad, seed: int, run) -> dict:
 
 def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) -> dict:
     """Fine-tune the support regression model of one cell for one α; save it; return its
-    MSE per epoch and the mean logit margin it reaches (grows with α when the regression
-    follows). Metrics go to ``run`` as ``<arch>_<dataset>.mse`` per epoch."""
+    training MSE per epoch and its fit (:func:`xaibench.training.regression.support_fit`:
+    final MSE, the untrained copy's MSE, the achieved shift of the other-class logit).
+    Metrics go to ``run`` as ``<arch>_<dataset>.<name>``."""
     from xaibench.models import save_model
-    from xaibench.training.regression import logits_of, train_support_model
+    from xaibench.training.regression import support_fit, train_support_model
 
     cfg = gad.support
     original = load_model(original_path(arch, dataset))
@@ -98,18 +99,16 @@ def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) ->
 
     def on_epoch(epoch, record):
         mse[f"epoch_{epoch}"] = round(record["mse"], 6)
-        run.log_metrics({f"{arch}_{dataset}.mse": record["mse"]}, step=epoch)
+        run.log_metrics({f"{arch}_{dataset}.train_mse": record["mse"]}, step=epoch)
 
     support = train_support_model(original, pixels, labels, alpha, cfg.epochs, cfg.lr, cfg.batch_size, seed,
                                   on_epoch=on_epoch)
     checkpoint = torch.load(original_path(arch, dataset), map_location="cpu", weights_only=True)
     save_model(support_path(arch, dataset, alpha), support, arch, checkpoint["num_classes"], gad.image_size,
                checkpoint.get("options"))
-    logits = logits_of(support, pixels)
-    rows = torch.arange(len(labels))
-    margin = (logits[rows, labels] - logits[rows, 1 - labels]).mean().item()
-    run.log_metrics({f"{arch}_{dataset}.mean_margin": margin})
-    return {"mean_margin": round(margin, 6), "mse": mse}
+    fit = {k: round(v, 6) for k, v in support_fit(original, support, pixels, labels, alpha).items()}
+    run.log_metrics({f"{arch}_{dataset}.{k}": v for k, v in fit.items() if v == v})
+    return {**fit, "n_images": len(labels), "train_mse": mse}
 
 
 def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
@@ -117,7 +116,7 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
     import time
 
     from xaibench.explain import METHODS
-    from xaibench.explain.gad import gad_map
+    from xaibench.explain.gad import gad_map, intersected_alphas
     from xaibench.params import params_hash
     from xaibench.store import attribution_path, write_attributions
     from xaibench.training.classifier import predict_proba
@@ -126,7 +125,7 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
     pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
     keep = balanced_first(labels, cfg.n_per_class)
     pixels, labels, ids = pixels[keep], labels[keep], ids[keep]
-    original, supports = load_family(arch, dataset, gad.support.alphas)
+    original, supports = load_family(arch, dataset, intersected_alphas(gad.support.alphas))
     probs = predict_proba(original, pixels)
     predicted = probs.argmax(-1)
     digest = params_hash(gad, seed)
@@ -142,8 +141,7 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
             original_maps = explain(original, pixels, targets, seed=seed, **options)
             original_ms = 1000 * (time.perf_counter() - start) / n
             support_maps = [explain(s, pixels, targets, seed=seed, **options) for s in supports]
-            gad_maps = np.stack([gad_map(original_maps[i], [m[i] for m in support_maps], cfg.top_fraction)
-                                 for i in range(n)])
+            gad_maps = np.stack([gad_map(original_maps[i], [m[i] for m in support_maps]) for i in range(n)])
             gad_ms = 1000 * (time.perf_counter() - start) / n
             for variant, maps, ms in (("original", original_maps, original_ms), ("gad", gad_maps, gad_ms)):
                 columns["image_id"] += [str(i) for i in ids]
@@ -164,7 +162,8 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
 def evaluate(gad, seed: int, run) -> tuple[dict, list]:
     """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
     per architecture, dataset, method and class. Also returns figure panels."""
-    from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity
+    from xaibench.metrics.complexity import (hull_of_map, relative_complexity, relative_sensitivity,
+                                             supplementary_mask)
     from xaibench.store import attribution_path, maps_of, read_attributions
 
     results, panels = {}, []
@@ -189,7 +188,8 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list]:
                         rc.append(relative_complexity(hull_gad, hull_orig))
                         image = pixels[position[image_id]]
                         rs_gad.append(relative_sensitivity(original, image, hull_gad, int(target_class)))
-                        rs_supp.append(relative_sensitivity(original, image, hull_orig & ~hull_gad, int(target_class)))
+                        rs_supp.append(relative_sensitivity(original, image, supplementary_mask(hull_orig, hull_gad),
+                                                           int(target_class)))
                         if len(panels) < 6 and method == gad.attribute.methods[0] and k == 0:
                             panels.append((f"{arch}/{dataset}/{classes[int(target_class)]}", image, orig_maps[k],
                                            gad_maps[k], hull_orig, hull_gad))

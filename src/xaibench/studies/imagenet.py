@@ -209,17 +209,10 @@ def attribute(name: str, study, params, run) -> None:
     run.log_artifact(figure)
 
 
-def _runtimes(runtime_ms: np.ndarray) -> dict:
-    """The first explanation apart (``runtime_ms_cold``: imports, shap's numba compilation:
-    15.7 s against 2.6 s warm for PartitionExplainer), mean and std of the others."""
-    warm = runtime_ms[1:] if len(runtime_ms) > 1 else runtime_ms
-    return {"runtime_ms_cold": round(float(runtime_ms[0]), 3), "runtime_ms_mean": round(float(warm.mean()), 3),
-            "runtime_ms_std": round(float(warm.std()), 3)}
-
-
 def evaluate(name: str, study, params, run) -> dict:
     """Per model and method: the faithfulness metrics (IAUC, DAUC, ...), the share of
-    positive relevance on the object (where masks exist) and runtime (cold, then warm)."""
+    positive relevance on the object (where masks exist). Runtimes (cold, then warm) go to
+    metrics/<study>_runtime.json (:mod:`xaibench.metrics.runtime`)."""
     from xaibench.metrics import METRICS
     from xaibench.metrics.detection import relevance_in_mask
     from xaibench.metrics.faithfulness import collect_evidence
@@ -245,12 +238,11 @@ def evaluate(name: str, study, params, run) -> dict:
             if masks.any():  # the twin's object masks (a real folder may have none)
                 inside = [relevance_in_mask(m, k) for m, k in zip(maps, masks) if k.any()]
                 scores["relevance_in_object"] = round(float(np.nanmean(inside)), 6)
-            scores.update(_runtimes(frame.runtime_ms.to_numpy()))
             results.setdefault(arch, {})[method] = scores
             curves[f"{arch}/{method}"] = {"insertion": evidence.insertion_scores.mean(0),
                                           "deletion": evidence.deletion_scores.mean(0)}
             log.info("%s/%s: %s", arch, method, scores)
-            run.log_metrics({f"{k}.{arch}.{method}": v for k, v in scores.items() if not k.startswith("runtime")})
+            run.log_metrics({f"{k}.{arch}.{method}": v for k, v in scores.items()})
     fractions = np.linspace(0, 1, cfg.steps + 1)
     write_insertion_deletion(name, fractions, curves, run)
     return results

@@ -6,9 +6,13 @@ test images that activate each concept most) and one image per class explained b
 three methods.
 
 evaluate: concept-ablation faithfulness (SENN); top-k removal (LIME: superpixels, IG:
-pixels) at the given fractions, as mean confidence drop and prediction flip rate;
-stability under Gaussian noise (LIME Jaccard, IG SSIM, SENN cosine) per level and overall,
-with the number of prediction changes.
+pixels, ranked by |attribution|) at the given fractions, as mean confidence drop and
+prediction flip rate; stability under Gaussian noise (LIME Jaccard, IG SSIM, SENN cosine)
+per level and overall, with the number of prediction changes; SENN's reconstruction error.
+
+Source: ``shared/sources/senn-cifar10.md``, "III. Results": LIME and IG "Faithfulness"
+(the top k % "with the highest absolute attribution" / "ranked by highest attribution
+magnitudes" removed) and "Stability" (LIME re-run on each noisy image).
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ from xaibench.explain import METHODS
 from xaibench.explain.lime_method import slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
-from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, removal_masks_pixels,
-                                        removal_masks_segments, segment_weights, top_segments)
+from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
+                                        removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
 from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.training.classifier import predict_proba
-from xaibench.training.senn import senn_loss
+from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
 log = logging.getLogger(__name__)
 METHOD_NAMES = ("senn", "lime", "ig")
@@ -39,9 +43,21 @@ def loss_fn(study):
     cfg = study.train
 
     def senn_objective(model, pixels, labels):
-        return senn_loss(model.net, model.normalize(pixels), labels, cfg.xi, cfg.lambda_, cfg.sparsity)
+        return senn_loss(model.net, model.normalize(pixels), labels, cfg.reconstruction_weight, cfg.sparsity_weight,
+                         cfg.robustness_weight)
 
     return senn_objective
+
+
+def pretrain(model, train_pixels, study, seed, run) -> None:
+    """Reconstruction-only epochs of the conceptizer before the joint loss
+    (``train.conceptizer_pretrain_epochs``; 0 = the study's recipe)."""
+    cfg = study.train
+    if cfg.conceptizer_pretrain_epochs:
+        with torch.no_grad():
+            normalized = model.normalize(train_pixels)
+        pretrain_conceptizer(model.net, normalized, cfg.conceptizer_pretrain_epochs, cfg.conceptizer_pretrain_lr,
+                             cfg.batch_size, seed, on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch))
 
 
 @torch.no_grad()
@@ -74,8 +90,11 @@ def attribute(name: str, study, params, run) -> None:
     predicted = predict_proba(model, pixels).argmax(-1).numpy()
     class_names = list(_class_names(study))
     firsts = [int(np.flatnonzero(predicted == c)[0]) for c in range(len(class_names)) if (predicted == c).any()]
+    with torch.no_grad():
+        reconstructions = model.net.explain(model.normalize(pixels[firsts])).reconstruction * model.std + model.mean
     figure = f"data/attributions/{name}/explanations_per_class.png"
-    per_class_explanations_figure(test["images"][firsts], maps["lime"][firsts], maps["ig"][firsts],
+    per_class_explanations_figure(test["images"][firsts], reconstructions.permute(0, 2, 3, 1).numpy(),
+                                  maps["lime"][firsts], maps["ig"][firsts],
                                   maps["senn"][firsts][:, 0], [class_names[predicted[i]] for i in firsts], figure)
     run.log_artifact(figure)
 
@@ -87,18 +106,60 @@ def _class_names(study):
 
 
 def _removal(model, pixels, maps, masks_fn, fractions, fill):
-    """Mean confidence drop and flip rate of the predicted class per removal fraction."""
+    """Mean confidence drop and flip rate of the predicted class per removal fraction;
+    ``masks_fn(i, |map_i|, fraction)``: features are ranked by the magnitude of their
+    attribution (the study: "highest absolute attribution")."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
     p0 = probs[torch.arange(len(pixels)), predicted]
     result = {}
     for fraction in fractions:
-        masks = torch.from_numpy(np.stack([masks_fn(i, maps[i], fraction) for i in range(len(pixels))]))
+        masks = torch.from_numpy(np.stack([masks_fn(i, np.abs(maps[i]), fraction) for i in range(len(pixels))]))
         removed = torch.where(masks.unsqueeze(1), fill.view(1, 3, 1, 1), pixels)
         new = predict_proba(model, removed)
         result[f"confidence_drop_top_{fraction:g}"] = round(float((p0 - new[torch.arange(len(pixels)), predicted]).mean()), 6)
         result[f"flip_rate_top_{fraction:g}"] = round(float((new.argmax(-1) != predicted).float().mean()), 6)
     return result
+
+
+def _lime_stability(model, clean_maps, clean_segments, cfg, lime_cfg, seed):
+    """A function (noisy images, targets) -> Jaccard of the top ``top_superpixels`` of the
+    clean and the noisy LIME explanation, per image.
+
+    ``resegment`` (the study): LIME runs on each noisy image as on any image, segmenting it
+    anew; the two top-k superpixel sets are compared as pixel sets. ``fixed``: the noisy
+    copy is explained on the clean image's superpixels and the superpixel ids are compared."""
+    k = cfg.top_superpixels
+    lime_options = lime_cfg.model_dump()
+    if cfg.lime_stability_segments == "fixed":
+        clean_top = [top_segments(segment_weights(m, s), k) for m, s in zip(clean_maps, clean_segments)]
+
+        def fixed(noisy, targets):
+            maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=clean_segments, **lime_options)
+            return [jaccard(clean_top[i], top_segments(segment_weights(maps[i], clean_segments[i]), k))
+                    for i in range(len(noisy))]
+
+        return fixed
+    clean_top = [top_segment_pixels(m, s, k) for m, s in zip(clean_maps, clean_segments)]
+
+    def resegment(noisy, targets):
+        noisy_segments = [slic_segments(image, lime_cfg.n_segments) for image in noisy]
+        maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=noisy_segments, **lime_options)
+        return [mask_jaccard(clean_top[i], top_segment_pixels(maps[i], noisy_segments[i], k))
+                for i in range(len(noisy))]
+
+    return resegment
+
+
+@torch.no_grad()
+def _reconstruction_error(model, pixels) -> dict:
+    """SENN's autoencoder on the explained images: reconstruction MSE (normalised input)
+    against the MSE of reconstructing every image as the dataset mean (0 after
+    normalisation): a conceptizer that learnt nothing stays at the latter."""
+    x = model.normalize(pixels)
+    reconstruction = model.net.explain(x).reconstruction
+    return {"reconstruction_mse": round(float(((reconstruction - x) ** 2).mean()), 6),
+            "reconstruction_mse_of_the_mean": round(float((x ** 2).mean()), 6)}
 
 
 def evaluate(name: str, study, params, run) -> dict:
@@ -109,7 +170,11 @@ def evaluate(name: str, study, params, run) -> dict:
     pixels = torch.from_numpy(test["images"][:n_stored]).permute(0, 3, 1, 2).float() / 255.0
     results = {m: {} for m in METHOD_NAMES}
 
-    drops, relevances = concept_ablation_drops(model.net, model.normalize(pixels))
+    # concept ablation on the entire test split, as the study ("for SENN, ablation was
+    # performed on the entire test set"): one forward pass per concept, no explainer
+    all_pixels = torch.from_numpy(test["images"]).permute(0, 3, 1, 2).float() / 255.0
+    chunks = [concept_ablation_drops(model.net, model.normalize(chunk)) for chunk in all_pixels.split(500)]
+    drops, relevances = (np.concatenate(parts) for parts in zip(*chunks))
     correlation = ablation_correlation(relevances, drops)
     results["senn"].update(faithfulness_correlation_mean=round(float(np.nanmean(correlation)), 6),
                            faithfulness_correlation_std=round(float(np.nanstd(correlation)), 6))
@@ -128,22 +193,17 @@ def evaluate(name: str, study, params, run) -> dict:
     clean = pixels[:n_stab]
     targets = torch.tensor(frames["senn"].target.to_numpy()[:n_stab])
     clean_maps = {m: maps_of(frames[m])[:n_stab] for m in METHOD_NAMES}
-    clean_segments = segments[:n_stab]
-    clean_top = [top_segments(segment_weights(clean_maps["lime"][i], clean_segments[i]), cfg.top_superpixels)
-                 for i in range(n_stab)]
+    lime_stability = _lime_stability(model, clean_maps["lime"], segments[:n_stab], cfg, lime_cfg, params.seed)
     rows, changes = [], {}
     for level, sigma in enumerate(cfg.noise_sigmas):
         noisy = add_noise(clean, sigma, seed=params.seed * 1000 + level)
         changes[f"{sigma:g}"] = int((predict_proba(model, noisy).argmax(-1) != targets).sum())
         start = time.perf_counter()
-        lime_noisy = METHODS["lime"](model, noisy, targets, seed=params.seed, segments=clean_segments,
-                                     **lime_cfg.model_dump())
         ig_noisy = METHODS["ig"](model, noisy, targets, n_steps=study.attribute.ig_steps)
         senn_noisy = senn_relevance(model, noisy, targets)
         rows.append({
             "sigma": sigma,
-            "lime_jaccard": float(np.mean([jaccard(clean_top[i], top_segments(segment_weights(lime_noisy[i], clean_segments[i]),
-                                                                        cfg.top_superpixels)) for i in range(n_stab)])),
+            "lime_jaccard": float(np.mean(lime_stability(noisy, targets))),
             "ig_ssim": float(np.mean([heatmap_ssim(clean_maps["ig"][i], ig_noisy[i]) for i in range(n_stab)])),
             "senn_cosine": float(np.nanmean([cosine(clean_maps["senn"][i, 0], senn_noisy[i, 0])
                                              for i in range(n_stab)])),
@@ -155,8 +215,9 @@ def evaluate(name: str, study, params, run) -> dict:
         results[method][f"stability_{column.split('_')[1]}_mean"] = round(float(table[column].mean()), 6)
         for sigma, value in zip(table.sigma, table[column]):
             results[method][f"stability_sigma_{sigma:g}"] = round(float(value), 6)
+    results["senn"].update(_reconstruction_error(model, pixels))
     results["prediction_changes"] = changes
-    results["n_images"] = {"ablation": n_stored, "removal": n_removal, "stability": n_stab}
+    results["n_images"] = {"ablation": len(all_pixels), "removal": n_removal, "stability": n_stab}
     write_csv(f"metrics/plots/{name}/stability.csv", table)
     figure = f"data/reports/{name}/stability.png"
     stability_figure(table, figure)

@@ -1,0 +1,22 @@
+"""Runtimes leave the science metrics: statistics by hand, the report from a store folder."""
+
+import pandas as pd
+import pytest
+
+from xaibench.metrics.runtime import flatten, runtime_report, runtime_statistics
+
+
+def test_runtime_statistics_keep_the_cold_call_apart():
+    stats = runtime_statistics([100.0, 2.0, 4.0])
+    assert stats == {"runtime_ms_cold": 100.0, "runtime_ms_mean": 3.0, "runtime_ms_std": 1.0, "n": 3}
+    assert runtime_statistics([5.0])["runtime_ms_mean"] == 5.0
+
+
+def test_runtime_report_nests_by_store_path(tmp_path):
+    for model, method, times in (("m1", "lime", [9.0, 1.0, 3.0]), ("m1", "random", [1.0]), ("m2", "shap", [4.0, 6.0])):
+        (tmp_path / model).mkdir(exist_ok=True)
+        pd.DataFrame({"runtime_ms": times, "image_id": ["a"] * len(times)}).to_parquet(tmp_path / model / f"{method}.parquet")
+    report = runtime_report(tmp_path)
+    assert set(report) == {"m1", "m2"} and set(report["m1"]) == {"lime", "random"}
+    assert report["m1"]["lime"]["runtime_ms_mean"] == pytest.approx(2.0)
+    assert flatten(report)["m2.shap.runtime_ms_cold"] == 4.0
