@@ -45,3 +45,14 @@ def test_atomic_dir_replaces_the_folder_as_a_whole_or_not_at_all(tmp_path, umask
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["raw"]
     assert oct(target.stat().st_mode & 0o777) == "0o755"
+
+
+def test_write_json_writes_strict_json(tmp_path):
+    import json
+
+    from xaibench.atomic import write_json
+
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": 2}})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": {"d": 2}}

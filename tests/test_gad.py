@@ -150,3 +150,4 @@ def test_support_fit_of_an_unchanged_copy():
     fit = support_fit(original, original, pixels, labels, alpha=8.0)
     assert fit["mse"] == pytest.approx(32.0) and fit["mse_untrained"] == pytest.approx(32.0)
     assert fit["other_logit_shift"] == 0.0 and fit["own_logit_change"] == 0.0
+    assert np.isnan(support_fit(original, original, pixels, labels, alpha=0.0)["shift_fraction"])  # null in JSON

@@ -9,6 +9,7 @@ permissions (0666 / 0777 less the umask), not the private ones ``tempfile`` crea
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -60,7 +61,19 @@ def atomic_dir(path: str | Path):
         raise
 
 
+def _finite_or_null(obj):
+    """NaN and ±inf -> None (JSON null): ``json`` would write NaN, which is not JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | Path, obj) -> None:
-    """Write ``obj`` as stable, sorted, indented JSON, atomically."""
+    """Write ``obj`` as stable, sorted, indented, strict JSON (non-finite numbers as
+    null), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
