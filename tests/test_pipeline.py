@@ -135,15 +135,22 @@ def test_all_outputs_and_metrics(project):
     data = json.loads((work / "metrics/data_catsdogs.json").read_text())
     assert data["images_skipped"] == 3 and data["images_kept"] == 28
     results = json.loads((work / "metrics/catsdogs.json").read_text())
-    assert set(results) == {"lrp", "gradcam", "deeplift", "lime", "random"}
+    assert set(results) == {"lrp", "gradcam", "deeplift", "lime", "random", "edge"}
     assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC"} for v in results.values())
     model = json.loads((work / "metrics/catsdogs_model.json").read_text())
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(model)
     curves = pd.read_csv(work / "metrics/plots/catsdogs/deletion.csv")
-    assert list(curves.columns) == ["fraction", "lrp", "gradcam", "deeplift", "lime", "random"] and len(curves) == 5
+    assert list(curves.columns) == ["fraction", "lrp", "gradcam", "deeplift", "lime", "random", "edge"]
+    assert len(curves) == 5
     frame = pd.read_parquet(work / "data/attributions/catsdogs/catsdogs_cnn/lime.parquet")
     assert len(frame) == 4 and (frame.height == 32).all() and len(frame.attribution.iloc[0]) == 32 * 32
     assert (work / "data/attributions/catsdogs/heatmaps.png").stat().st_size > 1000
+    assert "Running stage 'reliability@catsdogs'" in log
+    reliability = json.loads((work / "metrics/catsdogs_reliability.json").read_text())
+    assert reliability["n_images"] == 4 and set(reliability["controls"]["IAUC"]["separated"]) == {
+        "lrp", "gradcam", "deeplift", "lime"}
+    low, high = reliability["intervals"]["by_metric"]["DAUC"]["lrp"]["interval"]
+    assert low <= results["lrp"]["DAUC"] <= high
 
 
 @pytest.mark.slow

@@ -322,11 +322,31 @@ class GAD(Strict):
     evaluate: GADEvaluate
 
 
+class Reliability(Strict):
+    """The top-level ``reliability:`` section (issue 13; saliency studies so far)."""
+
+    studies: list[str] = Field(min_length=1)         # studies whose ranking gets intervals etc.
+    controls: list[str] = Field(min_length=1)        # methods that explain nothing of the model
+    n_resamples: int = Field(ge=10)                  # paired bootstrap resamples of the images
+    level: float = Field(gt=0, lt=1)                 # interval coverage
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     datasets: dict[str, Dataset]
     studies: dict[str, Study]
     gad: GAD | None = None
+    reliability: Reliability | None = None
+
+    @model_validator(mode="after")
+    def _reliability_of_saliency_studies(self):
+        if self.reliability is not None:
+            wrong = [s for s in self.reliability.studies
+                     if s not in self.studies or self.studies[s].kind != "saliency"]
+            if wrong:
+                raise ParamsError(f"params.yaml: reliability.studies: {wrong} are not saliency studies of "
+                                  f"`studies` (the reliability report covers kind saliency so far)")
+        return self
 
     @model_validator(mode="after")
     def _gad_uses_declared_datasets(self):

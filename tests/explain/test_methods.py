@@ -69,3 +69,15 @@ def test_lime_map_is_constant_within_superpixels():
 def test_last_conv_layer_is_the_gradcam_layer():
     net = build_model("catsdogs_cnn", 2, 128)
     assert last_conv_layer(net) is [m for m in net if isinstance(m, nn.Conv2d)][-1]
+
+
+def test_edge_control_is_the_sobel_magnitude_and_ignores_the_model(model, pixels):
+    image = torch.zeros(1, 3, 8, 8)
+    image[..., 4:] = 1.0                                   # a vertical step from black to white
+    edges = METHODS["edge"](None, image, torch.tensor([0]))[0]
+    assert edges[:, 0].max() == 0 and edges[:, 7].max() == 0   # flat far from the step
+    assert edges[4, 3] > 0 and edges[4, 4] > 0                  # strongest on both sides of it
+    assert np.allclose(edges, edges[4:5])                       # the same in every row
+    a = METHODS["edge"](model, pixels, torch.tensor([0, 1]))
+    b = METHODS["edge"](None, pixels, torch.tensor([1, 0]))
+    assert np.array_equal(a, b)                                  # model- and target-independent

@@ -19,4 +19,4 @@ METHODS: dict[str, Callable] = {}
 register_method = registrar(METHODS, "attribution method")
 
 
-from xaibench.explain import gradient_methods, lime_method, random_method  # noqa: E402,F401
+from xaibench.explain import edge_method, gradient_methods, lime_method, random_method  # noqa: E402,F401

@@ -142,6 +142,10 @@ def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (a * b).sum(-1) / np.where(denominator > 0, denominator, 1), np.nan)
 
 
+# Which way is better, per registered metric (the docstrings below say why).
+HIGHER_IS_BETTER = {"IAUC": True, "DAUC": False, "IC": True, "DC": True, "AD": False, "IIC": True}
+
+
 @register_metric("IAUC")
 def insertion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Insertion AUC (RISE, Petsiuk et al. 2018): ``IAUC = ∫_0^1 i(x) dx`` by the trapezoid

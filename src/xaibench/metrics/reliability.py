@@ -1,0 +1,114 @@
+"""How far a ranking of methods can be trusted: paired bootstrap intervals over images,
+rank stability, agreement between metrics, separation from the controls (issue 13,
+part 4; the wiring into the studies' outputs comes next).
+
+Scores are given per method as one value per image, the same images in the same order
+for every method (``{method: [N]}``), so resampling images resamples every method alike
+(a paired bootstrap: Efron & Tibshirani 1993, ch. 13). NaN images are left out of each
+resample's mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import kendalltau
+
+
+def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
+    """[R, N]: R resamples of N image indices drawn with replacement (seeded)."""
+    return np.random.default_rng(seed).integers(0, n_images, (n_resamples, n_images))
+
+
+def resampled_means(scores: dict[str, np.ndarray], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """{method: [R]}: the mean score of each resample (the same resamples for every method)."""
+    return {m: np.nanmean(np.asarray(v, np.float64)[indices], axis=1) for m, v in scores.items()}
+
+
+def percentile_interval(means: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The (1 − level)/2 and (1 + level)/2 percentiles of the resampled means."""
+    low, high = np.nanpercentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
+def ranks_of(means: dict[str, float], higher_is_better: bool) -> dict[str, int]:
+    """Rank 1 = best; ties share the better rank (competition ranking)."""
+    values = {m: (v if higher_is_better else -v) for m, v in means.items()}
+    return {m: 1 + sum(other > v for other in values.values()) for m, v in values.items()}
+
+
+def rank_stability(scores: dict[str, np.ndarray], higher_is_better: bool, indices: np.ndarray) -> dict[str, float]:
+    """Per method, the share of resamples in which it keeps the rank it has on all images."""
+    full = ranks_of({m: float(np.nanmean(v)) for m, v in scores.items()}, higher_is_better)
+    means = resampled_means(scores, indices)
+    kept = {m: 0 for m in scores}
+    for r in range(len(indices)):
+        ranks = ranks_of({m: float(means[m][r]) for m in scores}, higher_is_better)
+        for m in scores:
+            kept[m] += ranks[m] == full[m]
+    return {m: kept[m] / len(indices) for m in scores}
+
+
+def separated(scores: dict[str, np.ndarray], method: str, control: str, higher_is_better: bool,
+              indices: np.ndarray, level: float = 0.95) -> bool:
+    """True when the paired bootstrap interval of mean(method) − mean(control) lies wholly
+    on the better side of 0."""
+    means = resampled_means({k: scores[k] for k in (method, control)}, indices)
+    low, high = percentile_interval(means[method] - means[control], level)
+    return low > 0 if higher_is_better else high < 0
+
+
+def metric_agreement(means_by_metric: dict[str, dict[str, float]],
+                     higher_is_better: dict[str, bool]) -> dict[str, float]:
+    """Kendall's tau between the method rankings of every pair of metrics
+    (``{"IAUC|DAUC": tau}``); each metric is oriented so that better = larger first."""
+    names = sorted(means_by_metric)
+    oriented = {k: {m: (v if higher_is_better[k] else -v) for m, v in means_by_metric[k].items()} for k in names}
+    methods = sorted(means_by_metric[names[0]])
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            tau = kendalltau([oriented[a][m] for m in methods], [oriented[b][m] for m in methods]).statistic
+            out[f"{a}|{b}"] = float(tau)
+    return out
+
+
+def reliability_report(scores, controls, n_resamples: int, level: float, seed: int) -> dict:
+    """From per-image scores (a long table: method, image_id, metric, value) to the
+    ``intervals``, ``agreement`` and ``controls`` sections:
+
+    * intervals: per metric and method, the mean and its paired bootstrap interval
+      (``n_resamples`` resamples of the images, the same for every method), and per
+      metric the share of resamples in which each method keeps its rank;
+    * agreement: Kendall's tau between the method rankings of every pair of metrics;
+    * controls: per metric, each non-control method's separation from every control
+      (paired interval of the difference wholly on the better side of 0); ``flagged``
+      lists the methods not separated from all controls.
+    """
+    from xaibench.metrics.faithfulness import HIGHER_IS_BETTER
+
+    metrics = [m for m in HIGHER_IS_BETTER if m in set(scores.metric)]
+    wide = {metric: scores[scores.metric == metric].pivot(index="image_id", columns="method", values="value")
+            for metric in metrics}
+    n_images = len(next(iter(wide.values())))
+    indices = bootstrap_indices(n_images, n_resamples, seed)
+    intervals, stability, means_by_metric, control_section = {}, {}, {}, {}
+    for metric, table in wide.items():
+        per_method = {m: table[m].to_numpy() for m in sorted(table.columns)}
+        higher = HIGHER_IS_BETTER[metric]
+        resampled = resampled_means(per_method, indices)
+        means_by_metric[metric] = {m: float(np.nanmean(v)) for m, v in per_method.items()}
+        intervals[metric] = {m: {"mean": round(means_by_metric[metric][m], 6),
+                                 "interval": [round(x, 6) for x in percentile_interval(resampled[m], level)]}
+                             for m in per_method}
+        stability[metric] = {m: round(v, 4) for m, v in rank_stability(per_method, higher, indices).items()}
+        present = [c for c in controls if c in per_method]
+        verdict = {m: {c: separated(per_method, m, c, higher, indices, level) for c in present}
+                   for m in per_method if m not in present}
+        control_section[metric] = {"separated": verdict,
+                                   "flagged": sorted(m for m, v in verdict.items() if not all(v.values()))}
+    return {"n_images": n_images, "n_resamples": n_resamples, "level": level,
+            "direction": {m: "higher" if HIGHER_IS_BETTER[m] else "lower" for m in metrics},
+            "intervals": {"by_metric": intervals, "rank_stability": stability},
+            "agreement": {k: round(v, 6) for k, v in metric_agreement(
+                means_by_metric, {m: HIGHER_IS_BETTER[m] for m in metrics}).items()},
+            "controls": control_section}

@@ -1,0 +1,78 @@
+"""Reliability statistics on hand-checkable inputs."""
+
+import numpy as np
+import pytest
+
+from xaibench.metrics.reliability import (bootstrap_indices, metric_agreement, percentile_interval, rank_stability,
+                                          ranks_of, resampled_means, separated)
+
+
+def test_bootstrap_interval_of_a_constant_has_zero_width():
+    indices = bootstrap_indices(20, 500, seed=0)
+    means = resampled_means({"m": np.full(20, 0.7)}, indices)["m"]
+    assert percentile_interval(means) == pytest.approx((0.7, 0.7))
+
+
+def test_resamples_are_paired_and_seeded():
+    indices = bootstrap_indices(5, 3, seed=1)
+    assert np.array_equal(indices, bootstrap_indices(5, 3, seed=1)) and indices.shape == (3, 5)
+    scores = {"a": np.arange(5.0), "b": np.arange(5.0) + 10}
+    means = resampled_means(scores, indices)
+    assert np.allclose(means["b"] - means["a"], 10)   # same images in every resample
+
+
+def test_ranks_by_hand():
+    assert ranks_of({"a": 0.9, "b": 0.5, "c": 0.9}, higher_is_better=True) == {"a": 1, "b": 3, "c": 1}
+    assert ranks_of({"a": 0.9, "b": 0.5}, higher_is_better=False) == {"a": 2, "b": 1}
+
+
+def test_rank_stability_of_separated_and_tied_methods():
+    rng = np.random.default_rng(0)
+    indices = bootstrap_indices(30, 200, seed=0)
+    apart = {"good": 1 + 0.01 * rng.random(30), "bad": 0.01 * rng.random(30)}
+    assert rank_stability(apart, True, indices) == {"good": 1.0, "bad": 1.0}
+    noise = {"x": rng.normal(size=30), "y": rng.normal(size=30)}
+    stability = rank_stability(noise, True, indices)
+    assert 0.2 < stability["x"] < 1.0                  # exchangeable methods swap ranks
+
+
+def test_separation_from_a_control():
+    indices = bootstrap_indices(40, 500, seed=0)
+    rng = np.random.default_rng(1)
+    control = rng.random(40)
+    scores = {"method": control + 0.5, "control": control, "same": control + 0.001 * rng.normal(size=40)}
+    assert separated(scores, "method", "control", True, indices)
+    assert not separated(scores, "method", "control", False, indices)   # lower-is-better: wrong side
+    assert not separated(scores, "same", "control", True, indices)
+
+
+def test_metric_agreement_by_hand():
+    means = {"IAUC": {"a": 3.0, "b": 2.0, "c": 1.0}, "DAUC": {"a": 0.1, "b": 0.2, "c": 0.3},
+             "AD": {"a": 0.3, "b": 0.2, "c": 0.1}}
+    tau = metric_agreement(means, {"IAUC": True, "DAUC": False, "AD": False})
+    assert tau["DAUC|IAUC"] == pytest.approx(1.0)     # same order once DAUC is turned round
+    assert tau["AD|IAUC"] == pytest.approx(-1.0) and tau["AD|DAUC"] == pytest.approx(-1.0)
+
+
+def test_reliability_report_from_per_image_scores():
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(30):
+        noise = rng.random()
+        for method, iauc, dauc in (("good", 0.9 + 0.05 * noise, 0.1), ("random", 0.5 + 0.05 * noise, 0.5),
+                                   ("edge", 0.9 + 0.05 * noise, 0.5)):
+            rows += [{"method": method, "image_id": str(k), "metric": "IAUC", "value": iauc},
+                     {"method": method, "image_id": str(k), "metric": "DAUC", "value": dauc}]
+    report = reliability_report(pd.DataFrame(rows), ["random", "edge"], n_resamples=200, level=0.95, seed=0)
+    assert report["n_images"] == 30 and report["direction"] == {"IAUC": "higher", "DAUC": "lower"}
+    # DAUC is constant per method: zero-width intervals
+    assert report["intervals"]["by_metric"]["DAUC"]["good"]["interval"] == [0.1, 0.1]
+    # on IAUC "good" ties the edge control image by image: not separated, so flagged
+    assert report["controls"]["IAUC"]["separated"]["good"] == {"random": True, "edge": False}
+    assert report["controls"]["IAUC"]["flagged"] == ["good"]
+    assert report["controls"]["DAUC"]["flagged"] == []
+    assert report["intervals"]["rank_stability"]["DAUC"]["good"] == 1.0
