@@ -4,7 +4,7 @@ figures); wall-clock runtimes per explanation -> metrics/<study>_runtime.json.""
 import sys
 
 from xaibench.atomic import write_json
-from xaibench.metrics.runtime import flatten, runtime_report
+from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.studies import study_kind
@@ -19,7 +19,7 @@ def main(name: str) -> None:
     with stage_run(name, "evaluate", study.evaluate.model_dump(), source) as run:
         results = study_kind(study.kind).evaluate(name, study, params, run)
         runtimes = runtime_report(f"data/attributions/{name}")
-        run.log_metrics({k: v for k, v in flatten(runtimes, "runtime").items() if not k.endswith(".n")})
+        run.log_metrics(mlflow_runtime_metrics(runtimes))
     write_json(f"metrics/{name}.json", results)
     write_json(f"metrics/{name}_runtime.json", runtimes)
 

@@ -2,7 +2,7 @@
 figure; runtimes per explanation -> metrics/gad_runtime.json."""
 
 from xaibench.atomic import write_json
-from xaibench.metrics.runtime import flatten, runtime_report
+from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.figures import gad_hulls_figure
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
@@ -21,7 +21,7 @@ def main() -> None:
         gad_hulls_figure(panels, figure)
         run.log_artifact(figure)
         runtimes = runtime_report("data/attributions/gad")
-        run.log_metrics({k: v for k, v in flatten(runtimes, "runtime").items() if not k.endswith(".n")})
+        run.log_metrics(mlflow_runtime_metrics(runtimes))
     write_json("metrics/gad.json", results)
     write_json("metrics/gad_runtime.json", runtimes)
 

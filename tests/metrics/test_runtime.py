@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from xaibench.metrics.runtime import flatten, runtime_report, runtime_statistics
+from xaibench.metrics.runtime import flatten, mlflow_runtime_metrics, runtime_report, runtime_statistics
 
 
 def test_runtime_statistics_keep_the_cold_call_apart():
@@ -20,3 +20,5 @@ def test_runtime_report_nests_by_store_path(tmp_path):
     assert set(report) == {"m1", "m2"} and set(report["m1"]) == {"lime", "random"}
     assert report["m1"]["lime"]["runtime_ms_mean"] == pytest.approx(2.0)
     assert flatten(report)["m2.shap.runtime_ms_cold"] == 4.0
+    logged = mlflow_runtime_metrics(report)
+    assert logged["runtime.m2.shap.runtime_ms_cold"] == 4.0 and not any(k.endswith(".n") for k in logged)

@@ -183,13 +183,13 @@ def deeplift_gamma(box, pixels, label, segments, cfg, seed=0):
     return channel_sum(flat_rule(conv, contributions.detach(), x.shape))[0]
 
 
-def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed):
+def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed, n_samples: int):
     torch.manual_seed(seed)
     x = box.normalize(pixels).detach()
     mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape)
     with torch.no_grad():
         attribution = explainer.attribute(x, baselines=0.0, target=int(label), feature_mask=mask,
-                                          n_samples=cfg.num_samples, perturbations_per_eval=cfg.batch_size)
+                                          n_samples=n_samples, perturbations_per_eval=cfg.batch_size)
     return channel_sum(attribution)[0] / 3.0  # captum repeats the segment weight on each channel
 
 
@@ -199,8 +199,6 @@ def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, **opti
     def logit(batch):
         return box(batch)[:, int(label)]
 
-    if "n_permutations" not in options:
-        options["num_samples"] = cfg.num_samples
     weights = estimator(logit, x, segments, torch.zeros_like(x), batch_size=cfg.batch_size, seed=seed, **options)
     return np.asarray(weights, np.float32)[segments]
 
@@ -214,7 +212,14 @@ def lime_superpixels(box, pixels, label, segments, cfg, seed=0):
     Map = each superpixel's weight."""
     from xaibench.explain.perturbation import lime
 
-    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, kernel_width=cfg.kernel_width)
+    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, num_samples=cfg.num_samples,
+                             kernel_width=cfg.kernel_width)
+
+
+def shapley_permutations(segments: np.ndarray, cfg) -> int:
+    """Permutations of the K superpixels that cost LIME's ``num_samples`` forward passes:
+    num_samples // K, at least 1 (the study: 1000 // 250 = 4)."""
+    return max(1, cfg.num_samples // (int(segments.max()) + 1))
 
 
 @register_box_method("shap")
@@ -229,9 +234,8 @@ def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0):
     least 1), the same forward passes as LIME. Map = each superpixel's Shapley value of the box logit."""
     from xaibench.explain.perturbation import shapley_sampling
 
-    k = int(segments.max()) + 1
     return _engine_surrogate(shapley_sampling, box, pixels, label, segments, cfg, seed,
-                             n_permutations=max(1, cfg.num_samples // k))
+                             n_permutations=shapley_permutations(segments, cfg))
 
 
 @register_box_method("kernel_shap")
@@ -242,7 +246,7 @@ def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0):
     (that is ``shap``, permutation sampling); kept as its own method."""
     from xaibench.explain.perturbation import kernel_shap
 
-    return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed)
+    return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed, num_samples=cfg.num_samples)
 
 
 @register_box_method("lime_captum")
@@ -254,7 +258,7 @@ def lime_captum(box, pixels, label, segments, cfg, seed=0):
 
     lime = Lime(box, interpretable_model=SkLearnRidge(alpha=1.0),
                 similarity_func=get_exp_kernel_similarity_function("cosine", kernel_width=cfg.kernel_width))
-    return _captum_surrogate(lime, box, pixels, label, segments, cfg, seed)
+    return _captum_surrogate(lime, box, pixels, label, segments, cfg, seed, cfg.num_samples)
 
 
 @register_box_method("shap_captum")
@@ -262,15 +266,8 @@ def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0):
     """Reference for ``shap``: captum ``ShapleyValueSampling`` with the same permutation count."""
     from captum.attr import ShapleyValueSampling
 
-    torch.manual_seed(seed)
-    x = box.normalize(pixels).detach()
-    mask = torch.from_numpy(segments).long().view(1, 1, *segments.shape)
-    n_permutations = max(1, cfg.num_samples // (int(segments.max()) + 1))
-    with torch.no_grad():
-        attribution = ShapleyValueSampling(box).attribute(x, baselines=0.0, target=int(label), feature_mask=mask,
-                                                          n_samples=n_permutations,
-                                                          perturbations_per_eval=cfg.batch_size)
-    return channel_sum(attribution)[0] / 3.0  # captum repeats the segment value on each channel
+    return _captum_surrogate(ShapleyValueSampling(box), box, pixels, label, segments, cfg, seed,
+                             shapley_permutations(segments, cfg))
 
 
 @register_box_method("kernel_shap_captum")
@@ -278,7 +275,7 @@ def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0):
     """Reference for ``kernel_shap``: captum ``KernelShap``."""
     from captum.attr import KernelShap
 
-    return _captum_surrogate(KernelShap(box), box, pixels, label, segments, cfg, seed)
+    return _captum_surrogate(KernelShap(box), box, pixels, label, segments, cfg, seed, cfg.num_samples)
 
 
 @register_box_method("random")

@@ -44,3 +44,9 @@ def flatten(report: dict, prefix: str = "") -> dict:
         name = f"{prefix}.{key}" if prefix else str(key)
         flat.update(flatten(value, name) if isinstance(value, dict) else {name: value})
     return flat
+
+
+def mlflow_runtime_metrics(report: dict) -> dict:
+    """:func:`runtime_report` as MLflow metric names (``runtime.<model>.<method>.<stat>``),
+    the image counts left out."""
+    return {k: v for k, v in flatten(report, "runtime").items() if not k.endswith(".n")}
