@@ -1,5 +1,8 @@
 """DVC stage `gad_evaluate`: RC counts and RS (tables 1 and 2) -> metrics/gad.json + hull
-figure; runtimes per explanation -> metrics/gad_runtime.json."""
+figure, every image's RC and RS -> data/reports/gad/per_image_scores.csv; runtimes per
+explanation -> metrics/gad_runtime.json."""
+
+import pandas as pd
 
 from xaibench.atomic import write_json
 from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
@@ -7,6 +10,7 @@ from xaibench.figures import gad_hulls_figure
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.studies import gad as gad_study
+from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
 
 
@@ -16,7 +20,8 @@ def main() -> None:
     gad = params.gad
     sources = sorted({params.datasets[d].source for d in gad.datasets})
     with stage_run("gad", "evaluate", gad.evaluate.model_dump(), "+".join(sources)) as run:
-        results, panels = gad_study.evaluate(gad, params.seed, run)
+        results, panels, per_image = gad_study.evaluate(gad, params.seed, run)
+        write_csv("data/reports/gad/per_image_scores.csv", pd.DataFrame(per_image))  # for gad_reliability
         figure = "data/reports/gad/hulls.png"
         gad_hulls_figure(panels, figure)
         run.log_artifact(figure)

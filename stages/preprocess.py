@@ -1,15 +1,28 @@
-"""DVC stage `preprocess@<dataset>`: decode (skip corrupt), resize, split -> data/prepared/<dataset>."""
+"""DVC stage `preprocess@<dataset>`: decode (skip corrupt), resize, split -> data/prepared/<dataset>;
+cue masks and swapped-cue renderings of the test split -> data/cues/<dataset>."""
 
 import logging
 import sys
 
 from xaibench.atomic import write_json
 from xaibench.data import DATASETS
+from xaibench.data.images import load_split, save_cues
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.tracking import stage_run
 
 log = logging.getLogger("xaibench.preprocess")
+
+
+def prepare_cues(name: str, dataset) -> dict:
+    """data/cues/<name>: what the reliability stage checks explanations against (the
+    dataset's ``prepare_cues``; a dataset without one, or a real source without cue
+    masks, gets a cues.json that says so)."""
+    spec = DATASETS[name]
+    if spec.prepare_cues is None:
+        return save_cues(f"data/cues/{name}", load_split(f"data/prepared/{name}", "test")["ids"],
+                         note="no cue masks for this dataset")
+    return spec.prepare_cues(f"data/raw/{name}", f"data/prepared/{name}", f"data/cues/{name}", dataset)
 
 
 def main(name: str) -> None:
@@ -18,6 +31,7 @@ def main(name: str) -> None:
     dataset = params.datasets[name]
     with stage_run(f"dataset-{name}", "preprocess", dataset.preprocess.model_dump(), dataset.source) as run:
         report = DATASETS[name].prepare(f"data/raw/{name}", f"data/prepared/{name}", dataset, params.seed)
+        report["cues"] = prepare_cues(name, dataset)
         log.info("%s: kept %d images, skipped %d undecodable", name, report["images_kept"], report["images_skipped"])
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
     write_json(f"metrics/data_{name}.json", {"source": dataset.source, **report})

@@ -1,8 +1,12 @@
 """DVC stage `reliability@<study>`: how far the study's ranking of methods can be trusted
--> metrics/<study>_reliability.json (paired bootstrap intervals, rank stability, metric
-agreement, separation from the controls; issue 13, parts 3-4, saliency studies so far)."""
+-> metrics/<study>_reliability.json with the sections ``localisation`` (against the
+twin's cue masks, with ``cue_flip_rate``), ``randomisation`` (cascading model-parameter
+randomisation), ``controls``, ``intervals``, ``agreement``, ``fills``, ``saturation``
+(issue 13), and the randomisation curves -> metrics/plots/reliability/<study>/.
+What is checked comes from the study kind's entry in src/xaibench/studies/reliability.py."""
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -10,7 +14,15 @@ from xaibench.atomic import write_json
 from xaibench.metrics.reliability import reliability_report
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
+from xaibench.studies.reliability import RELIABILITY_CHECKS
+from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
+
+
+def fill_agreement(agreement: dict) -> dict:
+    """Kendall's tau between the DAUC rankings of every pair of deletion fills."""
+    return {pair: tau for pair, tau in agreement.items()
+            if all(name.startswith("DAUC:") for name in pair.split("|"))}
 
 
 def main(name: str) -> None:
@@ -18,13 +30,24 @@ def main(name: str) -> None:
     setup_stage(params.seed)
     cfg = params.reliability
     study = params.studies[name]
-    scores = pd.read_csv(f"data/reports/{name}/per_image_scores.csv", dtype={"image_id": str})
     with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run:
+        rows, sections, plots = RELIABILITY_CHECKS[study.kind](name, study, params, cfg, run)
+        stored = Path(f"data/reports/{name}/per_image_scores.csv")  # evaluate's per-image scores, where it writes them
+        scores = pd.concat(([pd.read_csv(stored, dtype={"image_id": str})] if stored.exists() else [])
+                           + [pd.DataFrame(rows)], ignore_index=True)
         report = reliability_report(scores, cfg.controls, cfg.n_resamples, cfg.level, params.seed)
+        if "fills" in sections:
+            sections["fills"]["agreement"] = fill_agreement(report["agreement"])
         run.log_metrics({f"rank_stability.{metric}.{method}": share
                          for metric, shares in report["intervals"]["rank_stability"].items()
                          for method, share in shares.items()})
-    write_json(f"metrics/{name}_reliability.json", report)
+        for plot, table in plots.items():
+            write_csv(f"metrics/plots/reliability/{name}/{plot}.csv", table)
+    order = ("localisation", "randomisation", "controls", "intervals", "agreement", "fills", "saturation")
+    merged = {**report, **sections}
+    write_json(f"metrics/{name}_reliability.json",
+               {**{k: merged[k] for k in ("n_images", "n_resamples", "level", "direction")},
+                **{k: merged[k] for k in order if k in merged}})
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ def test_default_params_are_valid():
     ("gad.architectures", ["resnet50"], "gad.architectures.0: Input should be 'resnet18' or 'vgg16'"),
     ("gad.datasets", ["mnist"], "gad.datasets: ['mnist'] not keys of `datasets`"),
     ("datasets.cifar10.synthetic.n_test_per_class", 0, "datasets.cifar10.synthetic.n_test_per_class: Input should be greater than or equal to 1"),
+    ("reliability.studies", ["catsdogs", "mnist_study"], "reliability.studies: ['mnist_study'] are not studies of `studies`"),
+    ("reliability.randomisation.steps", 0, "reliability.randomisation.steps: Input should be greater than or equal to 1"),
+    ("reliability.fills", ["mean", "white"], "reliability.fills.1: Input should be 'mean', 'black' or 'blur'"),
 ])
 def test_bad_value_is_reported_with_its_key(path, value, message):
     with pytest.raises(ParamsError) as error:

@@ -75,7 +75,11 @@ TINY = {
     "studies.imagenet.attribute.shap.nsamples": 4,
     "studies.imagenet.attribute.shap.partition_max_evals": 40,
     "studies.imagenet.evaluate.steps": 4,
+    "reliability.n_resamples": 100,
+    "reliability.randomisation.n_images": 2,
+    "reliability.randomisation.steps": 2,
 }
+SECTIONS = {"localisation", "randomisation", "controls", "intervals", "agreement"}
 
 
 def set_key(tree: dict, dotted: str, value) -> None:
@@ -151,6 +155,35 @@ def test_all_outputs_and_metrics(project):
         "lrp", "gradcam", "deeplift", "lime"}
     low, high = reliability["intervals"]["by_metric"]["DAUC"]["lrp"]["interval"]
     assert low <= results["lrp"]["DAUC"] <= high
+
+
+@pytest.mark.slow
+def test_reliability_reports_of_every_study(project):
+    work, _, log = project
+    for study in ("catsdogs", "senn_cifar10", "ssd_coco", "imagenet"):
+        assert f"Running stage 'reliability@{study}'" in log
+    catsdogs = json.loads((work / "metrics/catsdogs_reliability.json").read_text())
+    assert SECTIONS | {"fills", "saturation"} <= set(catsdogs)
+    assert catsdogs["localisation"]["cue_flip"]["available"]
+    assert set(catsdogs["localisation"]["means"]) == {"lrp", "gradcam", "deeplift", "lime", "random", "edge"}
+    assert set(catsdogs["fills"]["DAUC"]) == {"mean", "black", "blur"}
+    randomisation = catsdogs["randomisation"]
+    assert {"random", "edge"} <= set(randomisation["failed"])     # model-independent: they must fail
+    assert randomisation["methods"]["lrp"]["layers_random"] == [0, 3, 6]   # 4 conv + 2 linear layers, 2 steps
+    assert "relevance_mass" in catsdogs["intervals"]["by_metric"]
+    curves = pd.read_csv(work / "metrics/plots/reliability/catsdogs/randomisation.csv")
+    assert len(curves) == 3 and "gradcam_spearman" in curves.columns
+    senn = json.loads((work / "metrics/senn_cifar10_reliability.json").read_text())
+    assert SECTIONS <= set(senn) and "senn" in senn["randomisation"]["methods"]
+    assert "removal_drop:0.2" in senn["intervals"]["by_metric"]
+    ssd = json.loads((work / "metrics/ssd_coco_reliability.json").read_text())
+    assert {"randomisation", "intervals"} <= set(ssd) and "relevance_in_box" in ssd["intervals"]["by_metric"]
+    imagenet = json.loads((work / "metrics/imagenet_reliability.json").read_text())
+    assert set(imagenet["randomisation"]) == {"inception_v3", "resnet50"}
+    assert "resnet50/edge" in imagenet["intervals"]["by_metric"]["relevance_mass"]
+    gad = json.loads((work / "metrics/gad_reliability.json").read_text())["resnet18_cub"]
+    assert {"localisation", "randomisation", "intervals"} <= set(gad)
+    assert {"RC", "RS_gad", "relevance_mass"} <= set(gad["intervals"]["by_metric"])
 
 
 @pytest.mark.slow
@@ -286,7 +319,10 @@ def test_imagenet_study_outputs(project):
     assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "relevance_in_object"} == set(results["resnet50"]["shap_gradient"])
     runtimes = json.loads((work / "metrics/imagenet_runtime.json").read_text())
     assert runtimes["resnet50"]["shap_gradient"]["n"] == 2 and runtimes["inception_v3"]["lime"]["runtime_ms_mean"] > 0
-    assert all(0 <= v["relevance_in_object"] <= 1 for arch in results.values() for v in arch.values())
+    # null: no positive relevance in any of the 2 maps (a one-epoch model), a share of nothing
+    assert all(v["relevance_in_object"] is None or 0 <= v["relevance_in_object"] <= 1
+               for arch in results.values() for v in arch.values())
+    assert 0 <= results["inception_v3"]["lime"]["relevance_in_object"] <= 1
     frame = pd.read_parquet(work / "data/attributions/imagenet/inception_v3/lime.parquet")
     assert len(frame) == 2 and (frame.height == 75).all()
     curves = pd.read_csv(work / "metrics/plots/imagenet/insertion.csv")

@@ -322,13 +322,26 @@ class GAD(Strict):
     evaluate: GADEvaluate
 
 
+class Randomisation(Strict):
+    """``reliability.randomisation``: the cascading model-parameter randomisation check."""
+
+    n_images: int = Field(ge=1)                      # first explained test images re-explained per step
+    steps: int = Field(ge=1)                         # cascade steps, output side first (blocks, not layers)
+    fail_threshold: float = Field(gt=-1, le=1)       # Spearman(|map|) with the fully random model >= this: fails
+    exclude: dict[str, list[str]] = {}               # study -> methods left out of the check (budget)
+
+
 class Reliability(Strict):
-    """The top-level ``reliability:`` section (issue 13; saliency studies so far)."""
+    """The top-level ``reliability:`` section (issue 13): which studies get a reliability
+    report (GAD gets its own, ``gad_reliability``), the controls, the bootstrap, the
+    randomisation check and the deletion fills."""
 
     studies: list[str] = Field(min_length=1)         # studies whose ranking gets intervals etc.
     controls: list[str] = Field(min_length=1)        # methods that explain nothing of the model
     n_resamples: int = Field(ge=10)                  # paired bootstrap resamples of the images
     level: float = Field(gt=0, lt=1)                 # interval coverage
+    randomisation: Randomisation
+    fills: list[Literal["mean", "black", "blur"]] = Field(min_length=1)  # deletion fills compared
 
 
 class Params(Strict):
@@ -339,13 +352,12 @@ class Params(Strict):
     reliability: Reliability | None = None
 
     @model_validator(mode="after")
-    def _reliability_of_saliency_studies(self):
+    def _reliability_of_declared_studies(self):
         if self.reliability is not None:
-            wrong = [s for s in self.reliability.studies
-                     if s not in self.studies or self.studies[s].kind != "saliency"]
+            wrong = [s for s in self.reliability.studies if s not in self.studies]
             if wrong:
-                raise ParamsError(f"params.yaml: reliability.studies: {wrong} are not saliency studies of "
-                                  f"`studies` (the reliability report covers kind saliency so far)")
+                raise ParamsError(f"params.yaml: reliability.studies: {wrong} are not studies of `studies` "
+                                  f"(known: {sorted(self.studies)})")
         return self
 
     @model_validator(mode="after")

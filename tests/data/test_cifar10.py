@@ -27,7 +27,7 @@ def twin(tmp_path_factory):
 def test_batches_are_cifar_pickles(twin):
     folder = twin / FOLDER
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["batches.meta", "masks.npz", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+        ["batches.meta", "masks.npz", "swapped_test_batch", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
     with open(folder / "data_batch_1", "rb") as handle:
         raw = pickle.load(handle, encoding="bytes")
     assert set(raw) == {b"batch_label", b"labels", b"data", b"filenames"}

@@ -23,8 +23,8 @@ def twin(tmp_path_factory):
 
 
 def test_twin_has_five_class_folders_masks_and_one_broken_file(twin):
-    assert sorted(p.name for p in twin.iterdir()) == sorted(CLASSES + ("masks",)) and len(CLASSES) == 5
-    assert len(list(twin.rglob("*.jpg"))) == 41  # 5 x 8 + the broken one
+    assert sorted(p.name for p in twin.iterdir()) == sorted(CLASSES + ("masks", "swapped")) and len(CLASSES) == 5
+    assert len(list(twin.rglob("*.jpg"))) == 41 + 40  # 5 x 8 + the broken one + 5 x 8 swapped
     assert len(list((twin / "masks").rglob("*.png"))) == 40
 
 

@@ -76,3 +76,43 @@ def test_reliability_report_from_per_image_scores():
     assert report["controls"]["IAUC"]["flagged"] == ["good"]
     assert report["controls"]["DAUC"]["flagged"] == []
     assert report["intervals"]["rank_stability"]["DAUC"]["good"] == 1.0
+
+
+def test_metric_directions_include_variants_and_localisation():
+    from xaibench.metrics.reliability import higher_is_better
+
+    assert not higher_is_better("DAUC") and not higher_is_better("DAUC:black") and higher_is_better("relevance_mass")
+    with pytest.raises(KeyError, match="no direction known"):
+        higher_is_better("mystery")
+
+
+def test_fills_and_saturation_of_a_model_that_ignores_its_input():
+    import torch
+
+    from xaibench.models import NormalizedClassifier
+    from xaibench.studies.reliability import fill_images, fills_and_saturation
+
+    class Constant(torch.nn.Module):                      # logits (log 3, 0): p(class 0) = 0.75 always
+        def forward(self, x):
+            return torch.tensor([[np.log(3.0), 0.0]]).expand(len(x), 2)
+
+    model = NormalizedClassifier(Constant(), [0.5] * 3, [0.5] * 3)
+    pixels = torch.rand(2, 3, 8, 8)
+    assert torch.equal(fill_images(model, pixels, "black", 5.0), torch.zeros_like(pixels))
+    assert torch.allclose(fill_images(model, pixels, "mean", 5.0), torch.full_like(pixels, 0.5))
+    maps = {"a": np.random.default_rng(0).random((2, 8, 8))}
+    rows, fills, saturation = fills_and_saturation(model, pixels, maps, torch.tensor([0, 0]), ["0", "1"],
+                                                   ["mean", "black", "blur"], 4, 5.0, 16, n_classes=2)
+    assert {r["metric"] for r in rows} == {"DAUC:mean", "DAUC:black", "DAUC:blur"} and len(rows) == 6
+    assert all(v["a"] == pytest.approx(0.75) for v in fills["DAUC"].values())
+    assert saturation["clean"] == pytest.approx(0.75) and saturation["insertion_start"] == pytest.approx(0.75)
+    assert saturation["insertion_start_retains"] == pytest.approx(1.0) and saturation["insertion_start_carries_class"]
+
+
+def test_controls_are_matched_within_each_model_group():
+    from xaibench.metrics.reliability import controls_of, is_control
+
+    methods = ["resnet50/shap", "resnet50/random", "inception_v3/lime", "inception_v3/random", "lrp", "random"]
+    assert is_control("resnet50/random", ["random"]) and not is_control("resnet50/shap", ["random"])
+    assert controls_of("resnet50/shap", methods, ["random", "edge"]) == ["resnet50/random"]
+    assert controls_of("lrp", methods, ["random"]) == ["random"]

@@ -31,6 +31,9 @@ class DatasetSpec:
     archives: tuple = ()
     # a source without an archive: (folder, dest) -> counts; params `real.folder` names it
     copy_folder: Callable | None = None
+    # (raw_dir, prepared_dir, cues_dir, dataset params) -> summary: the test split's cue
+    # masks and swapped-cue renderings (data/images.py `save_cues`); None: no cues
+    prepare_cues: Callable | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -50,7 +53,8 @@ def spec_from_module(name: str, module) -> DatasetSpec:
                        classes=module.CLASSES, synthetic_params=module.SyntheticParams,
                        generate_synthetic=module.generate_synthetic, prepare=module.prepare,
                        archives=getattr(module, "ARCHIVES", ((module.URL, module.ARCHIVE_NAME, module.SHA256, None),)),
-                       copy_folder=getattr(module, "copy_folder", None))
+                       copy_folder=getattr(module, "copy_folder", None),
+                       prepare_cues=getattr(module, "prepare_cues", None))
 
 
 register_dataset(spec_from_module("catsdogs", catsdogs))

@@ -8,13 +8,17 @@ the user to pin (see ``fetch_archive``).
 
 Synthetic twin: the same ``PetImages/{Cat,Dog}/<n>.jpg`` layout, generated offline from
 a seed. Both classes share one palette and background generator; they differ only in
-the ears' shape: "cats" have pointed ears, "dogs" drooping ones. Every image has a ground-truth foreground mask in ``masks/{Cat,Dog}/<n>.png``.
+the fine stripes on the ears: horizontal for "cats", vertical for "dogs" (see
+:func:`draw_animal`). Every image has a ground-truth foreground mask in
+``masks/{Cat,Dog}/<n>.png``, its cue mask (the ears) in ``cue_masks/``, and the same
+scene with the other class's ears in ``swapped/`` (for ``cue_flip_rate``).
 A few deliberately corrupt files (zero-byte, truncated, not a JPEG) make the loader's
 skip path run on every build.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
-from xaibench.data.images import prepare as prepare_images
+from xaibench.data.images import cues_from_files, prepare as prepare_images
 from xaibench.params import Strict
 
 log = logging.getLogger(__name__)
@@ -89,13 +93,22 @@ def _triangle(yy, xx, p0, p1, p2):
     return ~(has_neg & has_pos)
 
 
-def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic image [h, w, 3] in [0, 1] and its foreground mask [h, w] (bool).
+EAR_STRIPES_PER_SIDE = 12.8  # ear stripe period = side / 12.8: 10 px at the study's 128 px
 
-    label 0 ("cat"): round head, two pointed triangular ears.
-    label 1 ("dog"): round head, two drooping elliptic ears.
-    Colours and fur texture (plain, stripes, spots) are drawn from the same
-    distributions for both classes, so the only class cue is the ears' shape.
+
+def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One synthetic image [h, w, 3] in [0, 1], its foreground mask and its cue mask
+    [h, w] (bool): the cue is the ears.
+
+    Round head with two ears; the ears' shape (pointed or drooping), colours and fur
+    texture (plain, stripes, spots) are drawn alike for both classes. The class is the
+    ears' fine stripes: label 0 ("cat") horizontal, label 1 ("dog") vertical, period
+    1/12.8 of the image side (10 px at 128 px), between the fur colour and a dark (light on dark fur) one, so
+    both classes have the same mean colour. A Gaussian blur of sigma 5 (RISE's insertion
+    canvas, kernel 11) leaves 3 % of that contrast: the blurred image no longer carries
+    its class (issue 13, saturation; the twin's earlier cue, the ears' shape, survived
+    it). The label draws nothing from ``rng``: the same ``rng`` state with the other
+    label renders the same scene with the other class's ears (``cue_flip_rate``).
     """
     image = _background(rng, h, w)
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
@@ -104,14 +117,15 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[n
     cx = rng.uniform(0.3, 0.7) * w
     head = _ellipse(yy, xx, cy, cx, r, r * rng.uniform(0.95, 1.2))
     ears = np.zeros_like(head)
-    if label == 0:
+    if rng.random() < 0.5:  # pointed ears
         for sign in (-1, 1):
             base_x = cx + sign * 0.55 * r
-            ears |= _triangle(yy, xx, (cy - 0.5 * r, base_x - 0.4 * r), (cy - 0.5 * r, base_x + 0.4 * r),
+            ears |= _triangle(yy, xx, (cy - 0.5 * r, base_x - 0.45 * r), (cy - 0.5 * r, base_x + 0.45 * r),
                               (cy - 1.6 * r, base_x + sign * 0.15 * r))
-    else:
+    else:  # drooping ears
         for sign in (-1, 1):
-            ears |= _ellipse(yy, xx, cy + 0.1 * r, cx + sign * 1.05 * r, 0.75 * r, 0.3 * r)
+            ears |= _ellipse(yy, xx, cy + 0.1 * r, cx + sign * 1.05 * r, 0.75 * r, 0.35 * r)
+    ears &= ~head
     kind = rng.integers(3)  # fur texture, shared by both classes: plain, stripes or spots
     texture = np.zeros((h, w))
     if kind == 1:
@@ -129,8 +143,14 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[n
     fur = fur + rng.normal(0, 0.08, size=(h, w, 3))
     for eye_x in (cx - 0.35 * r, cx + 0.35 * r):
         fur[_ellipse(yy, xx, cy - 0.1 * r, eye_x, 0.1 * r, 0.1 * r)] = 0.05
+    phase = rng.uniform(0, 2 * np.pi)
+    across = yy * EAR_STRIPES_PER_SIDE / h if label == 0 else xx * EAR_STRIPES_PER_SIDE / w
+    dark = np.sin(2 * np.pi * across + phase) > 0
+    stripe = 0.12 if base.mean() > 0.5 else 0.85  # contrast with the fur, whatever its colour
+    ear_fur = np.where(dark[..., None], stripe, base) + rng.normal(0, 0.04, size=(h, w, 3))
+    fur = np.where(ears[..., None], ear_fur, fur)
     image = np.where(mask[..., None], fur, image)
-    return np.clip(image, 0, 1), mask
+    return np.clip(image, 0, 1), mask, ears
 
 
 def _to_jpeg_bytes(image: np.ndarray) -> bytes:
@@ -140,7 +160,10 @@ def _to_jpeg_bytes(image: np.ndarray) -> bytes:
 
 
 def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> dict:
-    """Write the twin into ``root`` (PetImages/, masks/); return counts written.
+    """Write the twin into ``root``; return counts written: ``PetImages/`` (the images),
+    ``masks/`` (foreground), ``cue_masks/`` (the ears: the pixels that carry the label)
+    and ``swapped/`` (each scene rendered with the other class's ears), all keyed
+    ``<class>/<n>``.
 
     Deterministic: the same (params, seed) give the same bytes.
     """
@@ -148,14 +171,19 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
     rng = np.random.default_rng(seed)
     for cls in CLASSES:
         (root / "PetImages" / cls).mkdir(parents=True, exist_ok=True)
-        (root / "masks" / cls).mkdir(parents=True, exist_ok=True)
+        for folder in ("masks", "cue_masks", "swapped"):
+            (root / folder / cls).mkdir(parents=True, exist_ok=True)
         (root / "PetImages" / cls / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
     for label, cls in enumerate(CLASSES):
         for index in range(params.n_per_class):
             h, w = rng.integers(params.min_size, params.max_size + 1, size=2)
-            image, mask = draw_animal(rng, label, int(h), int(w))
+            scene = copy.deepcopy(rng)
+            image, mask, cue = draw_animal(rng, label, int(h), int(w))
+            swapped = draw_animal(scene, 1 - label, int(h), int(w))[0]
             (root / "PetImages" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(image))
+            (root / "swapped" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(swapped))
             Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / cls / f"{index}.png")
+            Image.fromarray(cue.astype(np.uint8) * 255).save(root / "cue_masks" / cls / f"{index}.png")
     kinds = ("zero_byte", "truncated", "not_jpeg")
     for k in range(params.n_corrupt):
         cls = CLASSES[k % 2]
@@ -205,3 +233,11 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
     items = list_images(raw_dir, max_per_class)
     return prepare_images(items, out_dir, cfg.image_size, cfg.val_fraction, cfg.test_fraction, seed,
                           mask_lookup=lambda image_id: mask_path(raw_dir, image_id))
+
+
+def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
+    """Cue masks (the ears) and swapped renderings of the test split (twin only)."""
+    raw_dir = Path(raw_dir)
+    return cues_from_files(out_dir, prepared_dir, lambda i: raw_dir / "cue_masks" / f"{i}.png",
+                           lambda i: raw_dir / "swapped" / f"{i}.jpg", lambda y: 1 - y,
+                           note="cue: the ears (their stripe orientation is the class)")

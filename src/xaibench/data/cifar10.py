@@ -10,18 +10,21 @@ Synthetic twin: the same files in the same pickle format, written offline from a
 ten procedural object classes (disc, square, triangle, cross, ring, horizontal bar,
 vertical bar, diamond, two dots, L shape) of random colour, size and position on a
 textured background. Ground-truth object masks sit beside the batches in ``masks.npz``
-(one uint8 [N, 32, 32] array per batch name).
+(one uint8 [N, 32, 32] array per batch name): the shape is the class, so they are the
+cue masks too; ``swapped_test_batch`` (same pickle format) draws each test scene with the
+next class's shape (``cue_flip_rate``).
 """
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
-from xaibench.data.images import channel_stats, save_split, stratified_split
+from xaibench.data.images import channel_stats, save_cues, save_split, stratified_split
 from xaibench.atomic import write_json
 from xaibench.params import Strict
 
@@ -33,6 +36,7 @@ SHAPES = ("disc", "square", "triangle", "cross", "ring", "hbar", "vbar", "diamon
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 SIDE = 32
+SWAPPED_BATCH = "swapped_test_batch"
 
 
 class SyntheticParams(Strict):
@@ -103,10 +107,17 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
     rng = np.random.default_rng(seed)
     masks = {}
 
+    swapped = []
+
     def make(n_per_class: int, prefix: str):
         labels = np.repeat(np.arange(len(CLASSES)), n_per_class)
         labels = labels[rng.permutation(len(labels))]
-        drawn = [draw_object(rng, int(label)) for label in labels]
+        drawn = []
+        for label in labels:
+            scene = copy.deepcopy(rng)
+            drawn.append(draw_object(rng, int(label)))
+            if prefix == "test":  # the same scene with the next class's shape (cue_flip_rate)
+                swapped.append(draw_object(scene, swapped_label(int(label)))[0])
         ids = [f"{prefix}_{i:05d}_{SHAPES[label]}.png" for i, label in enumerate(labels)]
         return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]), labels.tolist(), ids
 
@@ -118,11 +129,18 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
     images, object_masks, labels, ids = make(params.n_test_per_class, "test")
     _write_batch(folder / "test_batch", "testing batch 1 of 1", images, labels, ids)
     masks["test_batch"] = object_masks.astype(np.uint8)
+    _write_batch(folder / SWAPPED_BATCH, "test batch, next class's shape", np.stack(swapped),
+                 [swapped_label(y) for y in labels], ids)
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_cases_per_batch": len(images),
                      b"num_vis": 3072}, handle, protocol=2)
     np.savez(folder / "masks.npz", **masks)
     return {"images": len(CLASSES) * (params.n_train_per_class + params.n_test_per_class)}
+
+
+def swapped_label(label: int) -> int:
+    """The class whose shape the swapped rendering of a ``label`` test image has."""
+    return (label + 1) % len(CLASSES)
 
 
 def read_batch(path: str | Path) -> dict:
@@ -175,3 +193,14 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
     return {"images_kept": sum(len(a["labels"]) for a in out.values()), "images_skipped": 0,
             **{f"n_{name}": int(len(a["labels"])) for name, a in out.items()},
             "has_masks": bool(splits["test"]["masks"].any())}
+
+
+def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
+    """Cue masks (the object: its shape is the class, so the object mask is the cue) and
+    the twin's ``swapped_test_batch`` (same scenes, next class's shape)."""
+    test = load_splits(raw_dir)["test"]
+    swapped_file = Path(raw_dir) / FOLDER / SWAPPED_BATCH
+    swapped = read_batch(swapped_file) if swapped_file.exists() else None
+    return save_cues(out_dir, test["ids"], test["masks"], None if swapped is None else swapped["images"],
+                     None if swapped is None else swapped["labels"],
+                     note="cue: the object (its shape is the class)")

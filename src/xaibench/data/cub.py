@@ -13,12 +13,14 @@ and every "Sparrow" class into class 1; other species are dropped.
 Synthetic twin: the same folder and text files, birds that differ only in a small part:
 warblers have a thin pointed beak, sparrows a short thick conical one; body, colours,
 pose and background are drawn from the same distributions. Part masks (the beak) are in
-``CUB_200_2011/part_masks/<class>/<file>.png``; the boxes in ``bounding_boxes.txt``
-enclose the bird.
+``CUB_200_2011/part_masks/<class>/<file>.png`` (the cue masks: the beak is the class);
+``CUB_200_2011/swapped/<class>/<file>.jpg`` is the same bird with the other class's beak
+(warblers and sparrows only); the boxes in ``bounding_boxes.txt`` enclose the bird.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from PIL import Image
 from pydantic import Field
 
 from xaibench.atomic import write_json
-from xaibench.data.images import channel_stats, load_resized, save_split, stratified_split
+from xaibench.data.images import channel_stats, cues_from_files, load_resized, save_split, stratified_split
 from xaibench.params import Strict
 
 URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
@@ -102,11 +104,18 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
         (folder / "images" / species).mkdir(parents=True, exist_ok=True)
         (folder / "part_masks" / species).mkdir(parents=True, exist_ok=True)
         n_test = max(1, int(round(params.test_fraction * params.n_per_species)))
+        other_beak = {"thin": "thick", "thick": "thin"}.get(beak)
+        if other_beak:
+            (folder / "swapped" / species).mkdir(parents=True, exist_ok=True)
         for k in range(params.n_per_species):
             image_id += 1
+            scene = copy.deepcopy(rng)
             image, mask, box = draw_bird(rng, beak, params.image_size)
             name = f"{species.split('.', 1)[1]}_{k:04d}_{image_id}"
             Image.fromarray(image).save(folder / "images" / species / f"{name}.jpg", quality=92)
+            if other_beak:  # the same bird with the other class's beak (the beak draws nothing from rng)
+                swapped = draw_bird(scene, other_beak, params.image_size)[0]
+                Image.fromarray(swapped).save(folder / "swapped" / species / f"{name}.jpg", quality=92)
             Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "part_masks" / species / f"{name}.png")
             lines["images"].append(f"{image_id} {species}/{name}.jpg")
             lines["image_class_labels"].append(f"{image_id} {class_id}")
@@ -180,3 +189,17 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
     write_json(Path(out_dir) / "stats.json", channel_stats(images[index["train"]]))
     return {"images_kept": int(len(labels)), "images_skipped": len(skipped), "skipped_ids": skipped,
             **{f"n_{name}": int(len(rows)) for name, rows in index.items()}, "has_masks": bool(masks.any())}
+
+
+def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
+    """Cue masks (the beak: the twin's part masks) and the same birds with the other
+    class's beak, for the test split. A real CUB archive has part *locations* only
+    (``parts/part_locs.txt``), no masks: no cues then."""
+    by_id = {str(r["image_id"]): r for r in read_metadata(raw_dir)}
+
+    def swapped(image_id):
+        path = by_id[image_id]["path"]
+        return path.parents[2] / "swapped" / path.parent.name / path.name
+
+    return cues_from_files(out_dir, prepared_dir, lambda i: by_id[i]["part_mask"], swapped, lambda y: 1 - y,
+                           note="cue: the beak (thin = warbler, thick = sparrow)")

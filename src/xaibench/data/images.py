@@ -4,6 +4,13 @@ The prepared form of a dataset is one ``.npz`` per split holding
 ``images: uint8 [N, S, S, 3]``, ``labels: int64 [N]``, ``ids: str [N]`` and
 ``masks: uint8 [N, S, S]`` (ground-truth foreground, all zero where none exists), plus
 ``stats.json`` with the per-channel mean/std of the training split (for normalisation).
+
+Beside it, ``data/cues/<dataset>/test.npz`` holds what the reliability stage checks
+explanations against (issue 13): ``ids`` (the test split's, same order), ``cue_masks:
+uint8 [N, S, S]`` (the pixels that carry the label: the twin knows them) and, where the
+twin can render it, ``swapped_images: uint8 [N, S, S, 3]`` with ``swapped_labels`` (the
+same scene drawn with another class's cue). ``cues.json`` says which exist. Kept apart
+from the splits so that training never depends on them.
 """
 
 from __future__ import annotations
@@ -30,6 +37,15 @@ def decode_rgb(path: str | Path) -> Image.Image | None:
         return None
 
 
+def load_mask(path: str | Path | None, image_size: int) -> np.ndarray:
+    """A mask PNG resized (nearest) to ``image_size`` as uint8 0/1; zeros when ``path`` is
+    None or missing."""
+    if path is None or not Path(path).exists():
+        return np.zeros((image_size, image_size), np.uint8)
+    with Image.open(path) as mask:
+        return (np.asarray(mask.convert("L").resize((image_size, image_size), Image.NEAREST)) > 127).astype(np.uint8)
+
+
 def load_resized(items, image_size: int, mask_lookup=None):
     """Decode and resize every item; skip the undecodable ones and count them.
 
@@ -49,13 +65,7 @@ def load_resized(items, image_size: int, mask_lookup=None):
         images.append(np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8))
         labels.append(label)
         ids.append(image_id)
-        mpath = mask_lookup(image_id) if mask_lookup else None
-        if mpath is not None and Path(mpath).exists():
-            with Image.open(mpath) as m:
-                masks.append((np.asarray(m.convert("L").resize((image_size, image_size), Image.NEAREST)) > 127)
-                             .astype(np.uint8))
-        else:
-            masks.append(np.zeros((image_size, image_size), np.uint8))
+        masks.append(load_mask(mask_lookup(image_id) if mask_lookup else None, image_size))
     for image_id in skipped:
         log.warning("skipped undecodable image %s", image_id)
     if not images:
@@ -118,3 +128,49 @@ def prepare(items, out_dir: str | Path, image_size: int, val_fraction: float, te
         **{f"n_{name}": int(len(index)) for name, index in splits.items()},
         "has_masks": bool(masks.any()),
     }
+
+
+def save_cues(out_dir: str | Path, ids: np.ndarray, cue_masks: np.ndarray | None = None,
+              swapped_images: np.ndarray | None = None, swapped_labels: np.ndarray | None = None,
+              note: str = "") -> dict:
+    """Write ``test.npz`` and ``cues.json`` of the cue folder; returns the summary.
+
+    ``cue_masks`` None (or all zero) means the source has no cue masks (a real dataset);
+    ``swapped_images`` None means it cannot render the swapped cue."""
+    out_dir = Path(out_dir)
+    has_cues = cue_masks is not None and bool(np.asarray(cue_masks).any())
+    has_swapped = swapped_images is not None and len(swapped_images) == len(ids)
+    arrays = {"ids": np.asarray(ids)}
+    if has_cues:
+        arrays["cue_masks"] = np.asarray(cue_masks, np.uint8)
+    if has_swapped:
+        arrays["swapped_images"] = np.asarray(swapped_images, np.uint8)
+        arrays["swapped_labels"] = np.asarray(swapped_labels, np.int64)
+    save_split(out_dir / "test.npz", **arrays)
+    summary = {"n_test": int(len(ids)), "cue_masks": has_cues, "swapped_images": has_swapped,
+               "cue_area_share": round(float(np.mean(cue_masks)), 6) if has_cues else None, "note": note}
+    write_json(out_dir / "cues.json", summary)
+    return summary
+
+
+def load_cues(folder: str | Path) -> dict[str, np.ndarray]:
+    """The cue folder's arrays (``ids`` always; ``cue_masks``, ``swapped_*`` where they exist)."""
+    return load_split(folder, "test")
+
+
+def cues_from_files(out_dir, prepared_dir, cue_path, swapped_path=None, swapped_label=None, note: str = "") -> dict:
+    """Cue folder for a dataset whose twin writes one file per image: ``cue_path(id)`` (a
+    mask PNG or None), ``swapped_path(id)`` (the swapped rendering or None) and
+    ``swapped_label(label)``, for every image of the prepared test split."""
+    test = load_split(prepared_dir, "test")
+    size = test["images"].shape[1]
+    cue_masks = np.stack([load_mask(cue_path(str(i)), size) for i in test["ids"]])
+    swapped, labels = None, None
+    if swapped_path is not None:
+        paths = [swapped_path(str(i)) for i in test["ids"]]
+        if all(p is not None and Path(p).exists() for p in paths):
+            decoded = [decode_rgb(p) for p in paths]
+            if all(d is not None for d in decoded):
+                swapped = np.stack([np.asarray(d.resize((size, size), Image.BILINEAR), np.uint8) for d in decoded])
+                labels = np.asarray([swapped_label(int(y)) for y in test["labels"]])
+    return save_cues(out_dir, test["ids"], cue_masks, swapped, labels, note)

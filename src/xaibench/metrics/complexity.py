@@ -21,6 +21,10 @@ import numpy as np
 import torch
 from skimage.morphology import convex_hull_image
 
+# direction of each per-image score (reliability intervals): GAD's claim is a less complex
+# region (RC < 1) that matters more to the model (higher RS) than its complement
+HIGHER_IS_BETTER = {"RC": False, "RS_gad": True, "RS_supplementary": True}
+
 
 def most_important_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:
     """Boolean [H, W]: the largest values, at most ``round(fraction · H·W)`` pixels, only

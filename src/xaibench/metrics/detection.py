@@ -28,6 +28,12 @@ import torch
 
 from xaibench.metrics.faithfulness import area_under_curve, perturbation_curve
 
+# direction of each per-box score (the reliability stage's bootstrap and controls): the
+# study reads lower entropy as a more focused map, lower flipping AUC as a more faithful one
+HIGHER_IS_BETTER = {"entropy_pixels": False, "entropy_superpixels": False, "mass_entropy_pixels": False,
+                    "mass_entropy_superpixels": False, "relevance_in_box": True, "flipping_auc_pixels": False,
+                    "flipping_auc_superpixels": False}
+
 
 def value_entropy_bits(attribution: np.ndarray) -> float:
     """The study's entropy e = −Σ_v p_v log₂ p_v (ssd-coco-lrp-deeplift-lime-shap.md,
@@ -83,14 +89,18 @@ def relevance_in_mask(attribution: np.ndarray, mask: np.ndarray) -> float:
     return float(positive[mask.astype(bool)].sum() / total)
 
 
-def relevance_in_box(attribution: np.ndarray, box) -> float:
-    """``relevance_in_mask`` of the box (x1, y1, x2, y2; pixel edges, clipped to the image)."""
-    h, w = attribution.shape
+def box_mask(box, h: int, w: int) -> np.ndarray:
+    """Boolean [h, w] of the box (x1, y1, x2, y2; pixel edges, clipped to the image)."""
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
     mask = np.zeros((h, w), bool)
     mask[y1:y2, x1:x2] = True
-    return relevance_in_mask(attribution, mask)
+    return mask
+
+
+def relevance_in_box(attribution: np.ndarray, box) -> float:
+    """``relevance_in_mask`` of the box (:func:`box_mask`)."""
+    return relevance_in_mask(attribution, box_mask(box, *attribution.shape))
 
 
 def flipping_curve(score_model, image: torch.Tensor, attribution: np.ndarray, label: int, fill: torch.Tensor,

@@ -72,6 +72,32 @@ def metric_agreement(means_by_metric: dict[str, dict[str, float]],
     return out
 
 
+def is_control(method: str, controls) -> bool:
+    """``random`` or ``<model>/random`` is a control when ``random`` is in ``controls``."""
+    return method.rsplit("/", 1)[-1] in controls
+
+
+def controls_of(method: str, methods: list[str], controls) -> list[str]:
+    """The controls ``method`` is compared with: those of its own model group (the part
+    before the last ``/``, as in ``resnet50/shap_gradient``; none for plain names)."""
+    group = method.rsplit("/", 1)[0] if "/" in method else ""
+    return [c for c in methods if is_control(c, controls) and (c.rsplit("/", 1)[0] if "/" in c else "") == group]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric of the score table; ``NAME:variant`` (e.g. ``DAUC:black``)
+    has NAME's direction."""
+    from xaibench.metrics import complexity, detection, faithfulness, localisation, stability
+
+    directions = {}
+    for module in (faithfulness, localisation, detection, complexity, stability):
+        directions.update(module.HIGHER_IS_BETTER)
+    base = metric.split(":", 1)[0]
+    if base not in directions:
+        raise KeyError(f"no direction known for metric {metric!r}; add it to the metric's HIGHER_IS_BETTER")
+    return directions[base]
+
+
 def reliability_report(scores, controls, n_resamples: int, level: float, seed: int) -> dict:
     """From per-image scores (a long table: method, image_id, metric, value) to the
     ``intervals``, ``agreement`` and ``controls`` sections:
@@ -80,35 +106,34 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
       (``n_resamples`` resamples of the images, the same for every method), and per
       metric the share of resamples in which each method keeps its rank;
     * agreement: Kendall's tau between the method rankings of every pair of metrics;
-    * controls: per metric, each non-control method's separation from every control
-      (paired interval of the difference wholly on the better side of 0); ``flagged``
-      lists the methods not separated from all controls.
+    * controls: per metric, each non-control method's separation from every control of
+      its model group (paired interval of the difference wholly on the better side of
+      0); ``flagged`` lists the methods not separated from all controls.
     """
-    from xaibench.metrics.faithfulness import HIGHER_IS_BETTER
-
-    metrics = [m for m in HIGHER_IS_BETTER if m in set(scores.metric)]
+    metrics = list(dict.fromkeys(scores.metric))  # in order of appearance
+    directions = {m: higher_is_better(m) for m in metrics}
     wide = {metric: scores[scores.metric == metric].pivot(index="image_id", columns="method", values="value")
             for metric in metrics}
-    n_images = len(next(iter(wide.values())))
-    indices = bootstrap_indices(n_images, n_resamples, seed)
+    n_images = max(len(table) for table in wide.values())
     intervals, stability, means_by_metric, control_section = {}, {}, {}, {}
     for metric, table in wide.items():
+        indices = bootstrap_indices(len(table), n_resamples, seed)  # metrics may cover other images (GAD)
         per_method = {m: table[m].to_numpy() for m in sorted(table.columns)}
-        higher = HIGHER_IS_BETTER[metric]
+        higher = directions[metric]
         resampled = resampled_means(per_method, indices)
         means_by_metric[metric] = {m: float(np.nanmean(v)) for m, v in per_method.items()}
         intervals[metric] = {m: {"mean": round(means_by_metric[metric][m], 6),
                                  "interval": [round(x, 6) for x in percentile_interval(resampled[m], level)]}
                              for m in per_method}
         stability[metric] = {m: round(v, 4) for m, v in rank_stability(per_method, higher, indices).items()}
-        present = [c for c in controls if c in per_method]
-        verdict = {m: {c: separated(per_method, m, c, higher, indices, level) for c in present}
-                   for m in per_method if m not in present}
+        verdict = {m: {c: separated(per_method, m, c, higher, indices, level)
+                       for c in controls_of(m, list(per_method), controls)}
+                   for m in per_method if not is_control(m, controls)}
         control_section[metric] = {"separated": verdict,
                                    "flagged": sorted(m for m, v in verdict.items() if not all(v.values()))}
     return {"n_images": n_images, "n_resamples": n_resamples, "level": level,
-            "direction": {m: "higher" if HIGHER_IS_BETTER[m] else "lower" for m in metrics},
+            "direction": {m: "higher" if directions[m] else "lower" for m in metrics},
             "intervals": {"by_metric": intervals, "rank_stability": stability},
             "agreement": {k: round(v, 6) for k, v in metric_agreement(
-                means_by_metric, {m: HIGHER_IS_BETTER[m] for m in metrics}).items()},
+                means_by_metric, directions).items()},
             "controls": control_section}

@@ -23,6 +23,11 @@ import torch
 from skimage.metrics import structural_similarity
 
 
+# direction of the per-image removal score (reliability intervals): a larger confidence
+# drop when the top pixels are removed = a more faithful ranking (the SENN study)
+HIGHER_IS_BETTER = {"removal_drop": True}
+
+
 def jaccard(a: set, b: set) -> float:
     """|a ∩ b| / |a ∪ b|; 1.0 for two empty sets."""
     union = a | b

@@ -153,7 +153,8 @@ def evaluate(name: str, study, params, run) -> dict:
     """Per method: the study's entropy and the mass entropy (pixels, superpixels),
     pixel-flipping AUC (pixels, superpixels),
     positive relevance in the box (runtimes: metrics/<study>_runtime.json, from the
-    store); mean flipping curves as CSV + PNG."""
+    store); mean flipping curves as CSV + PNG; every box's scores in
+    data/reports/<study>/per_image_scores.csv (for the reliability stage's bootstrap)."""
     from xaibench.figures import curves_figure
     from xaibench.metrics import detection as metrics
     from xaibench.models.ssd import BoxLogit
@@ -166,7 +167,7 @@ def evaluate(name: str, study, params, run) -> dict:
     segments = np.load(f"data/attributions/{name}/segments.npz")["segments"]
     gray = torch.as_tensor(model.transform.image_mean, dtype=torch.float32)
     fractions = np.linspace(0, 1, cfg.steps + 1)
-    results, curves = {}, {}
+    results, curves, per_box = {}, {}, []
     for method in study.attribute.methods:
         frame = read_attributions(attribution_path("data/attributions", name, study.model, method))
         maps = maps_of(frame)
@@ -190,17 +191,18 @@ def evaluate(name: str, study, params, run) -> dict:
                          "relevance_in_box": metrics.relevance_in_box(maps[k], c["box"])})
         table = pd.DataFrame(rows)
         pixel_curves, superpixel_curves = np.stack(pixel_curves), np.stack(superpixel_curves)
-        results[method] = {
-            **{f"{k}": round(float(np.nanmean(table[k])), 6) for k in table.columns},
-            "flipping_auc_pixels": round(float(metrics.flipping_auc(pixel_curves).mean()), 6),
-            "flipping_auc_superpixels": round(float(metrics.flipping_auc(superpixel_curves).mean()), 6),
-        }
+        table["flipping_auc_pixels"] = metrics.flipping_auc(pixel_curves)
+        table["flipping_auc_superpixels"] = metrics.flipping_auc(superpixel_curves)
+        per_box += [{"method": method, "image_id": f"box{k}", "metric": metric, "value": float(table[metric][k])}
+                    for metric in table.columns for k in range(len(table))]
+        results[method] = {f"{k}": round(float(np.nanmean(table[k])), 6) for k in table.columns}
         curves[method] = {"pixels": pixel_curves.mean(0), "superpixels": superpixel_curves.mean(0)}
         log.info("%s: %s", method, results[method])
         run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
     for kind in ("pixels", "superpixels"):
         write_csv(f"metrics/plots/{name}/flipping_{kind}.csv",
                   pd.DataFrame({"fraction": fractions, **{m: c[kind] for m, c in curves.items()}}))
+    write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_box))  # per box, for reliability
     figure = f"data/reports/{name}/flipping.png"
     curves_figure(fractions, curves, figure, kinds=("pixels", "superpixels"),
                   title="mean flipping curve ({kind})", y_label="detection score")

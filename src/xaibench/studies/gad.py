@@ -159,14 +159,15 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
         run.log_metrics({f"runtime_ms.{method}": float(np.mean(columns["runtime_ms"]))})
 
 
-def evaluate(gad, seed: int, run) -> tuple[dict, list]:
+def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
     """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
-    per architecture, dataset, method and class. Also returns figure panels."""
+    per architecture, dataset, method and class. Also returns figure panels and every
+    image's RC and RS rows (cell, method, image_id = ``<id>/<class>``, metric, value)."""
     from xaibench.metrics.complexity import (hull_of_map, relative_complexity, relative_sensitivity,
                                              supplementary_mask)
     from xaibench.store import attribution_path, maps_of, read_attributions
 
-    results, panels = {}, []
+    results, panels, per_image = {}, [], []
     for arch in gad.architectures:
         for dataset in gad.datasets:
             pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
@@ -193,6 +194,12 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list]:
                         if len(panels) < 6 and method == gad.attribute.methods[0] and k == 0:
                             panels.append((f"{arch}/{dataset}/{classes[int(target_class)]}", image, orig_maps[k],
                                            gad_maps[k], hull_orig, hull_gad))
+                    per_image += [{"cell": f"{arch}_{dataset}", "method": method,
+                                   "image_id": f"{image_id}/{classes[int(target_class)]}", "metric": metric,
+                                   "value": float(values[k])}
+                                  for metric, values in (("RC", rc), ("RS_gad", rs_gad),
+                                                         ("RS_supplementary", rs_supp))
+                                  for k, image_id in enumerate(orig.image_id)]
                     rc = np.asarray(rc)
                     cell[classes[int(target_class)]] = {
                         "rc_below_1": int((rc < 1).sum()), "rc_at_least_1": int((rc >= 1).sum()),
@@ -201,4 +208,4 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list]:
                         "rs_supplementary": round(float(np.nanmean(rs_supp)), 6),
                     }
                 results.setdefault(arch, {}).setdefault(dataset, {})[method] = cell
-    return results, panels
+    return results, panels, per_image

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -211,7 +212,8 @@ def attribute(name: str, study, params, run) -> None:
 
 def evaluate(name: str, study, params, run) -> dict:
     """Per model and method: the faithfulness metrics (IAUC, DAUC, ...), the share of
-    positive relevance on the object (where masks exist). Runtimes (cold, then warm) go to
+    positive relevance on the object (where masks exist); every image's faithfulness
+    scores in data/reports/<study>/per_image_scores.csv (methods as ``<arch>/<method>``). Runtimes (cold, then warm) go to
     metrics/<study>_runtime.json (:mod:`xaibench.metrics.runtime`)."""
     from xaibench.metrics import METRICS
     from xaibench.metrics.detection import relevance_in_mask
@@ -219,11 +221,11 @@ def evaluate(name: str, study, params, run) -> dict:
     from xaibench.models import load_model
     from xaibench.store import attribution_path, maps_of, read_attributions
 
-    from xaibench.studies.common import write_insertion_deletion
+    from xaibench.studies.common import write_csv, write_insertion_deletion
 
     cfg = study.evaluate
     test = load_split(f"data/prepared/{study.dataset}", "test")
-    results, curves = {}, {}
+    results, curves, per_image = {}, {}, []
     for arch, names in _methods(study).items():
         model = load_model(_model_path(name, arch))
         fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
@@ -233,7 +235,10 @@ def evaluate(name: str, study, params, run) -> dict:
             maps = maps_of(frame)
             evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
-            scores = {metric: round(float(np.nanmean(fn(evidence))), 6) for metric, fn in METRICS.items()}
+            values = {metric: fn(evidence) for metric, fn in METRICS.items()}
+            scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
+            per_image += [{"method": f"{arch}/{method}", "image_id": image_id, "metric": metric, "value": float(v[k])}
+                          for metric, v in values.items() for k, image_id in enumerate(frame.image_id)]
             masks = test["masks"][: len(frame)]
             if masks.any():  # the twin's object masks (a real folder may have none)
                 inside = [relevance_in_mask(m, k) for m, k in zip(maps, masks) if k.any()]
@@ -245,4 +250,5 @@ def evaluate(name: str, study, params, run) -> dict:
             run.log_metrics({f"{k}.{arch}.{method}": v for k, v in scores.items()})
     fractions = np.linspace(0, 1, cfg.steps + 1)
     write_insertion_deletion(name, fractions, curves, run)
+    write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))  # for the reliability stage
     return results

@@ -64,3 +64,4 @@ def evaluate(name: str, study, params, run) -> dict:
     write_insertion_deletion(name, fractions, curves, run)
     write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))
     return results
+

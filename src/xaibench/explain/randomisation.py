@@ -1,0 +1,125 @@
+"""Model-parameter randomisation test (Adebayo et al. 2018, "Sanity checks for saliency
+maps", NeurIPS, sec. 3.1 "cascading randomization"): re-initialise the model's layers
+from the output towards the input, one step after the other, explain the same images
+(and the same target class) with every randomised model, and compare each map with the
+trained model's map. A method whose maps stay similar once the whole network is random
+does not explain the model.
+
+Similarity per image, as in the paper (fig. 2-4): the Spearman rank correlation of the
+maps' absolute values, and the SSIM of the absolute maps each scaled to [0, 1] by its
+maximum (scikit-image ``structural_similarity``, data range 1). A map that is constant
+(e.g. all zero on a dead random network) has no rank correlation: it counts as 0.
+
+Cascade steps: the network's parametrised leaf modules (convolutions, linear and
+normalisation layers), in registration order, which is the forward order for the
+networks here, are split into ``n_steps`` contiguous groups, last group first; step k
+randomises groups 1..k, so the last step has every layer random. On a deep network a
+step is a block or a stage, not a layer (issue 13). Re-initialisation is each module's
+own ``reset_parameters`` (PyTorch's default initialisation; BatchNorm: weight 1, bias
+0, running statistics reset), seeded per step.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+
+def parametrised_leaves(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every module without children that owns parameters, in registration order."""
+    return [(name, m) for name, m in net.named_modules()
+            if not list(m.children()) and list(m.parameters(recurse=False))]
+
+
+def cascade_groups(net: nn.Module, n_steps: int) -> list[list[tuple[str, nn.Module]]]:
+    """The leaves split into ``min(n_steps, #leaves)`` contiguous groups, output side first."""
+    leaves = parametrised_leaves(net)[::-1]
+    if not leaves:
+        raise ValueError("the network has no parametrised layer to randomise")
+    bounds = np.round(np.linspace(0, len(leaves), min(n_steps, len(leaves)) + 1)).astype(int)
+    return [leaves[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def randomise_(modules: list[tuple[str, nn.Module]], seed: int) -> None:
+    """Re-initialise ``modules`` in place (``reset_parameters``; a module without one gets
+    N(0, 0.01²) weights), from a seeded generator."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for _, module in modules:
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            else:
+                for parameter in module.parameters(recurse=False):
+                    parameter.normal_(0, 0.01)
+
+
+def spearman_abs(original: np.ndarray, other: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
+    """Per image, Spearman's rho between |original| and |other| ([N, ...] each), over the
+    pixels of ``regions`` (bool, same shape) where given; 0 where a map is constant."""
+    out = np.zeros(len(original))
+    for i, (a, b) in enumerate(zip(original, other)):
+        keep = np.ones(np.size(a), bool) if regions is None else np.ravel(regions[i])
+        a, b = np.abs(np.ravel(a))[keep], np.abs(np.ravel(b))[keep]
+        if np.ptp(a) > 0 and np.ptp(b) > 0:
+            out[i] = spearmanr(a, b).statistic
+    return out
+
+
+def ssim_abs(original: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per image, SSIM of |original| and |other| each divided by its maximum ([N, H, W] each)."""
+    from skimage.metrics import structural_similarity
+
+    def scaled(x):
+        x = np.abs(np.asarray(x, np.float64))
+        return x / x.max() if x.max() > 0 else x
+
+    out = np.zeros(len(original))
+    for i, (a, b) in enumerate(zip(original, other)):
+        a, b = scaled(a), scaled(b)
+        side = min(7, *a.shape)
+        window = side - (side + 1) % 2 if side >= 3 else None   # the largest odd window <= 7 that fits
+        out[i] = structural_similarity(a, b, data_range=1.0, win_size=window) if window else float(np.allclose(a, b))
+    return out
+
+
+def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, seed: int,
+                          net_of: Callable = lambda m: m.net, regions: np.ndarray | None = None) -> list[dict]:
+    """Run the cascade: ``explain(model) -> maps [N, H, W]`` is called on the trained model
+    and on each step's randomised copy (``model`` itself is left untouched). Returns one
+    row per step (step 0 = the trained model against itself): the layers randomised so
+    far (first and last name of the step's group), the number of layers random, and the
+    per-image Spearman and SSIM against the trained model's maps. ``regions`` (bool [N, H,
+    W]) restricts the Spearman to those pixels (the detection study: the explained box,
+    since the anchor's receptive field puts a random detector's relevance there too)."""
+    original = np.asarray(explain(model))
+    randomised = copy.deepcopy(model).eval()
+    groups = cascade_groups(net_of(randomised), n_steps)
+    total = sum(len(g) for g in groups)
+    rows = [{"step": 0, "randomised_from": None, "layers_random": 0, "layers_total": total,
+             "spearman": spearman_abs(original, original, regions), "ssim": ssim_abs(original, original)}]
+    done = 0
+    for k, group in enumerate(groups, start=1):
+        randomise_(group, seed * 1000 + k)
+        done += len(group)
+        maps = np.asarray(explain(randomised))
+        rows.append({"step": k, "randomised_from": group[-1][0], "layers_random": done, "layers_total": total,
+                     "spearman": spearman_abs(original, maps, regions), "ssim": ssim_abs(original, maps)})
+    return rows
+
+
+def randomisation_summary(rows: list[dict], fail_threshold: float) -> dict:
+    """Mean curves and the verdict: a method **fails** when the mean Spearman rank
+    correlation between its maps from the trained and the fully randomised model is at
+    least ``fail_threshold`` (the paper gives no number; see README "Reliability")."""
+    spearman = [round(float(np.mean(r["spearman"])), 6) for r in rows]
+    ssim = [round(float(np.mean(r["ssim"])), 6) for r in rows]
+    return {"randomised_from": [r["randomised_from"] for r in rows],
+            "layers_random": [r["layers_random"] for r in rows],
+            "spearman": spearman, "ssim": ssim,
+            "final_spearman": spearman[-1], "final_ssim": ssim[-1],
+            "fails": bool(spearman[-1] >= fail_threshold)}

@@ -1,0 +1,103 @@
+"""Localisation against a ground-truth cue mask (issue 13, part 1): does the map point at
+the pixels that carry the label?
+
+All functions take maps [N, H, W] (larger = more evidence for the target) and boolean
+masks [N, H, W] of the same size, and return one value per image ([N]).
+
+* Relevance mass accuracy (Arras, Osman & Samek 2022, "CLEVR-XAI: A benchmark dataset
+  for the ground truth evaluation of neural network explanations", Information Fusion
+  81, sec. 4.3): ``R_within / R_total``, the share of the map's positive relevance that
+  falls inside the mask (only positive relevance counts, as in the paper). NaN when the
+  map has no positive value.
+* Relevance rank accuracy (ibid.): with ``K = |GT|``, the share of the K most relevant
+  pixels that lie inside the mask, ``|P_top-K ∩ GT| / K``. Ties are broken by raster
+  order (stable sort), so a constant map scores the mask's share of the first K pixels.
+* Pointing game (Zhang et al. 2018, "Top-down neural attention by excitation backprop",
+  IJCV 126): 1 when the map's maximum lies inside the mask, else 0 (the first maximum in
+  raster order; tolerance 0 px: the twins' masks are exact, the paper's 15 px tolerance
+  is for hand-drawn boxes on ImageNet-size images).
+* Chance level: the mask's area share ``|GT| / HW``, the expected value of all three for
+  a map that knows nothing of the mask (uniform noise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _flat(maps, masks):
+    maps = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    masks = np.asarray(masks, bool).reshape(len(masks), -1)
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} differ in size; resize the masks first")
+    return maps, masks
+
+
+def relevance_mass_accuracy(maps, masks) -> np.ndarray:
+    """Share of positive relevance inside the mask (NaN where the map has none)."""
+    maps, masks = _flat(maps, masks)
+    positive = np.clip(maps, 0, None)
+    total = positive.sum(1)
+    within = (positive * masks).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, within / np.where(total > 0, total, 1), np.nan)
+
+
+def relevance_rank_accuracy(maps, masks) -> np.ndarray:
+    """Share of the |GT| most relevant pixels inside the mask (NaN for an empty mask)."""
+    maps, masks = _flat(maps, masks)
+    out = np.full(len(maps), np.nan)
+    for i, (values, mask) in enumerate(zip(maps, masks)):
+        k = int(mask.sum())
+        if k:
+            top = np.argsort(-values, kind="stable")[:k]
+            out[i] = mask[top].mean()
+    return out
+
+
+def pointing_game(maps, masks) -> np.ndarray:
+    """1.0 where the map's (first) maximum lies inside the mask, else 0.0."""
+    maps, masks = _flat(maps, masks)
+    return masks[np.arange(len(maps)), maps.argmax(1)].astype(np.float64)
+
+
+def chance_level(masks) -> np.ndarray:
+    """The mask's area share per image: what a map ignorant of the mask scores on average."""
+    masks = np.asarray(masks, bool)
+    return masks.reshape(len(masks), -1).mean(1)
+
+
+HIGHER_IS_BETTER = {"relevance_mass": True, "relevance_rank": True, "pointing_game": True}
+LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_rank": relevance_rank_accuracy,
+                        "pointing_game": pointing_game}
+
+
+def resize_masks(masks, size: tuple[int, int]) -> np.ndarray:
+    """Boolean masks [N, h, w] -> [N, *size]: a pixel of the new grid is inside when at
+    least half of the area it covers was (area interpolation, threshold 0.5)."""
+    masks = np.asarray(masks)
+    if masks.shape[1:] == tuple(size):
+        return masks.astype(bool)
+    area = F.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None], size=tuple(size), mode="area")
+    return (area[:, 0] >= 0.5).numpy()
+
+
+def resize_maps(maps, size: tuple[int, int]) -> np.ndarray:
+    """Maps [N, h, w] -> [N, *size], bilinear: a map computed on a smaller input (GAD's
+    48 px) is compared with the cue mask at the mask's own resolution, so a thin cue (a
+    beak) is not lost to resizing the mask."""
+    maps = np.asarray(maps, np.float32)
+    if maps.shape[1:] == tuple(size):
+        return maps
+    return F.interpolate(torch.from_numpy(maps)[:, None], size=tuple(size), mode="bilinear",
+                         align_corners=False)[:, 0].numpy()
+
+
+def localisation_scores(maps, masks) -> dict[str, np.ndarray]:
+    """{metric: [N]} for the three localisation metrics, plus ``chance`` [N]; maps of
+    another size than the masks are resized to them (:func:`resize_maps`)."""
+    masks = np.asarray(masks, bool)
+    maps = resize_maps(maps, masks.shape[1:])
+    return {**{name: fn(maps, masks) for name, fn in LOCALISATION_METRICS.items()}, "chance": chance_level(masks)}

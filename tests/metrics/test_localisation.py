@@ -1,0 +1,60 @@
+"""Localisation against a cue mask, by hand (Arras et al. 2022; Zhang et al. 2018)."""
+
+import numpy as np
+import pytest
+
+from xaibench.metrics.localisation import (chance_level, localisation_scores, pointing_game, relevance_mass_accuracy,
+                                           relevance_rank_accuracy, resize_masks)
+
+MASK = np.zeros((1, 4, 4), bool)
+MASK[0, :2, :2] = True          # 4 of 16 pixels: chance 0.25
+
+
+def test_everything_inside_the_mask_scores_one():
+    inside = np.where(MASK, 1.0, 0.0)
+    assert relevance_mass_accuracy(inside, MASK)[0] == 1.0
+    assert relevance_rank_accuracy(inside, MASK)[0] == 1.0
+    assert pointing_game(inside, MASK)[0] == 1.0
+
+
+def test_relevance_mass_counts_positive_relevance_only():
+    heat = np.where(MASK, 1.0, 0.0) - 5 * (~MASK)            # large negative relevance outside is ignored
+    assert relevance_mass_accuracy(heat, MASK)[0] == 1.0
+    half = np.where(MASK, 1.0, 0.0)
+    half[0, 3, 3] = 4.0                                      # 4 inside, 4 outside
+    assert relevance_mass_accuracy(half, MASK)[0] == pytest.approx(0.5)
+    assert np.isnan(relevance_mass_accuracy(-np.ones((1, 4, 4)), MASK)[0])
+
+
+def test_rank_accuracy_takes_the_mask_size_top_pixels():
+    heat = np.zeros((1, 4, 4))
+    heat[0, 0, 0], heat[0, 0, 1], heat[0, 3, 3], heat[0, 3, 2] = 4, 3, 2, 1   # top 4: two inside
+    assert relevance_rank_accuracy(heat, MASK)[0] == 0.5
+    assert pointing_game(heat, MASK)[0] == 1.0
+    heat[0, 3, 3] = 9
+    assert pointing_game(heat, MASK)[0] == 0.0
+
+
+def test_chance_level_is_the_area_share_and_noise_scores_it_on_average():
+    assert chance_level(MASK)[0] == 0.25
+    noise = np.random.default_rng(0).random((2000, 4, 4))
+    masks = np.repeat(MASK, 2000, axis=0)
+    scores = localisation_scores(noise, masks)
+    for name in ("relevance_mass", "relevance_rank", "pointing_game"):
+        assert scores[name].mean() == pytest.approx(0.25, abs=0.03)
+
+
+def test_masks_are_resized_to_the_map():
+    big = np.zeros((1, 8, 8), bool)
+    big[0, :4, :4] = True
+    assert np.array_equal(resize_masks(big, (4, 4)), MASK)
+    with pytest.raises(ValueError, match="resize the masks"):
+        relevance_mass_accuracy(np.ones((1, 8, 8)), MASK)
+
+
+def test_smaller_maps_are_compared_at_the_mask_resolution():
+    heat = np.zeros((1, 2, 2))
+    heat[0, 0, 0] = 1.0                                       # top-left quarter, as MASK
+    scores = localisation_scores(heat, MASK)
+    assert scores["pointing_game"][0] == 1.0 and scores["relevance_mass"][0] > 0.7
+    assert scores["chance"][0] == 0.25
