@@ -322,7 +322,7 @@ def test_imagenet_study_outputs(project):
     # null: no positive relevance in any of the 2 maps (a one-epoch model), a share of nothing
     assert all(v["relevance_in_object"] is None or 0 <= v["relevance_in_object"] <= 1
                for arch in results.values() for v in arch.values())
-    assert 0 <= results["inception_v3"]["lime"]["relevance_in_object"] <= 1
+    assert 0 <= results["inception_v3"]["random"]["relevance_in_object"] <= 1   # noise is positive everywhere
     frame = pd.read_parquet(work / "data/attributions/imagenet/inception_v3/lime.parquet")
     assert len(frame) == 2 and (frame.height == 75).all()
     curves = pd.read_csv(work / "metrics/plots/imagenet/insertion.csv")
