@@ -116,3 +116,34 @@ def test_controls_are_matched_within_each_model_group():
     assert is_control("resnet50/random", ["random"]) and not is_control("resnet50/shap", ["random"])
     assert controls_of("resnet50/shap", methods, ["random", "edge"]) == ["resnet50/random"]
     assert controls_of("lrp", methods, ["random"]) == ["random"]
+
+
+def test_cue_flip_rate_counts_predictions_that_follow_the_swapped_cue():
+    import torch
+
+    from xaibench.studies.reliability import cue_flip_rate
+
+    class Brightness(torch.nn.Module):                    # class 1 when the image is bright, else 0
+        def forward(self, x):
+            bright = x.mean((1, 2, 3))
+            return torch.stack([0.5 - bright, bright - 0.5], 1)
+
+    swapped = np.zeros((4, 4, 4, 3), np.uint8)
+    swapped[:3] = 255                                     # three bright swapped images
+    cues = {"swapped_images": swapped, "swapped_labels": np.array([1, 1, 0, 0])}
+    # predictions 1, 1, 1, 0 against swapped labels 1, 1, 0, 0: three of four follow
+    assert cue_flip_rate(Brightness(), cues) == {"available": True, "cue_flip_rate": 0.75, "n_images": 4}
+    assert cue_flip_rate(Brightness(), None) == {"available": False}
+
+
+def test_localisation_section_puts_chance_beside_the_means():
+    from xaibench.studies.reliability import localisation
+
+    masks = np.zeros((2, 4, 4), bool)
+    masks[:, :2, :2] = True
+    cues = {"cue_masks": masks}
+    maps = {"inside": masks.astype(float), "outside": (~masks).astype(float)}
+    rows, section = localisation(maps, ["a", "b"], cues)
+    assert section["chance_level"] == 0.25 and section["means"]["inside"]["relevance_mass"] == 1.0
+    assert section["means"]["outside"]["pointing_game"] == 0.0 and len(rows) == 2 * 3 * 2
+    assert localisation(maps, ["a", "b"], None)[1]["available"] is False
