@@ -74,16 +74,6 @@ LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_ra
                         "pointing_game": pointing_game}
 
 
-def resize_masks(masks, size: tuple[int, int]) -> np.ndarray:
-    """Boolean masks [N, h, w] -> [N, *size]: a pixel of the new grid is inside when at
-    least half of the area it covers was (area interpolation, threshold 0.5)."""
-    masks = np.asarray(masks)
-    if masks.shape[1:] == tuple(size):
-        return masks.astype(bool)
-    area = F.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None], size=tuple(size), mode="area")
-    return (area[:, 0] >= 0.5).numpy()
-
-
 def resize_maps(maps, size: tuple[int, int]) -> np.ndarray:
     """Maps [N, h, w] -> [N, *size], bilinear: a map computed on a smaller input (GAD's
     48 px) is compared with the cue mask at the mask's own resolution, so a thin cue (a

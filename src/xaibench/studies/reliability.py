@@ -22,6 +22,7 @@ from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.localisation import localisation_scores
 from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.common import load_model_and_test
+from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ def localisation(maps_by_method: dict[str, np.ndarray], ids, cues: dict | None):
         chance = scores.pop("chance")
         rows += long_rows(method, ids[: len(maps)], scores)
         means[method] = {k: round(float(np.nanmean(v)), 6) for k, v in scores.items()}
-    return rows, {"available": True, "means": means, "chance_level": round(float(np.mean(chance)), 6),
-                  "mask_area_share": round(float(np.mean(chance)), 6)}
+    return rows, {"available": True, "means": means, "chance_level": round(float(np.mean(chance)), 6)}
 
 
 @torch.no_grad()
@@ -65,7 +65,7 @@ def cue_flip_rate(model, cues: dict | None, batch_size: int = 128) -> dict:
     High = the cue mask is the ground truth of what the model uses."""
     if cues is None or "swapped_images" not in cues:
         return {"available": False}
-    pixels = torch.from_numpy(cues["swapped_images"]).permute(0, 3, 1, 2).float() / 255.0
+    pixels = to_tensor(cues["swapped_images"])
     predicted = torch.cat([model(chunk).argmax(-1) for chunk in pixels.split(batch_size)]).numpy()
     follows = predicted == cues["swapped_labels"]
     return {"available": True, "cue_flip_rate": round(float(follows.mean()), 6), "n_images": int(len(follows))}
@@ -104,7 +104,7 @@ def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, 
             values = area_under_curve(curves)
             rows += long_rows(method, ids, {f"DAUC:{fill}": values})
             daucs.setdefault(fill, {})[method] = round(float(np.mean(values)), 6)
-            deleted[fill] = round(float(curves[:, -1].mean()), 6)
+        deleted[fill] = round(float(curves[:, -1].mean()), 6)  # every pixel filled: the same for every map
     with torch.no_grad():
         clean = model(pixels).softmax(-1)[torch.arange(len(pixels)), targets].mean().item()
         blurred = model(fill_images(model, pixels, "blur", blur_sigma)).softmax(-1)
@@ -135,7 +135,8 @@ def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, 
         table[f"{method}_ssim"] = section[method]["ssim"]
         log.info("randomisation %s: Spearman %s -> %s", method, section[method]["spearman"],
                  "fails" if section[method]["fails"] else "passes")
-    verdict = {"fail_threshold": fail_threshold, "not_checked": sorted(set(explainers) & set(excluded)), "passed": sorted(m for m, s in section.items() if not s["fails"]),
+    verdict = {"fail_threshold": fail_threshold, "not_checked": sorted(set(explainers) & set(excluded)),
+               "passed": sorted(m for m, s in section.items() if not s["fails"]),
                "failed": sorted(m for m, s in section.items() if s["fails"])}
     return {"methods": section, **verdict}, pd.DataFrame(table)
 
@@ -196,9 +197,8 @@ def saliency_checks(name: str, study, params, cfg, run):
               for m in study.attribute.methods}
     first = next(iter(frames.values()))
     ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
-    pixels = torch.from_numpy(test["images"][: len(ids)]).permute(0, 3, 1, 2).float() / 255.0
-    maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls,
-                                params.seed)
+    pixels = to_tensor(test["images"][: len(ids)])
+    maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, params.seed)
     n = min(cfg.randomisation.n_images, len(ids))
     options = study.attribute.model_dump()
     explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, options.get(m, {}))
@@ -245,7 +245,7 @@ def imagenet_checks(name: str, study, params, cfg, run):
         frames = {m: read_attributions(attribution_path("data/attributions", name, arch, m)) for m in names}
         first = next(iter(frames.values()))
         ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
-        pixels = torch.from_numpy(test["images"][: len(ids)]).permute(0, 3, 1, 2).float() / 255.0
+        pixels = to_tensor(test["images"][: len(ids)])
         maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, seed)
         n = min(cfg.randomisation.n_images, len(ids))
         explainers = {m: (registry_explainer(m, pixels[:n], targets[:n], seed, {}) if m in cfg.controls
@@ -276,7 +276,7 @@ def senn_checks(name: str, study, params, cfg, run):
               for m in senn.METHOD_NAMES}
     first = frames["senn"]
     ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
-    pixels = torch.from_numpy(test["images"][: len(ids)]).permute(0, 3, 1, 2).float() / 255.0
+    pixels = to_tensor(test["images"][: len(ids)])
     maps = with_controls({m: maps_of(f) for m, f in frames.items() if m != "senn"}, pixels, targets,
                          cfg.controls, params.seed)
     n = min(cfg.randomisation.n_images, len(ids))
