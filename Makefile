@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make repro   create .venv if missing, then run the whole DVC pipeline (default params)
 #   make test    create .venv if missing, then run the test suite
+# make report [BASE=<git rev>] rebuilds reports/ (the last stage) alone, optionally compared with BASE.
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -8,10 +9,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 
-.PHONY: repro test venv clean-venv
+.PHONY: repro test venv clean-venv report
 
 repro: $(VENV)/.installed
 	dvc repro
+
+# The HTML report alone (after make repro); BASE=<git rev> compares every value with that revision.
+report: $(VENV)/.installed
+	$(PY) stages/report.py $(if $(BASE),--base $(BASE))
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

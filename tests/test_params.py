@@ -51,6 +51,8 @@ def test_default_params_are_valid():
     ("reliability.studies", ["catsdogs", "mnist_study"], "reliability.studies: ['mnist_study'] are not studies of `studies`"),
     ("reliability.randomisation.steps", 0, "reliability.randomisation.steps: Input should be greater than or equal to 1"),
     ("reliability.fills", ["mean", "white"], "reliability.fills.1: Input should be 'mean', 'black' or 'blur'"),
+    ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
+    ("report.base", 3, "report.base: Input should be a valid string"),
 ])
 def test_bad_value_is_reported_with_its_key(path, value, message):
     with pytest.raises(ParamsError) as error:

@@ -7,6 +7,7 @@ pipeline gives byte-identical science metrics for every study (wall-clock runtim
 their own ``*_runtime.json`` files, the only ones allowed to differ).
 """
 
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -328,3 +330,150 @@ def test_imagenet_study_outputs(project):
     curves = pd.read_csv(work / "metrics/plots/imagenet/insertion.csv")
     assert len(curves) == 5 and "resnet50/shap_partition" in curves.columns
     assert (work / "data/attributions/imagenet/lime_top_superpixels.png").stat().st_size > 1000
+
+
+# --- The report (issue 14), opened in a real browser: Debian's chromium driven by Playwright.
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    """$XAIBENCH_CHROMIUM, else Debian's `chromium` (or `chromium-browser`) on PATH."""
+    for name in (os.environ.get("XAIBENCH_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        message = ("Chromium not found: the report's browser test drives Debian's chromium package "
+                   "(sudo apt-get install -y chromium), or set XAIBENCH_CHROMIUM to a Chromium binary")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> http://127.0.0.1:<port>, a loopback server of that folder."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def visit(browser, origin: str, name: str) -> dict:
+    """Open ``origin/name`` and collect what the checks need: console errors, failed and
+    external requests, every image's decoded width, every number cell with its source."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    seen = {"errors": [], "failed": [], "external": []}
+    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    page.on("requestfailed", lambda r: seen["failed"].append(r.url))
+    page.on("request", lambda r: None if r.url.startswith(origin) else seen["external"].append(r.url))
+    response = page.goto(f"{origin}/{name}", wait_until="load")
+    assert response is not None and response.ok, name
+    seen["images"] = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete, "
+                                                      "e.naturalWidth])")
+    seen["cells"] = page.eval_on_selector_all(
+        "td[data-json]", "els => els.map(e => [e.dataset.json, e.dataset.key, e.dataset.value, "
+                         "e.querySelector('.v').textContent, e.querySelector('.delta') ? "
+                         "e.querySelector('.delta').textContent : null, e.classList.contains('changed')])")
+    seen["links"] = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+    seen["page"] = page
+    return seen
+
+
+@pytest.mark.slow
+def test_report_in_a_real_browser(project, browser, serve):
+    from PIL import Image
+
+    from xaibench.report.content import fmt, lookup
+
+    work, env, log = project
+    assert "Running stage 'report'" in log
+    origin = serve(work / "reports")
+    index = visit(browser, origin, "index.html")
+    studies = [link for link in index["links"] if link.endswith(".html") and link != "index.html"]
+    assert set(studies) == {f"{s}.html" for s in ("catsdogs", "senn_cifar10", "ssd_coco", "imagenet", "gad")}
+    shot = np.asarray(Image.open(io.BytesIO(index["page"].screenshot(full_page=True))).convert("L"), float)
+    assert shot.std() > 10 and len(np.unique(shot)) > 50, "the index screenshot is blank"
+    json_files = {}
+    for name in ["index.html", *sorted(set(studies))]:
+        seen = index if name == "index.html" else visit(browser, origin, name)
+        assert not seen["errors"], (name, seen["errors"])
+        assert not seen["failed"] and not seen["external"], (name, seen["failed"], seen["external"])
+        assert all(complete and width > 0 for _, complete, width in seen["images"]), (name, seen["images"])
+        if name != "index.html":
+            assert any("gallery_" in src for src, _, _ in seen["images"]), f"{name}: no gallery"
+            assert seen["cells"], f"{name}: no number cells"
+        for source, key, value, text, delta, _ in seen["cells"]:
+            if source not in json_files:
+                json_files[source] = json.loads((work / source).read_text())
+            expected = lookup(json_files[source], json.loads(key))
+            assert float(value) == expected and text == fmt(expected), (name, source, key, value, text)
+            assert delta is None, "a comparison column without a base"
+        seen["page"].close()
+    assert {"metrics/catsdogs.json", "metrics/catsdogs_reliability.json", "metrics/gad_reliability.json",
+            "metrics/ssd_coco_model.json", "metrics/imagenet_runtime.json"} <= set(json_files)
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = client.search_runs([client.get_experiment_by_name("report").experiment_id])[0]
+    assert "report/index.html" in [a.path for a in client.list_artifacts(run.info.run_id, "report")]
+
+
+@pytest.mark.slow
+def test_report_compared_with_a_base_revision(project, browser, serve):
+    """The base revision holds the same metrics but DAUC of LRP 0.5 higher: every value
+    gets its change, that one beyond its interval."""
+    work, env, _ = project
+    path = work / "metrics/catsdogs_reliability.json"
+    original = path.read_bytes()
+    altered = json.loads(original)
+    entry = altered["intervals"]["by_metric"]["DAUC"]["lrp"]
+    entry["mean"] += 0.5
+    path.write_text(json.dumps(altered))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "metrics"], ["commit", "-qm", "base"]):
+        subprocess.run([*git, *args], cwd=work, check=True, capture_output=True)
+    path.write_bytes(original)
+    done = subprocess.run([sys.executable, "stages/report.py", "--base", "HEAD", "--out", "reports_compare"],
+                          cwd=work, env=dict(env, XAIBENCH_MLFLOW="0"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    origin = serve(work / "reports_compare")
+    seen = visit(browser, origin, "catsdogs.html")
+    assert not seen["errors"] and not seen["failed"]
+    deltas = {(source, key): (delta, changed) for source, key, _, _, delta, changed in seen["cells"]}
+    assert all(delta is not None for delta, _ in deltas.values())
+    key = json.dumps(["intervals", "by_metric", "DAUC", "lrp", "mean"])
+    assert deltas[("metrics/catsdogs_reliability.json", key)] == ("Δ -0.5", True)
+    unchanged = [d for (s, k), d in deltas.items() if k != key and s != "metrics/catsdogs_runtime.json"]
+    assert unchanged and all(d == ("Δ ±0", False) for d in unchanged)
+    bad = subprocess.run([sys.executable, "stages/report.py", "--base", "no-such-rev", "--out", "reports_bad"],
+                         cwd=work, env=dict(env, XAIBENCH_MLFLOW="0"), capture_output=True, text=True)
+    assert bad.returncode == 2 and "'no-such-rev' is not a git revision" in bad.stderr
+    assert not (work / "reports_bad").exists()

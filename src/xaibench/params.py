@@ -344,12 +344,20 @@ class Reliability(Strict):
     fills: list[Literal["mean", "black", "blur"]] = Field(min_length=1)  # deletion fills compared
 
 
+class Report(Strict):
+    """The top-level ``report:`` section (issue 14): the HTML report of every study."""
+
+    base: str | None = None                          # git revision to compare with (null: none)
+    gallery_images: int = Field(ge=1, le=16)         # test images per gallery
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     datasets: dict[str, Dataset]
     studies: dict[str, Study]
     gad: GAD | None = None
     reliability: Reliability | None = None
+    report: Report | None = None
 
     @model_validator(mode="after")
     def _reliability_of_declared_studies(self):

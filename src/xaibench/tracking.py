@@ -48,6 +48,9 @@ class _NoRun:
     def log_artifact(self, path):
         pass
 
+    def log_artifacts(self, folder, artifact_path=None):
+        pass
+
 
 class _BackgroundRun:
     """An MLflow run opened by a background thread.
@@ -97,6 +100,9 @@ class _BackgroundRun:
 
             metrics, step, timestamp = payload
             self._client.log_batch(self._run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()])
+        elif kind == "artifacts":
+            folder, artifact_path = payload
+            self._client.log_artifacts(self._run_id, folder, artifact_path)
         else:
             self._client.log_artifact(self._run_id, payload)
 
@@ -117,6 +123,10 @@ class _BackgroundRun:
     def log_artifact(self, path):
         self._submit("artifact", str(path))
 
+    def log_artifacts(self, folder, artifact_path=None):
+        """Every file under ``folder`` (kept as a tree), under ``artifact_path`` in the run."""
+        self._submit("artifacts", (str(folder), artifact_path))
+
     def close(self, status: str) -> None:
         self._thread.join()
         with self._lock:
@@ -130,7 +140,7 @@ class _BackgroundRun:
 @contextmanager
 def stage_run(study: str, stage: str, params: dict, source: str):
     """Open an MLflow run for one stage execution; yields an object with
-    ``log_metrics(dict, step=None)`` and ``log_artifact(path)``."""
+    ``log_metrics(dict, step=None)``, ``log_artifact(path)`` and ``log_artifacts(folder)``."""
     if os.environ.get("XAIBENCH_MLFLOW", "1") == "0":
         yield _NoRun()
         return

@@ -144,6 +144,21 @@ def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # Which way is better, per registered metric (the docstrings below say why).
 HIGHER_IS_BETTER = {"IAUC": True, "DAUC": False, "IC": True, "DC": True, "AD": False, "IIC": True}
+# One line per metric for people reading a report (the docstrings below give the formulas).
+DEFINITIONS = {
+    "IAUC": "Insertion AUC: area under the target probability as pixels are inserted, most relevant "
+            "first, into a blurred canvas (Petsiuk et al. 2018, RISE)",
+    "DAUC": "Deletion AUC: area under the target probability as pixels are deleted, most relevant first "
+            "(Petsiuk et al. 2018, RISE)",
+    "IC": "Insertion correlation: Pearson correlation between the relevance inserted at each step and the "
+          "probability it adds (Gomez, Fréour & Mouchère 2022)",
+    "DC": "Deletion correlation: Pearson correlation between the relevance deleted at each step and the "
+          "probability it removes (Gomez, Fréour & Mouchère 2022)",
+    "AD": "Average drop %: mean relative fall of the target score on the image masked by the map "
+          "(Chattopadhay et al. 2018, Grad-CAM++)",
+    "IIC": "Increase in confidence %: share of images whose target score rises on the image masked by the "
+           "map (Chattopadhay et al. 2018, Grad-CAM++)",
+}
 
 
 @register_metric("IAUC")

@@ -70,6 +70,14 @@ def chance_level(masks) -> np.ndarray:
 
 
 HIGHER_IS_BETTER = {"relevance_mass": True, "relevance_rank": True, "pointing_game": True}
+DEFINITIONS = {
+    "relevance_mass": "Relevance mass accuracy: share of the positive relevance that falls on the cue mask "
+                      "(Arras, Osman & Samek 2022, CLEVR-XAI)",
+    "relevance_rank": "Relevance rank accuracy: share of the K most relevant pixels (K = mask size) inside the "
+                      "cue mask (Arras, Osman & Samek 2022)",
+    "pointing_game": "Pointing game: share of images whose most relevant pixel lies on the cue mask "
+                     "(Zhang et al. 2018)",
+}
 LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_rank": relevance_rank_accuracy,
                         "pointing_game": pointing_game}
 

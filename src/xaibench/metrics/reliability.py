@@ -84,18 +84,35 @@ def controls_of(method: str, methods: list[str], controls) -> list[str]:
     return [c for c in methods if is_control(c, controls) and (c.rsplit("/", 1)[0] if "/" in c else "") == group]
 
 
+def _metric_table(name: str) -> dict:
+    """The union of the metric modules' ``name`` tables (HIGHER_IS_BETTER, DEFINITIONS)."""
+    from xaibench.metrics import complexity, detection, faithfulness, localisation, stability
+
+    table = {}
+    for module in (faithfulness, localisation, detection, complexity, stability):
+        table.update(getattr(module, name))
+    return table
+
+
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric of the score table; ``NAME:variant`` (e.g. ``DAUC:black``)
     has NAME's direction."""
-    from xaibench.metrics import complexity, detection, faithfulness, localisation, stability
-
-    directions = {}
-    for module in (faithfulness, localisation, detection, complexity, stability):
-        directions.update(module.HIGHER_IS_BETTER)
+    directions = _metric_table("HIGHER_IS_BETTER")
     base = metric.split(":", 1)[0]
     if base not in directions:
         raise KeyError(f"no direction known for metric {metric!r}; add it to the metric's HIGHER_IS_BETTER")
     return directions[base]
+
+
+def metric_definition(metric: str) -> str:
+    """One line saying what ``metric`` measures and whose it is (the metric module's
+    DEFINITIONS); ``NAME:variant`` adds the variant (``DAUC:black``: deletion fill black)."""
+    definitions = _metric_table("DEFINITIONS")
+    base, _, variant = metric.partition(":")
+    text = definitions.get(base, "")
+    if variant and text:
+        text += f"; variant {variant}" + (" (deletion fill)" if base == "DAUC" else "")
+    return text
 
 
 def reliability_report(scores, controls, n_resamples: int, level: float, seed: int) -> dict:

@@ -1,0 +1,273 @@
+"""What a report page shows, computed from the metrics JSON files (pure functions, no I/O
+but :func:`read_json`).
+
+Every number a page prints is a :class:`Cell` that remembers the JSON file and the key
+path it was read from (``data-json`` / ``data-key`` in the HTML), so a test can check each
+printed number against its source, and a comparison with another revision can look the
+same key up there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xaibench.metrics.reliability import metric_definition
+
+CONTROLS = ("random", "edge")
+
+
+def read_json(path: str | Path) -> dict | None:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(value) -> str:
+    """Three significant digits (``0.225``, ``44.9``, ``0.00124``); ``–`` for a missing or
+    NaN value. The browser test formats the JSON values with this same function."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.3g}"
+
+
+def lookup(tree, keys):
+    """``tree[k0][k1]...``; None where a key is missing."""
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+@dataclass
+class Cell:
+    """One printed number and where it comes from."""
+
+    value: float | None
+    json: str                        # file the value was read from, relative to the workspace
+    key: list[str]                   # key path inside that file
+    interval: tuple[float, float] | None = None
+    best: bool = False
+    greyed: bool = False             # not separated from the controls
+    base: float | None = None        # the same key at the base revision
+    has_base: bool = False
+
+    @property
+    def text(self) -> str:
+        return fmt(self.value)
+
+    @property
+    def interval_text(self) -> str:
+        return f"[{fmt(self.interval[0])}, {fmt(self.interval[1])}]" if self.interval else ""
+
+    @property
+    def key_json(self) -> str:
+        return json.dumps(self.key)
+
+    @property
+    def delta(self) -> float | None:
+        if self.value is None or self.base is None:
+            return None
+        return self.value - self.base
+
+    @property
+    def delta_text(self) -> str:
+        if not self.has_base:
+            return ""
+        if self.base is None:
+            return "new"
+        return f"{self.delta:+.3g}" if self.delta else "±0"
+
+    @property
+    def changed(self) -> bool:
+        """The change against the base exceeds half the width of the current interval
+        (the interval's half-width is the resolution the bootstrap gives); without an
+        interval, any change."""
+        delta = self.delta
+        if delta is None or not delta:
+            return False
+        if self.interval is None:
+            return True
+        return abs(delta) > (self.interval[1] - self.interval[0]) / 2
+
+
+def with_base(cell: Cell, base_trees: dict | None) -> Cell:
+    """Fill ``cell.base`` from the base revision's copy of its JSON file (when a base is given)."""
+    if base_trees is not None:
+        cell.has_base = True
+        value = lookup(base_trees.get(cell.json), cell.key)
+        cell.base = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return cell
+
+
+def _group(method: str) -> str:
+    return method.rsplit("/", 1)[0] if "/" in method else ""
+
+
+def is_control(method: str) -> bool:
+    return method.rsplit("/", 1)[-1] in CONTROLS
+
+
+def metric_table(reliability: dict, json_name: str, base_trees: dict | None = None,
+                 key_prefix: tuple[str, ...] = ()) -> dict:
+    """Rows = methods (controls last), columns = the metrics of ``intervals.by_metric``:
+    each cell the mean with its bootstrap interval, ``best`` for the best non-control
+    value of its model group by the metric's direction (ties all marked), ``greyed`` when
+    the reliability report flags the method as not separated from the controls."""
+    by_metric = reliability["intervals"]["by_metric"]
+    directions = reliability.get("direction", {})
+    flagged = {m: set(reliability.get("controls", {}).get(m, {}).get("flagged", [])) for m in by_metric}
+    methods = sorted({m for values in by_metric.values() for m in values}, key=lambda m: (is_control(m), _group(m), m))
+    metrics = [{"name": m, "direction": directions.get(m, ""), "definition": metric_definition(m)} for m in by_metric]
+    best = {}
+    for metric, values in by_metric.items():
+        sign = 1 if directions.get(metric, "higher") == "higher" else -1
+        for group in {_group(m) for m in values}:
+            candidates = {m: v["mean"] for m, v in values.items() if _group(m) == group and not is_control(m)
+                          and v["mean"] is not None and not math.isnan(v["mean"])}
+            if candidates:
+                top = max(sign * v for v in candidates.values())
+                best.update({(metric, m): True for m, v in candidates.items() if sign * v == top})
+    rows = []
+    for method in methods:
+        cells = []
+        for metric in by_metric:
+            entry = by_metric[metric].get(method)
+            key = [*key_prefix, "intervals", "by_metric", metric, method, "mean"]
+            if entry is None:
+                cells.append(Cell(None, json_name, key))
+                continue
+            interval = tuple(entry["interval"]) if entry.get("interval") and None not in entry["interval"] else None
+            cells.append(with_base(Cell(entry["mean"], json_name, key, interval, best.get((metric, method), False),
+                                        method in flagged[metric]), base_trees))
+        rows.append({"method": method, "control": is_control(method), "cells": cells})
+    return {"metrics": metrics, "rows": rows, "level": reliability.get("level"),
+            "n_images": reliability.get("n_images"), "n_resamples": reliability.get("n_resamples")}
+
+
+def flat_table(tree: dict, json_name: str, base_trees: dict | None = None) -> dict:
+    """A study's own metrics JSON as a table: every dict whose values include numbers is a
+    row (its key path joined by `` / ``), its numeric entries the columns."""
+    rows, columns = [], []
+
+    def walk(node, path):
+        numbers = {k: v for k, v in node.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numbers:
+            rows.append((path, numbers))
+            columns.extend(k for k in numbers if k not in columns)
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, [*path, k])
+
+    walk(tree, [])
+    table_rows = [{"name": " / ".join(path) or "(all)",
+                   "cells": [with_base(Cell(numbers[c], json_name, [*path, c]), base_trees) if c in numbers else None
+                             for c in columns]} for path, numbers in rows]
+    return {"columns": columns, "rows": table_rows}
+
+
+def model_facts(model_json: dict | None, json_name: str, base_trees: dict | None = None) -> list[tuple[str, Cell]]:
+    """The model's quality numbers (every key with ``accuracy`` or ``map`` in its name)."""
+    if not model_json:
+        return []
+    return [(key, with_base(Cell(value, json_name, [key]), base_trees)) for key, value in model_json.items()
+            if isinstance(value, (int, float)) and ("accuracy" in key or "map" in key)]
+
+
+def per_model(section: dict | None, marker: str) -> dict[str, dict]:
+    """``{"": section}``, or ``{model: part}`` where the section is split by model (ImageNet:
+    one localisation / randomisation / saturation part per architecture)."""
+    if not section:
+        return {}
+    if marker in section:
+        return {"": section}
+    return {model: part for model, part in section.items() if isinstance(part, dict) and marker in part}
+
+
+def _names(values) -> str:
+    return ", ".join(values) if values else "none"
+
+
+def verdict(reliability: dict) -> dict[str, list[str]]:
+    """The reliability verdict in sentences, one list per section, every number read off
+    the report (nothing typed in)."""
+    out = {"controls": [], "localisation": [], "randomisation": [], "agreement": [], "fills": [], "saturation": []}
+    controls = reliability.get("controls", {})
+    separating = [m for m, c in controls.items() if not c.get("flagged") and any(s for s in c.get("separated", {}).values())]
+    if controls:
+        out["controls"].append(f"Separate every method from the controls: {_names(separating)}.")
+        for metric, c in controls.items():
+            if c.get("flagged"):
+                out["controls"].append(f"{metric} does not separate {_names(c['flagged'])} from the controls.")
+    for model, loc in per_model(reliability.get("localisation"), "available").items():
+        prefix = f"{model}: " if model else ""
+        if not loc.get("available"):
+            out["localisation"].append(prefix + loc.get("reason", "no ground truth"))
+            continue
+        flip = lookup(loc, ["cue_flip", "cue_flip_rate"])
+        means = loc.get("means", {})
+        mass = sorted(((v["relevance_mass"], m) for m, v in means.items() if "relevance_mass" in v), reverse=True)
+        ranking = " > ".join(f"{m} {fmt(v)}" for v, m in mass)
+        text = f"{prefix}the cue covers {fmt(loc.get('chance_level'))} of the image (chance level)"
+        if flip is not None:
+            text += f"; {fmt(flip)} of test predictions follow the swapped cue"
+        out["localisation"].append(text + f". Relevance mass: {ranking}.")
+        controls_mass = [v for v, m in mass if is_control(m)]
+        below = [m for v, m in mass if not is_control(m) and controls_mass and v <= max(controls_mass)]
+        if controls_mass and len(controls_mass) < len(mass):
+            out["localisation"].append(prefix + ("the controls rank last on relevance mass." if not below else
+                                                 f"{_names(below)} rank at or below a control on relevance mass."))
+    for model, rand in per_model(reliability.get("randomisation"), "methods").items():
+        prefix = f"{model}: " if model else ""
+        finals = {m: v["final_spearman"] for m, v in rand["methods"].items()}
+        passed = [f"{m} ({fmt(finals[m])})" for m in rand.get("passed", [])]
+        failed = [f"{m} ({fmt(finals[m])})" for m in rand.get("failed", [])]
+        out["randomisation"].append(
+            f"{prefix}pass: {_names(passed)}; fail (Spearman with the fully random model ≥ "
+            f"{fmt(rand.get('fail_threshold'))}): {_names(failed)}"
+            + (f"; not checked: {_names(rand['not_checked'])}" if rand.get("not_checked") else "") + ".")
+    agreement = {pair: tau for pair, tau in reliability.get("agreement", {}).items()
+                 if tau is not None and not math.isnan(tau) and ":" not in pair}
+    if agreement:
+        low, high = min(agreement, key=agreement.get), max(agreement, key=agreement.get)
+        out["agreement"].append(
+            f"Kendall's τ between the method rankings of {len(agreement)} metric pairs ranges from "
+            f"{fmt(agreement[low])} ({low.replace('|', ' vs ')}) to {fmt(agreement[high])} ({high.replace('|', ' vs ')}).")
+    fills = lookup(reliability, ["fills", "agreement"]) or {}
+    if fills:
+        out["fills"].append("DAUC rankings under the deletion fills agree at τ = "
+                            + ", ".join(f"{fmt(t)} ({p.replace('DAUC:', '').replace('|', ' vs ')})"
+                                        for p, t in fills.items()) + ".")
+    for model, sat in per_model(reliability.get("saturation"), "insertion_start").items():
+        prefix = f"{model}: " if model else ""
+        out["saturation"].append(
+            f"{prefix}the insertion start (blurred image) keeps {fmt(sat['insertion_start_retains'])} of the evidence "
+            f"(p = {fmt(sat['insertion_start'])} against {fmt(sat['clean'])} on the image, chance {fmt(sat['chance'])})"
+            + ("; it still carries the class, so IAUC measures little." if sat.get("insertion_start_carries_class")
+               else "."))
+    return out
+
+
+def headline(reliability: dict) -> list[dict]:
+    """Best non-control method(s) per metric (by the mean; the index page's summary)."""
+    table = metric_table(reliability, "")
+    out = []
+    for j, metric in enumerate(table["metrics"]):
+        winners = [row["method"] for row in table["rows"] if row["cells"][j].best]
+        if winners:
+            out.append({"metric": metric["name"], "direction": metric["direction"], "best": winners})
+    return out
+
+
+@dataclass
+class Section:
+    """One reliability report of a page (a study has one; GAD has one per cell)."""
+
+    name: str
+    table: dict
+    verdict: dict
+    extra: dict = field(default_factory=dict)
