@@ -40,6 +40,7 @@ def test_fmt_three_significant_digits_and_missing_values():
     assert content.fmt(44.934516) == "44.9"
     assert content.fmt(0.001237) == "0.00124"
     assert content.fmt(1.0) == "1"
+    assert content.fmt(1028.35) == "1028"
     assert content.fmt(None) == "–" and content.fmt(float("nan")) == "–"
 
 

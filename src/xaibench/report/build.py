@@ -8,6 +8,7 @@ style sheet is inline, nothing is fetched (open the file, or
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -62,12 +63,22 @@ def base_trees(root: Path, rev: str | None, names: list[str]) -> dict | None:
     trees = {}
     for name in names:
         shown = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, text=True)
-        trees[name] = content.json.loads(shown.stdout) if shown.returncode == 0 else None
+        trees[name] = json.loads(shown.stdout) if shown.returncode == 0 else None
     return trees
 
 
 def _class_name(classes, index) -> str:
     return classes[index] if classes is not None and 0 <= index < len(classes) else str(index)
+
+
+def detection_classes(twin_classes, source: str | None) -> list[str]:
+    """A detector's labels are COCO category ids (1-based, 0 = background): the twin's
+    categories 1..3, or torchvision's 91-entry COCO list (weights metadata, no download)."""
+    if source == "real":
+        from torchvision.models.detection import SSD300_VGG16_Weights
+
+        return list(SSD300_VGG16_Weights.COCO_V1.meta["categories"])
+    return ["__background__", *(twin_classes or [])]
 
 
 def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull_fraction: float | None) -> list[dict]:
@@ -89,14 +100,16 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     cues = load_split(cue_file.parent, "test") if cue_file.exists() else {}
     cue_index = {str(i): k for k, i in enumerate(cues.get("ids", []))}
     classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
+    if ref.kind == "detection":
+        classes = detection_classes(classes, (content.read_json(root / f"metrics/data_{dataset}.json") or {}).get("source"))
     figures = []
     for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         files = sorted(model_dir.glob("*.parquet"), key=lambda p: (content.is_control(p.stem), p.stem))
-        if not files:
-            continue
         frames = {p.stem: pd.read_parquet(p) for p in files}
         maps, hulls, first = {}, {}, None
         for method, frame in frames.items():
+            if frame.empty or min(int(frame.height.iloc[0]), int(frame.width.iloc[0])) < 4:
+                continue                     # not a map over pixels (SENN's concept relevances)
             for variant, part in frame.groupby("variant", sort=False):
                 part = part.iloc[:n_images]
                 label = method if variant == "original" else f"{method}+{variant}"
@@ -106,6 +119,8 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
 
                     hulls[label] = np.stack([hull_of_map(m, hull_fraction) for m in maps[label]])
                 first = part if first is None else first
+        if first is None:
+            continue
         rows = [index.get(str(i)) for i in first.image_id]
         keep = [k for k, r in enumerate(rows) if r is not None]
         if not keep:

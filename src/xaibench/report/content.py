@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from xaibench.metrics.reliability import metric_definition
@@ -25,13 +25,14 @@ def read_json(path: str | Path) -> dict | None:
 
 
 def fmt(value) -> str:
-    """Three significant digits (``0.225``, ``44.9``, ``0.00124``); ``–`` for a missing or
+    """Three significant digits (``0.225``, ``44.9``, ``0.00124``), whole numbers from 1000
+    on (``1028``, not ``1.03e+03``); ``–`` for a missing or
     NaN value. The browser test formats the JSON values with this same function."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return f"{value:.3g}"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def lookup(tree, keys):
@@ -270,4 +271,3 @@ class Section:
     name: str
     table: dict
     verdict: dict
-    extra: dict = field(default_factory=dict)

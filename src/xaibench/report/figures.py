@@ -3,6 +3,7 @@ curve CSVs, runtime bars. Each function takes arrays or a table and writes one f
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -35,7 +36,7 @@ def gallery_figure(images: np.ndarray, maps: dict[str, np.ndarray], path, captio
     hulls: label -> [N, h, w] bool, outlined in black (GAD's convex hulls).
     """
     n, labels = len(images), list(maps)
-    fig, axes = plt.subplots(n, len(labels) + 1, figsize=(1.45 * (len(labels) + 1), 1.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, len(labels) + 1, figsize=(1.45 * (len(labels) + 1), 1.8 * n), squeeze=False)
     for i in range(n):
         gray = images[i].mean(-1)
         axes[i, 0].imshow(images[i], extent=UNIT)
@@ -60,7 +61,7 @@ def gallery_figure(images: np.ndarray, maps: dict[str, np.ndarray], path, captio
             ax.set_xlim(0, 1)
             ax.set_ylim(1, 0)
     for j, name in enumerate(["image"] + labels):
-        axes[0, j].set_title(name, fontsize=8)
+        axes[0, j].set_title("\n".join(textwrap.wrap(name.replace("_", " "), 16)), fontsize=7.5)
     fig.tight_layout(pad=0.3)
     _save(fig, path)
 
