@@ -18,8 +18,10 @@ repro: $(VENV)/.installed
 report: $(VENV)/.installed
 	$(PY) stages/report.py $(if $(BASE),--base $(BASE))
 
+# Two workers (pytest-xdist), one test file each at a time: the whole-DAG test runs on one
+# while the rest of the suite runs on the other.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 venv: $(VENV)/.installed
 

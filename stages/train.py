@@ -10,6 +10,7 @@ from xaibench.atomic import write_json
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
 from xaibench.models import NormalizedClassifier, build_model, save_model
+from xaibench.models.external import input_normalisation, is_external
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.studies import study_kind
@@ -36,7 +37,14 @@ def main(study_name: str) -> None:
     stats = json.loads((prepared / "stats.json").read_text())
     num_classes = len(DATASETS[study.dataset].classes)
     image_size = int(x["train"].shape[-1])
-    model = NormalizedClassifier(build_model(study.model, num_classes, image_size), stats["mean"], stats["std"])
+    weights = getattr(study, "weights", "none")
+    if is_external(study.model) and weights != "none":  # the weights' own input normalisation
+        norm = input_normalisation(study.model)
+        mean, std = norm["mean"], norm["std"]
+    else:
+        mean, std = stats["mean"], stats["std"]
+    options = {"weights": weights} if is_external(study.model) else {}
+    model = NormalizedClassifier(build_model(study.model, num_classes, image_size, **options), mean, std)
     cfg = study.train
     source = params.datasets[study.dataset].source
     with stage_run(study_name, "train", {"model": study.model, **cfg.model_dump(by_alias=True)}, source) as run:
@@ -56,5 +64,5 @@ def main(study_name: str) -> None:
 if __name__ == "__main__":
     try:
         main(sys.argv[1])
-    except (ParamsError, FileNotFoundError) as error:
+    except (ParamsError, FileNotFoundError, ValueError) as error:  # ValueError: e.g. weights offline
         fail(str(error))

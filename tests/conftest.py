@@ -73,3 +73,10 @@ def seeded_cnn():
         return NormalizedClassifier(build_model("catsdogs_cnn", 2, image_size), [0.5] * 3, [0.25] * 3).eval()
 
     return build
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests (the whole DAG in a temporary copy) first: under `make test`
+    (pytest-xdist, one file per worker) they start at once on one worker while the other
+    runs the rest, so the suite takes about as long as the DAG test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

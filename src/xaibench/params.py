@@ -71,7 +71,7 @@ class Dataset(Strict):
 
 
 class Train(Strict):
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=0)                        # 0: explain the model as it is (its weights)
     lr: float = Field(gt=0, lt=1)
     batch_size: int = Field(ge=1)
     rotation_degrees: float = Field(ge=0, le=180)
@@ -115,14 +115,25 @@ class _StudyBase(Strict):
     @classmethod
     def _known_model(cls, value):
         from xaibench.models import MODELS
+        from xaibench.models.external import check_name, is_external
 
-        return _check_registered(value, MODELS, "model")
+        return check_name(value) if is_external(value) else _check_registered(value, MODELS, "model")
 
 
 class SaliencyStudy(_StudyBase):
-    """A classifier explained by heatmap methods, scored by perturbation faithfulness."""
+    """A classifier explained by heatmap methods, scored by perturbation faithfulness.
+    ``model`` may be ``torchvision:<builder>`` or ``timm:<name>`` (issue 15) with
+    ``weights`` none | imagenet | a checkpoint path."""
 
     kind: Literal["saliency"]
+    weights: str = "none"                            # torchvision:/timm: models only
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value):
+        if value not in ("none", "imagenet") and not value.endswith((".pt", ".pth", ".safetensors")):
+            raise ValueError(f"give none, imagenet or a .pt/.pth/.safetensors path (given: {value!r})")
+        return value
     train: Train
     attribute: Attribute
     evaluate: Evaluate

@@ -36,6 +36,12 @@ class NormalizedClassifier(nn.Module):
 
 
 def build_model(name: str, num_classes: int, image_size: int, **options) -> nn.Module:
+    """The registered builder ``name``, or a ``torchvision:``/``timm:`` model by name
+    (:mod:`xaibench.models.external`; ``options``: ``weights``)."""
+    from xaibench.models.external import build_external, is_external
+
+    if is_external(name):
+        return build_external(name, num_classes, image_size, **options)
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name](num_classes=num_classes, image_size=image_size, **options)

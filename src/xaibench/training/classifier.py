@@ -98,6 +98,7 @@ def train_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Ten
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch:
             on_epoch(epoch + 1, record)
-    model.load_state_dict(best_state)
+    if best_state is not None:  # epochs = 0: the model as it is
+        model.load_state_dict(best_state)
     model.eval()
     return history
