@@ -413,7 +413,7 @@ def visit(browser, origin: str, name: str) -> dict:
 
 
 @pytest.mark.slow
-def test_report_in_a_real_browser(project, browser, serve):
+def test_report_in_a_real_browser(browser, project, serve):  # browser first: skip before the DAG
     from PIL import Image
 
     from xaibench.report.content import fmt, lookup
@@ -452,7 +452,7 @@ def test_report_in_a_real_browser(project, browser, serve):
 
 
 @pytest.mark.slow
-def test_report_compared_with_a_base_revision(project, browser, serve):
+def test_report_compared_with_a_base_revision(browser, project, serve):
     """The base revision holds the same metrics but DAUC of LRP 0.5 higher: every value
     gets its change, that one beyond its interval."""
     work, env, _ = project
