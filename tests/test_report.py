@@ -106,9 +106,9 @@ def test_per_model_sections_are_split():
 
 
 def test_headline_names_the_best_non_control_methods():
-    assert content.headline(RELIABILITY) == [{"metric": "DAUC", "direction": "lower", "best": ["lrp"]},
-                                             {"metric": "relevance_mass", "direction": "higher",
-                                              "best": ["lime", "lrp"]}]
+    assert content.headline(content.metric_table(RELIABILITY, "f")) == [
+        {"metric": "DAUC", "direction": "lower", "best": ["lrp"]},
+        {"metric": "relevance_mass", "direction": "higher", "best": ["lime", "lrp"]}]
 
 
 def test_flat_table_rows_are_dicts_with_numbers():

@@ -86,7 +86,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     (boxes, for detection) and every method's map, the cue mask outlined where the twin
     has one; GAD cells show each method's original and GAD map with their convex hulls."""
     from xaibench.data import DATASETS
-    from xaibench.data.images import load_split
+    from xaibench.data.images import load_cues, load_split
     from xaibench.report.figures import gallery_figure
     from xaibench.store import maps_of
 
@@ -97,7 +97,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     test = load_split(root / f"data/prepared/{dataset}", "test")
     index = {str(i): k for k, i in enumerate(test["ids"])}
     cue_file = root / f"data/cues/{dataset}/test.npz"
-    cues = load_split(cue_file.parent, "test") if cue_file.exists() else {}
+    cues = load_cues(cue_file.parent) if cue_file.exists() else {}
     cue_index = {str(i): k for k, i in enumerate(cues.get("ids", []))}
     classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
     if ref.kind == "detection":
@@ -219,8 +219,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "runtime_rows": runtime_table, "runtime_figure": runtime_figure, "runtime_json": runtime_name,
             "study_table": content.flat_table(study_json, metrics_name, base) if study_json else None,
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
-            "headline": [] if not sections else content.headline(
-                reliability if ref.kind != "gad" else reliability[sections[0].name])}
+            "headline": content.headline(sections[0].table) if sections else []}
 
 
 def render(template: str, **context) -> str:

@@ -253,9 +253,9 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
     return out
 
 
-def headline(reliability: dict) -> list[dict]:
-    """Best non-control method(s) per metric (by the mean; the index page's summary)."""
-    table = metric_table(reliability, "")
+def headline(table: dict) -> list[dict]:
+    """Best non-control method(s) per metric of a :func:`metric_table` (by the mean; the
+    index page's summary)."""
     out = []
     for j, metric in enumerate(table["metrics"]):
         winners = [row["method"] for row in table["rows"] if row["cells"][j].best]
