@@ -5,7 +5,7 @@ import logging
 import sys
 
 from xaibench.atomic import write_json
-from xaibench.data import DATASETS
+from xaibench.data import dataset_spec
 from xaibench.data.images import load_split, save_cues
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
@@ -18,7 +18,7 @@ def prepare_cues(name: str, dataset) -> dict:
     """data/cues/<name>: what the reliability stage checks explanations against (the
     dataset's ``prepare_cues``; a dataset without one, or a real source without cue
     masks, gets a cues.json that says so)."""
-    spec = DATASETS[name]
+    spec = dataset_spec(name, dataset.source)
     if spec.prepare_cues is None:
         return save_cues(f"data/cues/{name}", load_split(f"data/prepared/{name}", "test")["ids"],
                          note="no cue masks for this dataset")
@@ -30,7 +30,7 @@ def main(name: str) -> None:
     setup_stage(params.seed)
     dataset = params.datasets[name]
     with stage_run(f"dataset-{name}", "preprocess", dataset.preprocess.model_dump(), dataset.source) as run:
-        report = DATASETS[name].prepare(f"data/raw/{name}", f"data/prepared/{name}", dataset, params.seed)
+        report = dataset_spec(name, dataset.source).prepare(f"data/raw/{name}", f"data/prepared/{name}", dataset, params.seed)
         report["cues"] = prepare_cues(name, dataset)
         log.info("%s: kept %d images, skipped %d undecodable", name, report["images_kept"], report["images_skipped"])
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})

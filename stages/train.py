@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from xaibench.atomic import write_json
-from xaibench.data import DATASETS
+from xaibench.data import dataset_classes
 from xaibench.data.images import load_split
 from xaibench.models import NormalizedClassifier, build_model, save_model
 from xaibench.models.external import input_normalisation, is_external
@@ -35,7 +35,7 @@ def main(study_name: str) -> None:
     x = {s: to_tensor(d["images"]) for s, d in splits.items()}
     y = {s: torch.from_numpy(d["labels"]) for s, d in splits.items()}
     stats = json.loads((prepared / "stats.json").read_text())
-    num_classes = len(DATASETS[study.dataset].classes)
+    num_classes = len(dataset_classes(study.dataset, prepared))
     image_size = int(x["train"].shape[-1])
     weights = getattr(study, "weights", "none")
     if is_external(study.model) and weights != "none":  # the weights' own input normalisation

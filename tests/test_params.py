@@ -36,7 +36,7 @@ def test_default_params_are_valid():
     ("studies.catsdogs.attribute.methods", ["lrp", "smoothgrad"], "studies.catsdogs.attribute.methods: Value error, unknown method(s) ['smoothgrad']"),
     ("studies.catsdogs.model", "resnet9000", "studies.catsdogs.model: Value error, unknown model 'resnet9000'"),
     ("studies.catsdogs.evaluate.deletion_fill", "white", "studies.catsdogs.evaluate.deletion_fill"),
-    ("datasets.catsdogs.source", "kaggle", "datasets.catsdogs.source: Input should be 'synthetic' or 'real'"),
+    ("datasets.catsdogs.source", "kaggle", "datasets.catsdogs.source: Input should be 'synthetic', 'real' or 'folder'"),
     ("datasets.catsdogs.real.sha256", "abc", "datasets.catsdogs.real.sha256: Value error, must be a 64-character"),
     ("datasets.catsdogs.synthetic.n_per_class", 1, "datasets.catsdogs.synthetic.n_per_class: Input should be greater than or equal to 4"),
     ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: Value error, val_fraction + test_fraction"),

@@ -52,9 +52,26 @@ def _check_registered(value, registry: dict, what: str):
 
 
 class Preprocess(Strict):
-    image_size: int = Field(ge=16, le=1024)
+    # pixels per side, or a model name (``timm:resnet50``, ``torchvision:resnet50``): the
+    # input size its weights' metadata gives (issue 15), resolved here to that number
+    image_size: Annotated[int, Field(ge=16, le=1024)] | str
     val_fraction: float = Field(gt=0, lt=1)
     test_fraction: float | None = Field(gt=0, lt=1)  # null where the source has a test split
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_of_model(cls, value):
+        if isinstance(value, int):
+            return value
+        from xaibench.models.external import check_name, input_normalisation, is_external
+
+        if not is_external(value):
+            raise ValueError("give a number of pixels, or torchvision:<builder> / timm:<name> for the input "
+                             "size of that model's weights")
+        size = input_normalisation(check_name(value))["image_size"]
+        if size is None:
+            raise ValueError(f"{value} has no input size in its weights' metadata; give a number of pixels")
+        return size
 
     @model_validator(mode="after")
     def _room_for_training(self):
@@ -64,10 +81,20 @@ class Preprocess(Strict):
 
 
 class Dataset(Strict):
-    source: Literal["synthetic", "real"]
+    """One entry of ``datasets``. ``source: folder`` (issue 15) reads any image folder in the
+    ImageFolder layout from ``real.folder`` under any dataset name; ``synthetic`` is then
+    unused (``{}``) but present, as dvc.yaml lists it for every dataset."""
+
+    source: Literal["synthetic", "real", "folder"]
     synthetic: dict  # validated against the dataset's own schema (DatasetSpec.synthetic_params)
     real: RealArchive
     preprocess: Preprocess
+
+    @model_validator(mode="after")
+    def _folder_is_named(self):
+        if self.source == "folder" and not self.real.folder:
+            raise ValueError("source: folder needs real.folder: the folder with one sub-folder of images per class")
+        return self
 
 
 class Train(Strict):
@@ -362,6 +389,19 @@ class Report(Strict):
     gallery_images: int = Field(ge=1, le=16)         # test images per gallery
 
 
+class Compute(Strict):
+    """The top-level ``compute:`` section (issue 15): where ``attribute`` and ``evaluate`` of
+    a saliency study run, and in what chunks they stream the images. Neither the backend
+    nor the worker count changes an output (tested), so dvc.yaml lists only
+    ``chunk_images`` (the batches a model sees depend on it)."""
+
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None                       # null: a local Ray (or $RAY_ADDRESS if set)
+    workers: int = Field(default=2, ge=1)            # Ray actors, each holds the model once
+    gpus_per_worker: float = Field(default=0, ge=0)  # 0: CPU workers
+    chunk_images: int = Field(default=512, ge=1)     # images per chunk: bounds memory, one Ray task
+
+
 class Params(Strict):
     seed: int = Field(ge=0)
     datasets: dict[str, Dataset]
@@ -369,6 +409,7 @@ class Params(Strict):
     gad: GAD | None = None
     reliability: Reliability | None = None
     report: Report | None = None
+    compute: Compute = Compute()
 
     @model_validator(mode="after")
     def _reliability_of_declared_studies(self):
@@ -393,9 +434,10 @@ class Params(Strict):
     def _known_datasets(cls, value):
         from xaibench.data import DATASETS
 
-        unknown = [name for name in value if name not in DATASETS]
+        unknown = [name for name, dataset in value.items() if name not in DATASETS and dataset.source != "folder"]
         if unknown:
-            raise ValueError(f"unknown dataset(s) {unknown}; known: {sorted(DATASETS)}")
+            raise ValueError(f"unknown dataset(s) {unknown}; known: {sorted(DATASETS)}, or any name "
+                             f"with source: folder (your own image folder)")
         return value
 
     @model_validator(mode="after")
@@ -403,6 +445,8 @@ class Params(Strict):
         from xaibench.data import DATASETS
 
         for name, dataset in self.datasets.items():
+            if dataset.source == "folder":
+                continue
             schema = DATASETS[name].synthetic_params
             try:
                 schema.model_validate(dataset.synthetic)

@@ -26,6 +26,7 @@ Plain pandas reads it: ``pd.read_parquet(path)``; one map is
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,34 @@ def attribution_path(root: str | Path, study: str, model: str, method: str) -> P
 
 def write_attributions(path: str | Path, rows: dict) -> None:
     """Write columns ``rows`` (lists/arrays, ``attribution`` as maps [N, H, W]) atomically."""
+    with attribution_writer(path) as write:
+        write(rows)
+
+
+@contextmanager
+def attribution_writer(path: str | Path):
+    """``with attribution_writer(path) as write: write(rows); write(rows)...``: one Parquet
+    file written a chunk of rows at a time (one row group each), atomically: it appears
+    at ``path`` only when the block ends without an error."""
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            def write(rows: dict) -> None:
+                nonlocal writer
+                table = _table(rows)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, SCHEMA)
+                writer.write_table(table)
+
+            yield write
+            if writer is None:
+                raise ValueError(f"{path}: no rows written")
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def _table(rows: dict) -> pa.Table:
     maps = np.asarray(rows["attribution"], dtype=np.float32)
     n, h, w = maps.shape
     columns = dict(rows)
@@ -68,9 +97,7 @@ def write_attributions(path: str | Path, rows: dict) -> None:
     columns.setdefault("height", [h] * n)
     columns.setdefault("width", [w] * n)
     columns.setdefault("box", [None] * n)
-    table = pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    return pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
 
 
 def read_attributions(path: str | Path) -> pd.DataFrame:
@@ -78,6 +105,16 @@ def read_attributions(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
     return pd.read_parquet(path)
+
+
+def iter_attributions(path: str | Path, chunk_rows: int):
+    """The store file at ``path`` as DataFrames of at most ``chunk_rows`` rows, in order
+    (memory holds one chunk's maps)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+        yield batch.to_pandas()
 
 
 def maps_of(frame: pd.DataFrame) -> np.ndarray:

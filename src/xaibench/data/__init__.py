@@ -8,12 +8,14 @@ Adding a dataset = one module + one ``register_dataset`` call.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs, cifar10, coco, cub, imagenet
+from xaibench.data import catsdogs, cifar10, coco, cub, folder, imagenet
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,24 @@ register_dataset(spec_from_module("cifar10", cifar10))
 register_dataset(spec_from_module("cub", cub))
 register_dataset(spec_from_module("coco", coco))
 register_dataset(spec_from_module("imagenet", imagenet))
+
+# Any dataset name with ``source: folder`` (your own ImageFolder-layout images, issue 15)
+FOLDER = spec_from_module("folder", folder)
+
+
+def dataset_spec(name: str, source: str) -> DatasetSpec:
+    """The registry entry that reads dataset ``name``: the folder reader for ``source: folder``."""
+    return FOLDER if source == "folder" else DATASETS[name]
+
+
+def dataset_classes(name: str, prepared_dir: str | Path | None = None) -> tuple[str, ...]:
+    """Class names of dataset ``name``: those its preprocess found (``stats.json`` ``classes``,
+    a folder dataset), else the registry's."""
+    stats = Path(prepared_dir or f"data/prepared/{name}") / "stats.json"
+    if stats.exists():
+        classes = json.loads(stats.read_text()).get("classes")
+        if classes:
+            return tuple(classes)
+    if name not in DATASETS:
+        raise FileNotFoundError(f"{stats} has no classes: run the preprocess stage of {name!r} first (dvc repro)")
+    return DATASETS[name].classes

@@ -16,6 +16,8 @@ from the splits so that training never depends on them.
 from __future__ import annotations
 
 import logging
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,12 +104,96 @@ def save_split(path: str | Path, **arrays) -> None:
             np.savez(handle, **arrays)
 
 
-def load_split(folder: str | Path, split: str) -> dict[str, np.ndarray]:
+def load_split(folder: str | Path, split: str, mmap: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of ``<folder>/<split>.npz``; ``mmap``: read-only memory maps into the file
+    instead (the splits are uncompressed), so that only the rows used are read (issue 15)."""
     path = Path(folder) / f"{split}.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the preprocess stage first (dvc repro)")
+    if mmap:
+        return map_npz(path)
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
+
+
+def map_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Memory-map every array of an uncompressed ``.npz`` (``np.savez``, :func:`write_npz`).
+
+    A stored zip member's bytes lie in the file as they are: past the member's local
+    header (30 bytes + name + extra field) begins the ``.npy`` file, whose header gives
+    dtype, shape and order; the data follow it."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: {info.filename} is compressed; cannot memory-map it")
+            raw.seek(info.header_offset + 26)
+            name_length, extra_length = struct.unpack("<HH", raw.read(4))
+            raw.seek(info.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(raw)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(raw)
+            key = info.filename.removesuffix(".npy")
+            if int(np.prod(shape)) == 0:
+                arrays[key] = np.empty(shape, dtype)
+            else:
+                arrays[key] = np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape,
+                                        order="F" if fortran else "C")
+    return arrays
+
+
+def write_npz(path: str | Path, rows: np.ndarray | None = None, chunk_rows: int = 512, **arrays) -> None:
+    """``np.savez``'s format (uncompressed: :func:`map_npz` reads it), written atomically and
+    ``chunk_rows`` rows at a time: ``rows`` (an index array) picks the rows of every array,
+    so a split of a memory-mapped array is written without holding it in memory."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            index = np.arange(len(array)) if rows is None else np.asarray(rows)
+            header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
+                      "shape": (len(index), *array.shape[1:])}
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, header)
+                for start in range(0, len(index), chunk_rows):
+                    member.write(np.ascontiguousarray(array[index[start:start + chunk_rows]]).tobytes())
+
+
+def decode_into(items, image_size: int, work_dir: str | Path):
+    """Decode and resize every item into a memory map in ``work_dir`` (the streaming
+    :func:`load_resized`: memory holds one image, not the dataset); skip and count the
+    undecodable ones. Returns (images uint8 [N, S, S, 3] memmap, labels, ids, kept rows
+    of the memmap, skipped ids)."""
+    images = np.lib.format.open_memmap(Path(work_dir) / "images.npy", mode="w+", dtype=np.uint8,
+                                       shape=(max(len(items), 1), image_size, image_size, 3))
+    kept, labels, ids, skipped = [], [], [], []
+    for row, (path, label, image_id) in enumerate(tqdm(items, desc="decode+resize", unit="img", leave=False,
+                                                       disable=None)):
+        image = decode_rgb(path)
+        if image is None:
+            skipped.append(image_id)
+            log.warning("skipped undecodable image %s", image_id)
+            continue
+        images[row] = np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+        kept.append(row)
+        labels.append(label)
+        ids.append(image_id)
+    if not kept:
+        raise ValueError("no decodable images found")
+    return images, np.asarray(labels, np.int64), np.asarray(ids), np.asarray(kept), skipped
+
+
+def channel_stats_streaming(images: np.ndarray, rows: np.ndarray, chunk_rows: int = 512) -> dict:
+    """:func:`channel_stats` of ``images[rows]``, accumulated chunk by chunk (float64 sums of
+    x and x², std = sqrt(E[x²] - E[x]²))."""
+    total, squares, count = np.zeros(3), np.zeros(3), 0
+    for start in range(0, len(rows), chunk_rows):
+        x = images[rows[start:start + chunk_rows]].reshape(-1, 3).astype(np.float64) / 255.0
+        total += x.sum(0)
+        squares += (x * x).sum(0)
+        count += len(x)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
+    return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
 
 
 def prepare(items, out_dir: str | Path, image_size: int, val_fraction: float, test_fraction: float,

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from xaibench.atomic import atomic_dir
-from xaibench.data import DATASETS
+from xaibench.data import dataset_spec
 from xaibench.data.download import extract_archive, fetch_archive
 
 log = logging.getLogger(__name__)
@@ -16,12 +16,13 @@ def materialize(name: str, dataset_params, seed: int, raw_dir: str | Path, downl
                 url: str | dict | None = None) -> dict:
     """Fill ``raw_dir`` with dataset ``name``; return a small report for metrics/logs.
 
-    ``source: synthetic`` generates the twin from ``seed``; ``source: real`` downloads
+    ``source: synthetic`` generates the twin from ``seed``; ``source: folder`` (and a real
+    source that is a local folder) copies ``real.folder``; ``source: real`` downloads
     the archive into ``downloads_dir`` (resumable, checksum-verified) and extracts it.
     ``url`` overrides the registry's URL (tests point it at a loopback server); for a
     dataset of several archives, a dict archive name -> URL.
     """
-    spec = DATASETS[name]
+    spec = dataset_spec(name, dataset_params.source)
     if dataset_params.source == "synthetic":
         synthetic = spec.synthetic_params.model_validate(dataset_params.synthetic)
         with atomic_dir(raw_dir) as tmp:

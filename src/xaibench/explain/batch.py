@@ -13,24 +13,27 @@ from xaibench.training.classifier import predict_proba
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,
-                   seed: int, options: dict, params_hash: str, explain=None) -> dict:
+                   seed: int, options: dict, params_hash: str, explain=None, offset: int = 0) -> dict:
     """Explain the predicted class of every image, one image per call (so
     ``runtime_ms`` is the cost of one explanation). Returns store columns.
-    ``explain`` overrides the registry lookup (e.g. SENN's own relevances, [1, 1, k])."""
+    ``explain`` overrides the registry lookup (e.g. SENN's own relevances, [1, 1, k]).
+    ``offset``: the index of ``pixels[0]`` in the whole set (a chunk's start), so that
+    seeded methods draw per image the same whatever the chunking."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
     explain = explain or METHODS[method]
     maps, runtimes = [], []
     for i in tqdm(range(len(pixels)), desc=method, unit="img", leave=False, disable=None):
         start = time.perf_counter()
-        heat = explain(model, pixels[i:i + 1], predicted[i:i + 1], seed=seed, image_indices=[i], **options)
+        heat = explain(model, pixels[i:i + 1], predicted[i:i + 1], seed=seed, image_indices=[offset + i], **options)
         runtimes.append(1000.0 * (time.perf_counter() - start))
-        maps.append(np.asarray(heat[0], dtype=np.float32))
+        maps.append(np.asarray(heat[0].detach().cpu() if isinstance(heat, torch.Tensor) else heat[0],
+                               dtype=np.float32))
     n = len(pixels)
     return {
         "image_id": [str(v) for v in ids], "label": [int(v) for v in labels],
         "target": predicted.tolist(), "predicted": predicted.tolist(),
-        "probability": probs[torch.arange(n), predicted].double().tolist(),
+        "probability": probs[torch.arange(n, device=probs.device), predicted].double().cpu().tolist(),
         "method": [method] * n, "model": [model_name] * n, "attribution": np.stack(maps),
         "runtime_ms": runtimes, "params_hash": [params_hash] * n,
     }

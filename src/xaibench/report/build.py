@@ -85,7 +85,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     """One gallery figure per model of ``cell``: the first ``n_images`` explained images
     (boxes, for detection) and every method's map, the cue mask outlined where the twin
     has one; GAD cells show each method's original and GAD map with their convex hulls."""
-    from xaibench.data import DATASETS
+    from xaibench.data import dataset_classes
     from xaibench.data.images import load_cues, load_split
     from xaibench.report.figures import gallery_figure
     from xaibench.store import maps_of
@@ -99,7 +99,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     cue_file = root / f"data/cues/{dataset}/test.npz"
     cues = load_cues(cue_file.parent) if cue_file.exists() else {}
     cue_index = {str(i): k for k, i in enumerate(cues.get("ids", []))}
-    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
+    classes = list(dataset_classes(dataset, root / f"data/prepared/{dataset}"))
     if ref.kind == "detection":
         classes = detection_classes(classes, (content.read_json(root / f"metrics/data_{dataset}.json") or {}).get("source"))
     figures = []

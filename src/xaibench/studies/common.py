@@ -12,17 +12,20 @@ from xaibench.data.images import load_split
 from xaibench.explain.batch import explain_images
 from xaibench.models import load_model
 from xaibench.params import params_hash
-from xaibench.store import attribution_path, write_attributions
+from xaibench.compute import chunk_bounds, map_chunks
+from xaibench.store import attribution_path, attribution_writer
 from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
 
 
-def load_model_and_test(name: str, study, n: int | None = None):
-    """(model, test split dict, pixels [n, 3, H, W] in [0, 1]) for study ``name``."""
-    test = load_split(f"data/prepared/{study.dataset}", "test")
+def load_model_and_test(name: str, study, n: int | None = None, pixels: bool = True):
+    """(model, test split dict, pixels [n, 3, H, W] in [0, 1]) for study ``name``. The
+    split's arrays are memory maps (only what is indexed is read); ``pixels=False``
+    leaves the pixels to the caller (None), for a stage that streams them in chunks."""
+    test = load_split(f"data/prepared/{study.dataset}", "test", mmap=True)
     n = len(test["labels"]) if n is None else min(n, len(test["labels"]))
-    return load_model(f"data/models/{name}/model.pt"), test, to_tensor(test["images"][:n])
+    return load_model(f"data/models/{name}/model.pt"), test, to_tensor(test["images"][:n]) if pixels else None
 
 
 def write_csv(path, frame: pd.DataFrame) -> None:
@@ -43,15 +46,35 @@ def write_insertion_deletion(name: str, fractions: np.ndarray, curves: dict, run
     run.log_artifact(figure)
 
 
-def explain_and_store(name: str, study, params, run, method: str, options: dict, explain=None):
-    """Explain the first ``study.attribute.n_images`` test images with ``method``, write
-    its Parquet file, log the mean runtime; returns the store columns."""
-    model, test, pixels = load_model_and_test(name, study, study.attribute.n_images)
-    n = len(pixels)
+def _explain_chunk(model, payload: dict) -> dict:
+    """One chunk of :func:`explain_and_store` (a :func:`xaibench.compute.map_chunks` task)."""
+    return explain_images(model, payload["pixels"], payload["labels"], payload["ids"], payload["method"],
+                          payload["model_name"], payload["seed"], payload["options"], payload["digest"],
+                          explain=payload["explain"], offset=payload["offset"])
+
+
+def explain_and_store(name: str, study, params, run, method: str, options: dict, explain=None,
+                      compute=None, keep_maps: int | None = None):
+    """Explain the first ``study.attribute.n_images`` test images with ``method`` in chunks
+    of ``params.compute.chunk_images`` on the backend ``compute`` (None: this process),
+    write its Parquet file a chunk at a time, log the mean runtime. Returns the store
+    columns but ``attribution``, which holds the first ``keep_maps`` maps (None: all)."""
+    model, test, _ = load_model_and_test(name, study, pixels=False)
+    n = min(study.attribute.n_images, len(test["labels"]))
     digest = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed)
-    rows = explain_images(model, pixels, test["labels"][:n], test["ids"][:n], method, study.model, params.seed,
-                          options, digest, explain=explain)
-    write_attributions(attribution_path("data/attributions", name, study.model, method), rows)
+    bounds = chunk_bounds(n, params.compute.chunk_images)
+    payloads = ({"pixels": to_tensor(test["images"][a:b]), "labels": np.asarray(test["labels"][a:b]),
+                 "ids": np.asarray(test["ids"][a:b]), "method": method, "model_name": study.model,
+                 "seed": params.seed, "options": options, "digest": digest, "explain": explain, "offset": a}
+                for a, b in bounds)
+    kept: dict = {}
+    with attribution_writer(attribution_path("data/attributions", name, study.model, method)) as write:
+        for rows in map_chunks(_explain_chunk, model, payloads, compute, total=len(bounds), desc=method):
+            write(rows)
+            for key, value in rows.items():
+                kept.setdefault(key, []).append(value if key != "attribution" else value[:keep_maps])
+            keep_maps = None if keep_maps is None else max(keep_maps - len(rows["attribution"]), 0)
+    rows = {k: np.concatenate(v) if k == "attribution" else sum(v, []) for k, v in kept.items()}
     runtime = float(np.mean(rows["runtime_ms"]))
     log.info("%s: %d explanations, %.1f ms per image", method, n, runtime)
     run.log_metrics({f"runtime_ms.{method}": runtime})

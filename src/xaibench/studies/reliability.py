@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xaibench.data import DATASETS
+from xaibench.data import dataset_classes
 from xaibench.data.images import load_cues
 from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
@@ -206,7 +206,7 @@ def saliency_checks(name: str, study, params, cfg, run):
     ev = study.evaluate
     rows, sections, plots = classification_checks(
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
-        len(DATASETS[study.dataset].classes), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
+        len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
         excluded=cfg.randomisation.exclude.get(name, []))
     run.log_metrics({f"randomisation.final_spearman.{m}": s["final_spearman"]
                      for m, s in sections["randomisation"]["methods"].items()})
@@ -285,7 +285,7 @@ def senn_checks(name: str, study, params, cfg, run):
     explainers["senn"] = lambda m: senn.senn_relevance(m, pixels[:n], targets[:n])
     rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
                                                   test["ids"], cfg, params.seed,
-                                                  len(DATASETS[study.dataset].classes),
+                                                  len(dataset_classes(study.dataset)),
                                                   excluded=cfg.randomisation.exclude.get(name, []))
     fill = model.mean.view(1, 3, 1, 1)
     with torch.no_grad():

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from xaibench.compute import map_chunks
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
-from xaibench.metrics.faithfulness import collect_evidence
-from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
+from xaibench.store import attribution_path, iter_attributions, maps_of
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv, write_insertion_deletion
-from xaibench.training.classifier import cross_entropy_loss
+from xaibench.training.classifier import cross_entropy_loss, to_tensor
 
 log = logging.getLogger(__name__)
 GRID_IMAGES = 6
@@ -24,18 +27,49 @@ def loss_fn(study):
 
 
 def attribute(name: str, study, params, run) -> None:
-    """Explain the first ``n_images`` test images with every method -> one Parquet each."""
+    """Explain the first ``n_images`` test images with every method -> one Parquet each;
+    streamed in chunks of ``compute.chunk_images`` on the ``compute.backend``."""
     cfg = study.attribute
-    _, test, pixels = load_model_and_test(name, study, cfg.n_images)
-    n = len(pixels)
+    _, test, _ = load_model_and_test(name, study, pixels=False)
     grid = {}
     for method in cfg.methods:
-        rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}))
-        grid[method] = rows["attribution"][:GRID_IMAGES]
+        rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}),
+                                 compute=params.compute, keep_maps=GRID_IMAGES)
+        grid[method] = rows["attribution"]
     figure = f"data/attributions/{name}/heatmaps.png"
-    shown = min(GRID_IMAGES, n)
+    shown = min(GRID_IMAGES, cfg.n_images, len(test["ids"]))
     heatmap_grid(test["images"][:shown] / 255.0, grid, figure, titles=list(test["ids"][:shown]))
     run.log_artifact(figure)
+
+
+def _evidence_chunk(model, payload: dict):
+    """One chunk of :func:`evaluate` (a :func:`xaibench.compute.map_chunks` task)."""
+    return collect_evidence(model, payload["pixels"], payload["maps"], payload["targets"], *payload["settings"])
+
+
+def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
+                    chunk_images: int, compute=None):
+    """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map):
+    the Parquet file at ``path`` and the test images read a chunk at a time, each chunk's
+    perturbations run on the ``compute`` backend, the evidence concatenated in order."""
+    frames = []
+
+    def payloads():
+        start = 0
+        for frame in iter_attributions(path, chunk_images):
+            stop = start + len(frame)
+            if list(frame.image_id) != [str(i) for i in test["ids"][start:stop]]:
+                raise ValueError(f"{path}: stored image ids do not match the test split; rerun attribute")
+            frames.append(frame.drop(columns="attribution"))
+            yield {"pixels": to_tensor(test["images"][start:stop]), "maps": maps_of(frame),
+                   "targets": torch.tensor(frame.target.to_numpy()),
+                   "settings": (steps, blur_sigma, fill, batch_size)}
+            start = stop
+
+    parts = list(map_chunks(_evidence_chunk, model, payloads(), compute, desc=Path(path).stem))
+    evidence = FaithfulnessEvidence(**{field.name: np.concatenate([getattr(p, field.name) for p in parts])
+                                       for field in dataclasses.fields(FaithfulnessEvidence)})
+    return pd.concat(frames, ignore_index=True), evidence
 
 
 def evaluate(name: str, study, params, run) -> dict:
@@ -43,17 +77,14 @@ def evaluate(name: str, study, params, run) -> dict:
     image's value of every metric in data/reports/<study>/per_image_scores.csv (for the
     reliability stage's bootstrap)."""
     cfg = study.evaluate
-    model, test, _ = load_model_and_test(name, study)
+    model, test, _ = load_model_and_test(name, study, pixels=False)
     results, curves, per_image = {}, {}, []
     fractions = np.linspace(0, 1, cfg.steps + 1)
     fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
     for method in study.attribute.methods:
-        frame = read_attributions(attribution_path("data/attributions", name, study.model, method))
-        if list(frame.image_id) != [str(i) for i in test["ids"][: len(frame)]]:
-            raise ValueError(f"{method}: stored image ids do not match the test split; rerun attribute")
-        pixels = torch.from_numpy(test["images"][: len(frame)]).permute(0, 3, 1, 2).float() / 255.0
-        evidence = collect_evidence(model, pixels, maps_of(frame), torch.tensor(frame.target.to_numpy()),
-                                    cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
+        frame, evidence = stream_evidence(model, test, attribution_path("data/attributions", name, study.model, method),
+                                          cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
+                                          params.compute.chunk_images, params.compute)
         values = {metric: fn(evidence) for metric, fn in METRICS.items()}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
         per_image += [{"method": method, "image_id": image_id, "metric": metric, "value": float(v[k])}

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
-    """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in [0, 1]."""
+    """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in [0, 1] (a read-only memory map is read
+    into memory first)."""
+    if not images_uint8.flags.writeable:
+        images_uint8 = np.array(images_uint8)
     return torch.from_numpy(images_uint8).permute(0, 3, 1, 2).float().div_(255.0)
 
 

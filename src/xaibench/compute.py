@@ -1,0 +1,114 @@
+"""Where a stage's per-image work runs: in this process, or sharded over Ray workers (issue 15).
+
+A stage cuts its images into chunks of ``compute.chunk_images`` (the bound on memory) and
+hands :func:`map_chunks` a *task*, a picklable function ``task(model, payload) -> result``
+of one chunk. Results come back in chunk order whatever the backend, so the stage writes
+the same outputs either way (DVC keeps owning the DAG and its cache):
+
+* ``local``: chunk after chunk in this process;
+* ``ray``: ``compute.workers`` Ray actors each receive the model once through Ray's object
+  store (no shared file system), then chunks round-robin, at most two in flight per
+  worker; the chunks travel through the object store too. ``compute.address`` null starts
+  a local Ray for the stage (or joins ``$RAY_ADDRESS`` when set); otherwise it is a
+  cluster address (``ray://head:10001`` or ``head:6379``). Every worker uses the stage's
+  thread count (``$XAIBENCH_THREADS``, default 2) and deterministic algorithms, as the
+  local backend does: float reductions depend on them.
+
+``compute.gpus_per_worker`` > 0 reserves that share of a GPU per actor and moves the model
+and each chunk's tensors onto it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Callable, Iterable, Iterator
+
+import torch
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+IN_FLIGHT_PER_WORKER = 2
+
+
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """[(start, stop)] covering range(n) in pieces of ``chunk``."""
+    return [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+
+
+def _worker_setup() -> None:
+    torch.set_num_threads(int(os.environ.get("XAIBENCH_THREADS", "2")))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _to_device(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
+class ChunkWorker:
+    """Holds the model; runs tasks on chunks (a Ray actor under the ray backend)."""
+
+    def __init__(self, model, gpus: float = 0):
+        _worker_setup()
+        self.device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+
+    def run(self, task: Callable, payload):
+        return task(self.model, _to_device(payload, self.device))
+
+
+def map_chunks(task: Callable, model, payloads: Iterable, compute=None, total: int | None = None,
+               desc: str = "chunks") -> Iterator:
+    """``task(model, payload)`` for every payload, results in payload order, on the backend
+    ``compute`` (a :class:`xaibench.params.Compute`; None: local)."""
+    payloads = tqdm(payloads, total=total, desc=desc, unit="chunk", leave=False, disable=None)
+    if compute is None or compute.backend == "local":
+        for payload in payloads:
+            yield task(model, payload)
+        return
+    yield from _map_on_ray(task, model, payloads, compute)
+
+
+def start_ray(compute):
+    """``ray.init`` for ``compute``: the cluster at ``compute.address`` / ``$RAY_ADDRESS``, or
+    a local Ray of ``compute.workers`` CPUs (``gpus_per_worker`` x workers GPUs)."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = compute.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, log_to_driver=False)
+    else:
+        log.info("starting a local Ray with %d workers", compute.workers)
+        ray.init(num_cpus=compute.workers, num_gpus=int(round(compute.gpus_per_worker * compute.workers)) or None,
+                 include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"XAIBENCH_THREADS": os.environ.get("XAIBENCH_THREADS", "2")}})
+    return ray
+
+
+def _map_on_ray(task: Callable, model, payloads: Iterable, compute) -> Iterator:
+    ray = start_ray(compute)
+    actor_class = ray.remote(num_cpus=1, num_gpus=compute.gpus_per_worker)(ChunkWorker)
+    model_ref = ray.put(model.cpu())
+    task_ref = ray.put(task)
+    workers = [actor_class.remote(model_ref, compute.gpus_per_worker) for _ in range(compute.workers)]
+    pending: deque = deque()
+    try:
+        for k, payload in enumerate(payloads):
+            if len(pending) >= IN_FLIGHT_PER_WORKER * len(workers):
+                yield ray.get(pending.popleft())
+            pending.append(workers[k % len(workers)].run.remote(task_ref, ray.put(payload)))
+        while pending:
+            yield ray.get(pending.popleft())
+    finally:
+        for worker in workers:
+            ray.kill(worker)
