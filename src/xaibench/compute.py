@@ -53,11 +53,15 @@ def _to_device(value, device):
 
 
 class ChunkWorker:
-    """Holds the model; runs tasks on chunks (a Ray actor under the ray backend)."""
+    """Holds a model; runs tasks on chunks (a Ray actor under the ray backend, kept for the
+    stage: each :func:`map_chunks` call hands it its model once)."""
 
-    def __init__(self, model, gpus: float = 0):
+    def __init__(self, gpus: float = 0):
         _worker_setup()
         self.device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+        self.model = None
+
+    def set_model(self, model) -> None:
         self.model = model.to(self.device).eval()
 
     def run(self, task: Callable, payload):
@@ -95,20 +99,27 @@ def start_ray(compute):
     return ray
 
 
+_WORKERS: dict = {}  # (workers, gpus_per_worker) -> the stage's Ray actors (started once per process)
+
+
+def _ray_workers(ray, compute) -> list:
+    key = (compute.workers, compute.gpus_per_worker)
+    if key not in _WORKERS:
+        actor_class = ray.remote(num_cpus=1, num_gpus=compute.gpus_per_worker)(ChunkWorker)
+        _WORKERS[key] = [actor_class.remote(compute.gpus_per_worker) for _ in range(compute.workers)]
+    return _WORKERS[key]
+
+
 def _map_on_ray(task: Callable, model, payloads: Iterable, compute) -> Iterator:
     ray = start_ray(compute)
-    actor_class = ray.remote(num_cpus=1, num_gpus=compute.gpus_per_worker)(ChunkWorker)
-    model_ref = ray.put(model.cpu())
+    workers = _ray_workers(ray, compute)
+    model_ref = ray.put(model.cpu())     # through the object store, once per worker
+    ray.get([worker.set_model.remote(model_ref) for worker in workers])
     task_ref = ray.put(task)
-    workers = [actor_class.remote(model_ref, compute.gpus_per_worker) for _ in range(compute.workers)]
     pending: deque = deque()
-    try:
-        for k, payload in enumerate(payloads):
-            if len(pending) >= IN_FLIGHT_PER_WORKER * len(workers):
-                yield ray.get(pending.popleft())
-            pending.append(workers[k % len(workers)].run.remote(task_ref, ray.put(payload)))
-        while pending:
+    for k, payload in enumerate(payloads):
+        if len(pending) >= IN_FLIGHT_PER_WORKER * len(workers):
             yield ray.get(pending.popleft())
-    finally:
-        for worker in workers:
-            ray.kill(worker)
+        pending.append(workers[k % len(workers)].run.remote(task_ref, ray.put(payload)))
+    while pending:
+        yield ray.get(pending.popleft())

@@ -55,7 +55,9 @@ SCHEMA = pa.schema([
 
 
 def attribution_path(root: str | Path, study: str, model: str, method: str) -> Path:
-    return Path(root) / study / model / f"{method}.parquet"
+    """``<root>/<study>/<model>/<method>.parquet``; a model by name (``timm:resnet50``) gets
+    a folder without the colon (``timm-resnet50``)."""
+    return Path(root) / study / model.replace(":", "-") / f"{method}.parquet"
 
 
 def write_attributions(path: str | Path, rows: dict) -> None:

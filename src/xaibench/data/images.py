@@ -16,6 +16,7 @@ from the splits so that training never depends on them.
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 import zipfile
 from pathlib import Path
@@ -141,6 +142,21 @@ def map_npz(path: str | Path) -> dict[str, np.ndarray]:
                 arrays[key] = np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape,
                                         order="F" if fortran else "C")
     return arrays
+
+
+def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``array[start:stop]`` copied into memory; for a memory map, its pages are then
+    dropped from this process (``madvise(MADV_DONTNEED)``: clean file pages, read again
+    from the page cache when touched), so that streaming a split chunk by chunk leaves no
+    growing resident set behind."""
+    rows = np.array(array[start:stop])
+    base = array
+    while base is not None and not hasattr(base, "_mmap"):
+        base = getattr(base, "base", None)
+    handle = getattr(base, "_mmap", None)
+    if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
+        handle.madvise(mmap.MADV_DONTNEED)
+    return rows
 
 
 def write_npz(path: str | Path, rows: np.ndarray | None = None, chunk_rows: int = 512, **arrays) -> None:

@@ -87,26 +87,52 @@ def ssim_abs(original: np.ndarray, other: np.ndarray) -> np.ndarray:
     return out
 
 
+def _net(model):
+    return model.net
+
+
+def _step_maps(model: nn.Module, payload: dict) -> np.ndarray:
+    """Cascade step ``k`` built from scratch (groups 1..k randomised with their seeds, the
+    same parameters the sequential cascade reaches) and explained: a task for Ray."""
+    randomised = copy.deepcopy(model).eval()
+    groups = cascade_groups(payload["net_of"](randomised), payload["n_steps"])
+    for j in range(payload["k"]):
+        randomise_(groups[j], payload["seed"] * 1000 + j + 1)
+    return np.asarray(payload["explain"](randomised))
+
+
 def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, seed: int,
-                          net_of: Callable = lambda m: m.net, regions: np.ndarray | None = None) -> list[dict]:
+                          net_of: Callable = _net, regions: np.ndarray | None = None, compute=None) -> list[dict]:
     """Run the cascade: ``explain(model) -> maps [N, H, W]`` is called on the trained model
     and on each step's randomised copy (``model`` itself is left untouched). Returns one
     row per step (step 0 = the trained model against itself): the layers randomised so
     far (first and last name of the step's group), the number of layers random, and the
     per-image Spearman and SSIM against the trained model's maps. ``regions`` (bool [N, H,
     W]) restricts the Spearman to those pixels (the detection study: the explained box,
-    since the anchor's receptive field puts a random detector's relevance there too)."""
-    original = np.asarray(explain(model))
-    randomised = copy.deepcopy(model).eval()
-    groups = cascade_groups(net_of(randomised), n_steps)
+    since the anchor's receptive field puts a random detector's relevance there too).
+
+    ``compute`` with ``backend: ray`` explains the steps in parallel on Ray workers, each
+    step's model rebuilt from the trained one (:func:`_step_maps`): the same maps."""
+    groups = cascade_groups(net_of(copy.deepcopy(model)), n_steps)
     total = sum(len(g) for g in groups)
+    if compute is not None and compute.backend == "ray":
+        from xaibench.compute import map_chunks
+
+        payloads = [{"k": k, "n_steps": n_steps, "seed": seed, "net_of": net_of, "explain": explain}
+                    for k in range(len(groups) + 1)]
+        steps = list(map_chunks(_step_maps, model, payloads, compute, total=len(payloads), desc="cascade"))
+    else:
+        steps = [np.asarray(explain(model))]
+        randomised = copy.deepcopy(model).eval()
+        for k, group in enumerate(cascade_groups(net_of(randomised), n_steps), start=1):
+            randomise_(group, seed * 1000 + k)
+            steps.append(np.asarray(explain(randomised)))
+    original = steps[0]
     rows = [{"step": 0, "randomised_from": None, "layers_random": 0, "layers_total": total,
              "spearman": spearman_abs(original, original, regions), "ssim": ssim_abs(original, original)}]
     done = 0
-    for k, group in enumerate(groups, start=1):
-        randomise_(group, seed * 1000 + k)
+    for k, (group, maps) in enumerate(zip(groups, steps[1:]), start=1):
         done += len(group)
-        maps = np.asarray(explain(randomised))
         rows.append({"step": k, "randomised_from": group[-1][0], "layers_random": done, "layers_total": total,
                      "spearman": spearman_abs(original, maps, regions), "ssim": ssim_abs(original, maps)})
     return rows

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from xaibench.atomic import atomic_path
-from xaibench.data.images import load_split
+from xaibench.data.images import load_split, read_rows
 from xaibench.explain.batch import explain_images
 from xaibench.models import load_model
 from xaibench.params import params_hash
@@ -63,7 +63,7 @@ def explain_and_store(name: str, study, params, run, method: str, options: dict,
     n = min(study.attribute.n_images, len(test["labels"]))
     digest = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed)
     bounds = chunk_bounds(n, params.compute.chunk_images)
-    payloads = ({"pixels": to_tensor(test["images"][a:b]), "labels": np.asarray(test["labels"][a:b]),
+    payloads = ({"pixels": to_tensor(read_rows(test["images"], a, b)), "labels": np.asarray(test["labels"][a:b]),
                  "ids": np.asarray(test["ids"][a:b]), "method": method, "model_name": study.model,
                  "seed": params.seed, "options": options, "digest": digest, "explain": explain, "offset": a}
                 for a, b in bounds)

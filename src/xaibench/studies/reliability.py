@@ -120,15 +120,16 @@ def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, 
 
 
 def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, seed: int,
-                  net_of=lambda m: m.net, regions=None, excluded=()):
+                  net_of=lambda m: m.net, regions=None, excluded=(), compute=None):
     """(section, plot table): the cascade for every method but ``excluded``;
-    ``explainers[method](model) -> maps``. The table has one row per step and a Spearman
-    and an SSIM column per method."""
+    ``explainers[method](model) -> maps``; its steps on Ray workers with a ``compute`` of
+    backend ray. The table has one row per step and a Spearman and an SSIM column per method."""
     section, table = {}, {}
     for method, explain in explainers.items():
         if method in excluded:
             continue
-        rows = randomisation_cascade(model, explain, n_steps, seed, net_of=net_of, regions=regions)
+        rows = randomisation_cascade(model, explain, n_steps, seed, net_of=net_of, regions=regions,
+                                     compute=compute)
         section[method] = randomisation_summary(rows, fail_threshold)
         table["layers_random"] = section[method]["layers_random"]
         table[f"{method}_spearman"] = section[method]["spearman"]
@@ -163,18 +164,22 @@ def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, op
     from xaibench.explain import METHODS
 
     def explain(model):
-        return METHODS[method](model, pixels, targets, seed=seed, image_indices=list(range(len(pixels))), **options)
+        device = next(model.parameters()).device  # a GPU worker's model (compute.gpus_per_worker)
+        return METHODS[method](model, pixels.to(device), targets.to(device), seed=seed,
+                               image_indices=list(range(len(pixels))), **options)
 
     return explain
 
 
 def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[str, np.ndarray], explainers: dict,
-                          dataset: str, test_ids, cfg, seed: int, n_classes: int, faithfulness=None, excluded=()):
+                          dataset: str, test_ids, cfg, seed: int, n_classes: int, faithfulness=None, excluded=(),
+                          compute=None):
     """The checks every classification study shares: localisation against the cue masks
     (+ cue flip rate over the whole test split), randomisation of ``explainers``
     (``{method: explain(model) -> maps}`` on the first ``cfg.randomisation.n_images``
     images), and, with ``faithfulness = (steps, blur_sigma, batch_size)``, the deletion
-    fills and saturation. Returns (per-image rows, sections, plots)."""
+    fills and saturation; ``compute``: where the randomisation cascade runs. Returns
+    (per-image rows, sections, plots)."""
     rows, localisation_section = localisation(maps, ids, study_cues(dataset, ids))
     localisation_section["cue_flip"] = cue_flip_rate(model, study_cues(dataset, test_ids))
     sections = {"localisation": localisation_section}
@@ -184,7 +189,8 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
             model, pixels, maps, targets, ids, cfg.fills, steps, sigma, batch_size, n_classes)
         rows = rows + fill_rows
     sections["randomisation"], curves = randomisation(model, explainers, cfg.randomisation.steps,
-                                                      cfg.randomisation.fail_threshold, seed, excluded=excluded)
+                                                      cfg.randomisation.fail_threshold, seed, excluded=excluded,
+                                                      compute=compute)
     return rows, sections, {"randomisation": curves}
 
 
@@ -207,7 +213,7 @@ def saliency_checks(name: str, study, params, cfg, run):
     rows, sections, plots = classification_checks(
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
         len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
-        excluded=cfg.randomisation.exclude.get(name, []))
+        excluded=cfg.randomisation.exclude.get(name, []), compute=params.compute)
     run.log_metrics({f"randomisation.final_spearman.{m}": s["final_spearman"]
                      for m, s in sections["randomisation"]["methods"].items()})
     return rows, sections, plots

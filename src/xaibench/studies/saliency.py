@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from xaibench.compute import map_chunks
+from xaibench.data.images import read_rows
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
@@ -61,7 +62,7 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             if list(frame.image_id) != [str(i) for i in test["ids"][start:stop]]:
                 raise ValueError(f"{path}: stored image ids do not match the test split; rerun attribute")
             frames.append(frame.drop(columns="attribution"))
-            yield {"pixels": to_tensor(test["images"][start:stop]), "maps": maps_of(frame),
+            yield {"pixels": to_tensor(read_rows(test["images"], start, stop)), "maps": maps_of(frame),
                    "targets": torch.tensor(frame.target.to_numpy()),
                    "settings": (steps, blur_sigma, fill, batch_size)}
             start = stop
@@ -87,12 +88,12 @@ def evaluate(name: str, study, params, run) -> dict:
                                           params.compute.chunk_images, params.compute)
         values = {metric: fn(evidence) for metric, fn in METRICS.items()}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
-        per_image += [{"method": method, "image_id": image_id, "metric": metric, "value": float(v[k])}
-                      for metric, v in values.items() for k, image_id in enumerate(frame.image_id)]
+        per_image += [pd.DataFrame({"method": method, "image_id": frame.image_id.to_numpy(), "metric": metric,
+                                    "value": np.asarray(v, np.float64)}) for metric, v in values.items()]
         curves[method] = {"insertion": evidence.insertion_scores.mean(0), "deletion": evidence.deletion_scores.mean(0)}
         log.info("%s: %s", method, results[method])
         run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
     write_insertion_deletion(name, fractions, curves, run)
-    write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))
+    write_csv(f"data/reports/{name}/per_image_scores.csv", pd.concat(per_image, ignore_index=True))
     return results
 

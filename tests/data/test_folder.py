@@ -1,0 +1,89 @@
+"""Your own image folder (issue 15): ImageFolder layout, any classes, JPEG/PNG/WebP, corrupt
+files skipped and counted, splits streamed through memory maps."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from xaibench.data import dataset_classes, dataset_spec
+from xaibench.data.folder import list_images, write_image_folder
+from xaibench.data.images import load_split, map_npz, write_npz
+from xaibench.data.sources import materialize
+from xaibench.params import ParamsError, validate_params
+
+PARAMS = yaml.safe_load(open("params.yaml"))
+
+
+def folder_params(folder, **preprocess):
+    return {"source": "folder", "synthetic": {}, "real": {"folder": str(folder)},
+            "preprocess": {"image_size": 32, "val_fraction": 0.2, "test_fraction": 0.25, **preprocess}}
+
+
+def validated(dataset: dict, name: str = "mine"):
+    raw = copy.deepcopy(PARAMS)
+    raw["datasets"][name] = dataset
+    return validate_params(raw).datasets[name]
+
+
+def test_write_npz_is_read_by_numpy_and_memory_mapped(tmp_path):
+    images = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    ids = np.asarray(["a/1.jpg", "b/22.png", "c", "d", "e"])
+    write_npz(tmp_path / "x.npz", rows=np.array([4, 0, 2]), chunk_rows=2, images=images, ids=ids)
+    with np.load(tmp_path / "x.npz") as plain:
+        assert np.array_equal(plain["images"], images[[4, 0, 2]]) and list(plain["ids"]) == ["e", "a/1.jpg", "c"]
+    mapped = map_npz(tmp_path / "x.npz")
+    assert isinstance(mapped["images"], np.memmap) and np.array_equal(mapped["images"], images[[4, 0, 2]])
+    np.savez(tmp_path / "y.npz", images=images, empty=np.zeros((0, 3)))  # numpy's own writer maps too
+    mapped = map_npz(tmp_path / "y.npz")
+    assert np.array_equal(mapped["images"], images) and mapped["empty"].shape == (0, 3)
+
+
+def test_a_folder_is_copied_decoded_split_and_its_corrupt_files_counted(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=3, n_per_class=8, image_size=40, seed=0, n_corrupt=2)
+    (tmp_path / "mine" / "notes.txt").write_text("not an image, not a class")
+    (tmp_path / "mine" / "class_2" / "readme.md").write_text("ignored")
+    items, classes = list_images(tmp_path / "mine")
+    assert classes == ["class_0", "class_1", "class_2"] and len(items) == 3 * 8 + 2
+    assert {p.suffix for p, _, _ in items} == {".jpg", ".png", ".webp"}
+    dataset = validated(folder_params(tmp_path / "mine"))
+    report = materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
+    assert report == {"source": "real", "folder": str(tmp_path / "mine"), "images": 26, "classes": 3}
+    prepared = dataset_spec("mine", "folder").prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
+    assert prepared["images_skipped"] == 2 and prepared["images_kept"] == 24 and prepared["classes"] == 3
+    assert prepared["n_test"] == 6 and prepared["n_val"] == 3 + 3 and prepared["n_train"] == 12
+    assert dataset_classes("mine", tmp_path / "prepared") == ("class_0", "class_1", "class_2")
+    test = load_split(tmp_path / "prepared", "test", mmap=True)
+    assert test["images"].shape == (6, 32, 32, 3) and isinstance(test["images"], np.memmap)
+    assert sorted(np.bincount(test["labels"])) == [2, 2, 2] and not test["masks"].any()
+    assert all(str(i).split("/")[0] == f"class_{y}" for i, y in zip(test["ids"], test["labels"]))
+    stats = json.loads((tmp_path / "prepared" / "stats.json").read_text())
+    train = load_split(tmp_path / "prepared", "train")["images"].reshape(-1, 3) / 255.0
+    assert np.allclose(stats["mean"], train.mean(0), atol=1e-6) and np.allclose(stats["std"], train.std(0), atol=1e-5)
+    assert not list((tmp_path / "prepared").glob(".decode-*"))  # the memory map is gone
+
+
+def test_folder_params_are_checked():
+    with pytest.raises(ParamsError, match="datasets.mine: Value error, source: folder needs real.folder"):
+        validated({**folder_params("x"), "real": {}})
+    with pytest.raises(ParamsError, match=r"unknown dataset\(s\) \['mine'\].*or any name with source: folder"):
+        validated({**folder_params("x"), "source": "real"})
+
+
+def test_image_size_may_name_the_model_whose_input_size_it_is():
+    assert validated(folder_params("x", image_size="torchvision:resnet50")).preprocess.image_size == 224
+    assert validated(folder_params("x", image_size="timm:inception_v3")).preprocess.image_size == 299
+    with pytest.raises(ParamsError, match="datasets.mine.preprocess.image_size"):
+        validated(folder_params("x", image_size="resnet50"))
+
+
+def test_a_folder_without_two_classes_is_a_clear_error(tmp_path):
+    write_image_folder(tmp_path / "two", n_classes=2, n_per_class=1, image_size=32, seed=0)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two" / "class_1").rename(tmp_path / "one" / "class_1")
+    with pytest.raises(FileNotFoundError, match="has 1 class sub-folder"):
+        list_images(tmp_path / "one")
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        list_images(tmp_path / "nowhere")

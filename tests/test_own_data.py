@@ -1,0 +1,129 @@
+"""Your model on your images, by params alone, and the same study on Ray (issue 15).
+
+A generated 3-class ImageFolder tree (JPEG/PNG/WebP, two corrupt files) as dataset
+``mine`` (``source: folder``) and a tiny timm ResNet saved to a temporary checkpoint and
+loaded by path, fine-tuned for one epoch: the saliency study's every method, metric and
+reliability output through ``dvc repro``, beside a tiny cats-vs-dogs twin study. Both
+stream their images in chunks of 3. Then ``attribute`` and ``evaluate`` of both studies
+(and the reliability checks, whose randomisation cascade runs its steps on the workers)
+rerun on a local Ray of two CPU workers: the same Parquet maps (runtimes aside) and
+byte-identical metrics.
+"""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.test_pipeline import ROOT, dvc, set_key
+from xaibench.data.folder import write_image_folder
+from xaibench.models.external import build_external
+
+METHODS = ["lrp", "gradcam", "deeplift", "lime", "random", "edge"]
+TINY_CATSDOGS = {
+    "datasets.catsdogs.synthetic.n_per_class": 14,
+    "datasets.catsdogs.synthetic.n_corrupt": 1,
+    "datasets.catsdogs.synthetic.min_size": 40,
+    "datasets.catsdogs.synthetic.max_size": 56,
+    "datasets.catsdogs.preprocess.image_size": 32,
+    "studies.catsdogs.train.epochs": 1,
+    "studies.catsdogs.attribute.n_images": 7,
+    "studies.catsdogs.attribute.lime.num_samples": 20,
+    "studies.catsdogs.attribute.lime.n_segments": 8,
+    "studies.catsdogs.evaluate.steps": 4,
+}
+OUTPUTS = ["metrics/catsdogs.json", "metrics/mine.json", "metrics/catsdogs_reliability.json",
+           "metrics/mine_reliability.json"]
+
+
+def own_study(checkpoint: Path) -> dict:
+    """The README's "my model on my folder" block, at test size."""
+    return {"kind": "saliency", "dataset": "mine", "model": "timm:test_resnet", "weights": str(checkpoint),
+            "train": {"epochs": 1, "lr": 0.0005, "batch_size": 8, "rotation_degrees": 0, "horizontal_flip": True},
+            "attribute": {"n_images": 7, "methods": METHODS,
+                          "lime": {"num_samples": 20, "n_segments": 8, "batch_size": 20}},
+            "evaluate": {"steps": 4, "deletion_fill": "mean", "insertion_blur_sigma": 5.0, "batch_size": 32}}
+
+
+@pytest.fixture(scope="module")
+def own_project(tmp_path_factory):
+    work = tmp_path_factory.mktemp("own")
+    for name in ("dvc.yaml", "stages", "src"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
+    write_image_folder(work / "my_images", n_classes=3, n_per_class=12, image_size=56, seed=3, n_corrupt=2)
+    torch.manual_seed(0)
+    torch.save(build_external("timm:test_resnet", num_classes=3).state_dict(), work / "my_model.pt")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in TINY_CATSDOGS.items():
+        set_key(params, key, value)
+    params["datasets"] = {"catsdogs": params["datasets"]["catsdogs"], "mine": {
+        "source": "folder", "synthetic": {}, "real": {"folder": str(work / "my_images"), "max_images_per_class": None},
+        "preprocess": {"image_size": 48, "val_fraction": 0.2, "test_fraction": 0.25}}}
+    params["studies"] = {"catsdogs": params["studies"]["catsdogs"], "mine": own_study(work / "my_model.pt")}
+    params["gad"]["datasets"] = ["catsdogs"]
+    params["reliability"].update(studies=["catsdogs", "mine"], n_resamples=100)
+    params["reliability"]["randomisation"].update(n_images=2, steps=2, exclude={})
+    params["compute"]["chunk_images"] = 3
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}", XAIBENCH_MLFLOW="0")
+    dvc(work, "init", "--no-scm", "-q", env=env)
+    log = dvc(work, "repro", "reliability@catsdogs", "reliability@mine", env=env)
+    return work, env, log
+
+
+@pytest.mark.slow
+def test_my_model_on_my_folder_gets_every_method_metric_and_reliability_output(own_project):
+    work, _, log = own_project
+    for stage in ("download", "preprocess", "train", "attribute", "evaluate", "reliability"):
+        assert f"Running stage '{stage}@mine'" in log
+    data = json.loads((work / "metrics/data_mine.json").read_text())
+    assert data["images_skipped"] == 2 and data["images_kept"] == 36 and data["classes"] == 3
+    assert json.loads((work / "data/prepared/mine/stats.json").read_text())["classes"] == [
+        "class_0", "class_1", "class_2"]
+    model = json.loads((work / "metrics/mine_model.json").read_text())
+    assert model["model"] == "timm:test_resnet" and model["n_test"] == 9
+    results = json.loads((work / "metrics/mine.json").read_text())
+    catsdogs = json.loads((work / "metrics/catsdogs.json").read_text())
+    assert set(results) == set(METHODS) and all(set(v) == set(catsdogs["lrp"]) for v in results.values())
+    frame = pd.read_parquet(work / "data/attributions/mine/timm-test_resnet/lrp.parquet")
+    assert len(frame) == 7 and (frame.height == 48).all() and set(frame.predicted) <= {0, 1, 2}
+    reliability = json.loads((work / "metrics/mine_reliability.json").read_text())
+    expected = json.loads((work / "metrics/catsdogs_reliability.json").read_text())
+    assert set(reliability) == set(expected)     # every section cats-vs-dogs gets
+    assert set(reliability["randomisation"]["methods"]) == set(METHODS)
+    assert reliability["localisation"]["available"] is False  # a folder has no cue masks: said, not computed
+    assert "no cue masks" in reliability["localisation"]["reason"]
+
+
+def stored_maps(work: Path) -> dict:
+    frames = {}
+    for path in sorted((work / "data/attributions").rglob("*.parquet")):
+        frames[str(path.relative_to(work))] = pd.read_parquet(path).drop(columns="runtime_ms")
+    return frames
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_same_maps_and_metrics(own_project):
+    work, env, _ = own_project
+    local_maps = stored_maps(work)
+    local_metrics = {name: (work / name).read_bytes() for name in OUTPUTS}
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["compute"].update(backend="ray", workers=2)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stages = [f"{stage}@{study}" for study in ("catsdogs", "mine") for stage in ("attribute", "evaluate", "reliability")]
+    log = dvc(work, "repro", "--force", "--single-item", *stages, env=env)
+    assert log.count("starting a local Ray with 2 workers") == 6
+    ray_maps = stored_maps(work)
+    assert set(ray_maps) == set(local_maps) and len(ray_maps) == 12
+    for path, frame in local_maps.items():
+        pd.testing.assert_frame_equal(ray_maps[path], frame, check_exact=True)
+    for name in OUTPUTS:
+        assert (work / name).read_bytes() == local_metrics[name], name
