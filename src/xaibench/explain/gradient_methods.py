@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", message="Setting forward, backward hooks and a
 
 
 def channel_sum(attribution: torch.Tensor) -> np.ndarray:
-    return attribution.detach().sum(1).float().numpy().astype(np.float32)
+    return attribution.detach().sum(1).float().cpu().numpy().astype(np.float32)
 
 
 @register_method("lrp")

@@ -99,7 +99,7 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
     positive = np.clip(saliency, 0, None)
     peak = positive.max()
     weight = positive / peak if peak > 0 else positive
-    return image * torch.from_numpy(weight.astype(np.float32)).unsqueeze(0)
+    return image * torch.from_numpy(weight.astype(np.float32)).to(image.device).unsqueeze(0)
 
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,

@@ -72,7 +72,8 @@ def explain_and_store(name: str, study, params, run, method: str, options: dict,
         for rows in map_chunks(_explain_chunk, model, payloads, compute, total=len(bounds), desc=method):
             write(rows)
             for key, value in rows.items():
-                kept.setdefault(key, []).append(value if key != "attribution" else value[:keep_maps])
+                # a copy: an (even empty) slice would keep the chunk's maps alive
+                kept.setdefault(key, []).append(value if key != "attribution" else np.array(value[:keep_maps]))
             keep_maps = None if keep_maps is None else max(keep_maps - len(rows["attribution"]), 0)
     rows = {k: np.concatenate(v) if k == "attribution" else sum(v, []) for k, v in kept.items()}
     runtime = float(np.mean(rows["runtime_ms"]))

@@ -61,7 +61,9 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             stop = start + len(frame)
             if list(frame.image_id) != [str(i) for i in test["ids"][start:stop]]:
                 raise ValueError(f"{path}: stored image ids do not match the test split; rerun attribute")
-            frames.append(frame.drop(columns="attribution"))
+            # a deep copy: the frame's columns are views that keep the whole Arrow batch
+            # (maps included) alive, which grew evaluate's memory with the dataset
+            frames.append(frame.drop(columns="attribution").copy(deep=True))
             yield {"pixels": to_tensor(read_rows(test["images"], start, stop)), "maps": maps_of(frame),
                    "targets": torch.tensor(frame.target.to_numpy()),
                    "settings": (steps, blur_sigma, fill, batch_size)}
