@@ -110,13 +110,24 @@ def read_attributions(path: str | Path) -> pd.DataFrame:
 
 
 def iter_attributions(path: str | Path, chunk_rows: int):
-    """The store file at ``path`` as DataFrames of at most ``chunk_rows`` rows, in order
-    (memory holds one chunk's maps)."""
+    """The store file at ``path`` as DataFrames of ``chunk_rows`` rows (the last one fewer),
+    in order; memory holds a row group and a chunk. Read a row group at a time without
+    pre-buffering: ``ParquetFile.iter_batches`` (and pre-buffering) read ahead, so its
+    resident memory grew with the file (measured: +230 MB over a 141 MB file, against a
+    flat +127 MB this way)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-        yield batch.to_pandas()
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    pending = None
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group)
+        pending = table if pending is None else pa.concat_tables([pending, table])
+        while pending.num_rows >= chunk_rows:
+            yield pending.slice(0, chunk_rows).to_pandas()
+            pending = pending.slice(chunk_rows)
+    if pending is not None and pending.num_rows:
+        yield pending.to_pandas()
 
 
 def maps_of(frame: pd.DataFrame) -> np.ndarray:
