@@ -4,6 +4,8 @@ cue masks and swapped-cue renderings of the test split -> data/cues/<dataset>.""
 import logging
 import sys
 
+import numpy as np
+
 from xaibench.atomic import write_json
 from xaibench.data import dataset_spec
 from xaibench.data.images import load_split, save_cues
@@ -20,7 +22,7 @@ def prepare_cues(name: str, dataset) -> dict:
     masks, gets a cues.json that says so)."""
     spec = dataset_spec(name, dataset.source)
     if spec.prepare_cues is None:
-        return save_cues(f"data/cues/{name}", load_split(f"data/prepared/{name}", "test")["ids"],
+        return save_cues(f"data/cues/{name}", np.array(load_split(f"data/prepared/{name}", "test", mmap=True)["ids"]),
                          note="no cue masks for this dataset")
     return spec.prepare_cues(f"data/raw/{name}", f"data/prepared/{name}", f"data/cues/{name}", dataset)
 

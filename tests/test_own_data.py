@@ -11,9 +11,6 @@ byte-identical metrics.
 """
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from tests.test_pipeline import ROOT, dvc, set_key
+from tests.test_pipeline import ROOT, copy_project, dvc, set_key
 from xaibench.data.folder import write_image_folder
 from xaibench.models.external import build_external
 
@@ -54,9 +51,7 @@ def own_study(checkpoint: Path) -> dict:
 @pytest.fixture(scope="module")
 def own_project(tmp_path_factory):
     work = tmp_path_factory.mktemp("own")
-    for name in ("dvc.yaml", "stages", "src"):
-        source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
+    env = copy_project(work, mlflow="0")
     write_image_folder(work / "my_images", n_classes=3, n_per_class=12, image_size=56, seed=3, n_corrupt=2)
     torch.manual_seed(0)
     torch.save(build_external("timm:test_resnet", num_classes=3).state_dict(), work / "my_model.pt")
@@ -72,8 +67,6 @@ def own_project(tmp_path_factory):
     params["reliability"]["randomisation"].update(n_images=2, steps=2, exclude={})
     params["compute"]["chunk_images"] = 3
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}", XAIBENCH_MLFLOW="0")
     dvc(work, "init", "--no-scm", "-q", env=env)
     log = dvc(work, "repro", "reliability@catsdogs", "reliability@mine", env=env)
     return work, env, log

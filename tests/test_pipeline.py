@@ -109,18 +109,24 @@ def dvc(workdir: Path, *args: str, env: dict) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    work = tmp_path_factory.mktemp("project")
+def copy_project(work: Path, mlflow: str = "1") -> dict:
+    """dvc.yaml, stages/ and src/ copied into ``work``; the environment its stages run in
+    (this venv first on PATH, MLflow in ``work``, on or off)."""
     for name in ("dvc.yaml", "stages", "src"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}", XAIBENCH_MLFLOW=mlflow)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    work = tmp_path_factory.mktemp("project")
+    env = copy_project(work)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key, value in TINY.items():
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}", XAIBENCH_MLFLOW="1")
     dvc(work, "init", "--no-scm", "-q", env=env)
     first_log = dvc(work, "repro", env=env)
     return work, env, first_log

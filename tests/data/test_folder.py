@@ -87,3 +87,16 @@ def test_a_folder_without_two_classes_is_a_clear_error(tmp_path):
         list_images(tmp_path / "one")
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         list_images(tmp_path / "nowhere")
+
+
+def test_take_rows_reads_scattered_rows_of_a_memory_map_from_the_file(tmp_path):
+    from xaibench.data.images import take_rows
+
+    array = np.lib.format.open_memmap(tmp_path / "a.npy", mode="w+", dtype=np.uint8, shape=(50, 4, 4, 3))
+    array[:] = np.random.default_rng(0).integers(0, 255, array.shape, dtype=np.uint8)
+    plain, index = np.array(array), np.array([7, 3, 49, 0])
+    assert np.array_equal(take_rows(array, index), plain[index])               # os.pread per row
+    assert np.array_equal(take_rows(array[10:], [7, 3, 39, 0]), plain[10:][[7, 3, 39, 0]])  # a view: indexing
+    write_npz(tmp_path / "s.npz", rows=index, chunk_rows=3, images=array)
+    mapped = map_npz(tmp_path / "s.npz")["images"]                             # offset inside a zip
+    assert np.array_equal(take_rows(mapped, [3, 1]), plain[index][[3, 1]])

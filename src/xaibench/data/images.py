@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -150,13 +151,40 @@ def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     from the page cache when touched), so that streaming a split chunk by chunk leaves no
     growing resident set behind."""
     rows = np.array(array[start:stop])
+    drop_pages(array)
+    return rows
+
+
+def take_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` for rows scattered anywhere in the array. On a whole memory map
+    (not a view of one) each row is read from the file with ``os.pread``: indexing the map
+    would fault in the pages around every row (the kernel's fault-around), so 512 rows
+    scattered over a 123 MB split made 96 MB resident (measured), a memory that grows with
+    the split instead of the chunk."""
+    index = np.asarray(index)
+    handle = getattr(array, "_mmap", None)
+    if not isinstance(array, np.memmap) or handle is None or array.base is not handle or not array.flags.c_contiguous:
+        return np.asarray(array[index])
+    row_bytes = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+    out = np.empty((len(index), *array.shape[1:]), array.dtype)
+    view = out.reshape(len(index), -1).view(np.uint8)
+    array.flush()
+    with open(array.filename, "rb") as file:
+        for k, row in enumerate(index):
+            view[k] = np.frombuffer(os.pread(file.fileno(), row_bytes, array.offset + int(row) * row_bytes), np.uint8)
+    return out
+
+
+def drop_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of the memory map under ``array`` from this process (written
+    pages are flushed to the file first); nothing for an ordinary array."""
     base = array
     while base is not None and not hasattr(base, "_mmap"):
         base = getattr(base, "base", None)
     handle = getattr(base, "_mmap", None)
     if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
+        handle.flush()
         handle.madvise(mmap.MADV_DONTNEED)
-    return rows
 
 
 def write_npz(path: str | Path, rows: np.ndarray | None = None, chunk_rows: int = 512, **arrays) -> None:
@@ -171,7 +199,8 @@ def write_npz(path: str | Path, rows: np.ndarray | None = None, chunk_rows: int 
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array_header_1_0(member, header)
                 for start in range(0, len(index), chunk_rows):
-                    member.write(np.ascontiguousarray(array[index[start:start + chunk_rows]]).tobytes())
+                    member.write(take_rows(array, index[start:start + chunk_rows]).tobytes())
+                    drop_pages(array)
 
 
 def decode_into(items, image_size: int, work_dir: str | Path):
@@ -190,6 +219,8 @@ def decode_into(items, image_size: int, work_dir: str | Path):
             log.warning("skipped undecodable image %s", image_id)
             continue
         images[row] = np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+        if row % 512 == 511:
+            drop_pages(images)  # written rows go to the file, not the resident set
         kept.append(row)
         labels.append(label)
         ids.append(image_id)
@@ -199,16 +230,19 @@ def decode_into(items, image_size: int, work_dir: str | Path):
 
 
 def channel_stats_streaming(images: np.ndarray, rows: np.ndarray, chunk_rows: int = 512) -> dict:
-    """:func:`channel_stats` of ``images[rows]``, accumulated chunk by chunk (float64 sums of
-    x and x², std = sqrt(E[x²] - E[x]²))."""
-    total, squares, count = np.zeros(3), np.zeros(3), 0
+    """:func:`channel_stats` of ``images[rows]``, chunk by chunk and exact: a histogram of
+    the 256 values per channel (no float copy of a chunk), then mean = Σ v·n_v / N and
+    std = sqrt(Σ (v - mean)²·n_v / N), on the [0, 1] scale."""
+    counts = np.zeros((3, 256), np.int64)
     for start in range(0, len(rows), chunk_rows):
-        x = images[rows[start:start + chunk_rows]].reshape(-1, 3).astype(np.float64) / 255.0
-        total += x.sum(0)
-        squares += (x * x).sum(0)
-        count += len(x)
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
+        x = take_rows(images, np.sort(rows[start:start + chunk_rows])).reshape(-1, 3)
+        for channel in range(3):
+            counts[channel] += np.bincount(x[:, channel], minlength=256)
+        drop_pages(images)
+    values = np.arange(256) / 255.0
+    total = counts.sum(1)
+    mean = counts @ values / total
+    std = np.sqrt(((values[None, :] - mean[:, None]) ** 2 * counts).sum(1) / total)
     return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
 
 
