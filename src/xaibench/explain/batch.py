@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from xaibench.explain import METHODS
-from xaibench.training.classifier import predict_proba
+from xaibench.models import predict_proba
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,

@@ -37,6 +37,19 @@ import torch
 ModelFn = Callable[[torch.Tensor], torch.Tensor]  # pixels [B, 3, H, W] -> scores [B] (or [B, C])
 
 
+def step_boundaries(n_pixels: int, steps: int) -> np.ndarray:
+    """Rank boundaries [S+1]: step k covers ranks [b[k-1], b[k])."""
+    return np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
+
+
+def saliency_ranks(saliency: np.ndarray) -> np.ndarray:
+    """Rank of every pixel (0 = most salient), stable on ties: [H*W] int64."""
+    order = np.argsort(-saliency.ravel(), kind="stable")
+    ranks = np.empty_like(order)
+    ranks[order] = np.arange(order.size)
+    return ranks
+
+
 def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, segments=None) -> torch.Tensor:
     """The replacement for hidden segments: ``constant`` (``value``: a scalar or [3]),
     ``mean`` (the image's mean colour), ``segment_mean`` (each segment's own mean colour:
@@ -211,8 +224,6 @@ def deletion_insertion_curves(model: ModelFn, pixels: torch.Tensor, maps: np.nda
     boundaries as :func:`xaibench.metrics.faithfulness.perturbation_curve`. ``desc``: a
     progress bar over the batches (shown on a terminal)."""
     from tqdm import tqdm
-
-    from xaibench.metrics.faithfulness import saliency_ranks, step_boundaries
 
     n, _, h, w = pixels.shape
     device = pixels.device

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from xaibench.explain.perturbation import deletion_insertion_curves, saliency_ranks, step_boundaries
 from xaibench.metrics import register_metric
 
 
@@ -39,19 +40,6 @@ class FaithfulnessEvidence:
     deletion_step_saliency: np.ndarray   # [N, S]
     full_scores: np.ndarray         # [N]  score on the unmodified image (Y)
     explanation_map_scores: np.ndarray  # [N]  score on image x normalised saliency (O)
-
-
-def step_boundaries(n_pixels: int, steps: int) -> np.ndarray:
-    """Rank boundaries [S+1]: step k covers ranks [b[k-1], b[k])."""
-    return np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
-
-
-def saliency_ranks(saliency: np.ndarray) -> np.ndarray:
-    """Rank of every pixel (0 = most salient), stable on ties: [H*W] int64."""
-    order = np.argsort(-saliency.ravel(), kind="stable")
-    ranks = np.empty_like(order)
-    ranks[order] = np.arange(order.size)
-    return ranks
 
 
 @torch.no_grad()
@@ -109,8 +97,6 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
     (the colour deleted pixels take).
     """
-    from xaibench.explain.perturbation import deletion_insertion_curves
-
     fill = deletion_fill.view(1, 3, 1, 1).expand_as(pixels)
     canvas = torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
     # every step of every image through one batching (the engine); identical to the

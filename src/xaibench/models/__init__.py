@@ -35,6 +35,14 @@ class NormalizedClassifier(nn.Module):
         return self.net(self.normalize(pixels))
 
 
+@torch.no_grad()
+def predict_proba(model: nn.Module, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probabilities [N, C] of ``model`` on [0, 1] pixels [N, 3, H, W], ``batch_size``
+    images at a time (with the models: explaining needs it, training need not be imported)."""
+    model.eval()
+    return torch.cat([model(chunk).softmax(-1) for chunk in pixels.split(batch_size)])
+
+
 def build_model(name: str, num_classes: int, image_size: int, **options) -> nn.Module:
     """The registered builder ``name``, or a ``torchvision:``/``timm:`` model by name
     (:mod:`xaibench.models.external`; ``options``: ``weights``)."""

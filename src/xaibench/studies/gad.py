@@ -119,7 +119,7 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
     from xaibench.explain.gad import gad_map, intersected_alphas
     from xaibench.params import params_hash
     from xaibench.store import attribution_path, write_attributions
-    from xaibench.training.classifier import predict_proba
+    from xaibench.models import predict_proba
 
     cfg = gad.attribute
     pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)

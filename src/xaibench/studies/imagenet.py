@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from xaibench.data.images import load_split
-from xaibench.training.classifier import predict_proba, to_tensor
+from xaibench.models import predict_proba
+from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

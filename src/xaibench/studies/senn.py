@@ -30,9 +30,9 @@ from xaibench.figures import concept_prototypes_figure, per_class_explanations_f
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
 from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
                                         removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
+from xaibench.models import predict_proba
 from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
-from xaibench.training.classifier import predict_proba
 from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from xaibench.models import predict_proba
+
 log = logging.getLogger(__name__)
 
 
@@ -43,12 +45,6 @@ def augment_batch(pixels: torch.Tensor, rotation_degrees: float, horizontal_flip
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Softmax probabilities [N, C] of ``model`` on [0, 1] pixels [N, 3, H, W]."""
-    model.eval()
-    return torch.cat([model(chunk).softmax(-1) for chunk in pixels.split(batch_size)])
-
-
 def accuracy(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predict_proba(model, pixels).argmax(-1) == labels).float().mean())
 
