@@ -24,7 +24,6 @@ for the tests and the memory benchmark.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,8 +34,6 @@ from PIL import Image
 from xaibench.atomic import write_json
 from xaibench.data.images import channel_stats_streaming, decode_into, stratified_split, write_npz
 from xaibench.params import Strict
-
-log = logging.getLogger(__name__)
 
 URL = None
 ARCHIVE_NAME = None

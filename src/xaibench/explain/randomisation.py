@@ -113,7 +113,8 @@ def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, see
 
     ``compute`` with ``backend: ray`` explains the steps in parallel on Ray workers, each
     step's model rebuilt from the trained one (:func:`_step_maps`): the same maps."""
-    groups = cascade_groups(net_of(copy.deepcopy(model)), n_steps)
+    randomised = copy.deepcopy(model).eval()
+    groups = cascade_groups(net_of(randomised), n_steps)
     total = sum(len(g) for g in groups)
     if compute is not None and compute.backend == "ray":
         from xaibench.compute import map_chunks
@@ -123,8 +124,7 @@ def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, see
         steps = list(map_chunks(_step_maps, model, payloads, compute, total=len(payloads), desc="cascade"))
     else:
         steps = [np.asarray(explain(model))]
-        randomised = copy.deepcopy(model).eval()
-        for k, group in enumerate(cascade_groups(net_of(randomised), n_steps), start=1):
+        for k, group in enumerate(groups, start=1):
             randomise_(group, seed * 1000 + k)
             steps.append(np.asarray(explain(randomised)))
     original = steps[0]

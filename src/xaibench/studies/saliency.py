@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from xaibench.compute import map_chunks
-from xaibench.data.images import read_rows
+from xaibench.data.images import load_split, read_rows
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
@@ -31,7 +31,7 @@ def attribute(name: str, study, params, run) -> None:
     """Explain the first ``n_images`` test images with every method -> one Parquet each;
     streamed in chunks of ``compute.chunk_images`` on the ``compute.backend``."""
     cfg = study.attribute
-    _, test, _ = load_model_and_test(name, study, pixels=False)
+    test = load_split(f"data/prepared/{study.dataset}", "test", mmap=True)  # ids and grid images only
     grid = {}
     for method in cfg.methods:
         rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}),
