@@ -78,7 +78,7 @@ def contenders(task: str, model: Counting, image, segments, n: int, batch: int, 
 
     if task == "LIME":
         def ours():
-            return engine.lime(score, image, segments, fill, n, batch, seed=0)
+            return engine.lime(score, image, segments, fill, n, batch, seed=0).values
 
         def lime_package():
             from lime import lime_image
@@ -105,7 +105,7 @@ def contenders(task: str, model: Counting, image, segments, n: int, batch: int, 
         return {"ours": ours, "lime": lime_package, "captum Lime": captum_lime}
     if task == "KernelSHAP":
         def ours():
-            return engine.kernel_shap(score, image, segments, fill, n, batch, seed=0)
+            return engine.kernel_shap(score, image, segments, fill, n, batch, seed=0).values
 
         def captum_shap():
             from captum.attr import KernelShap

@@ -51,6 +51,9 @@ def test_default_params_are_valid():
     ("reliability.studies", ["catsdogs", "mnist_study"], "reliability.studies: ['mnist_study'] are not studies of `studies`"),
     ("reliability.randomisation.steps", 0, "reliability.randomisation.steps: Input should be greater than or equal to 1"),
     ("reliability.fills", ["mean", "white"], "reliability.fills.1: Input should be 'mean', 'black' or 'blur'"),
+    ("studies.catsdogs.attribute.lime.sampling", "auto", "studies.catsdogs.attribute.lime.sampling: Input should be 'fixed' or 'adaptive'"),
+    ("studies.catsdogs.attribute.lime.stopping.agreement", 1.2, "studies.catsdogs.attribute.lime.stopping.agreement: Input should be less than or equal to 1"),
+    ("studies.ssd_coco.attribute.kernel_shap.pair", True, "studies.ssd_coco.attribute.kernel_shap.pair: Extra inputs are not permitted"),
     ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
     ("report.base", 3, "report.base: Input should be a valid string"),
 ])

@@ -105,8 +105,27 @@ class Train(Strict):
     horizontal_flip: bool
 
 
-class LimeParams(Strict):
-    num_samples: int = Field(ge=10)
+class StoppingParams(Strict):
+    """Adaptive sampling's stopping rule (xaibench.explain.perturbation.StoppingRule): stop
+    once the top_k segments are the same set in >= agreement of n_bootstrap refits."""
+
+    batch_samples: int = Field(50, ge=1)              # samples drawn between two checks
+    min_samples: int = Field(100, ge=1)               # never stop before
+    top_k: int = Field(5, ge=1)
+    agreement: float = Field(0.95, gt=0, le=1)
+    n_bootstrap: int = Field(50, ge=2)
+
+
+class Sampled(Strict):
+    """How a sampling explainer (LIME, KernelSHAP) spends its num_samples (issue 16)."""
+
+    sampling: Literal["fixed", "adaptive"] = "fixed"  # fixed: the studies' counts; adaptive: at most num_samples
+    paired: bool = False                              # antithetic samples (each followed by its complement)
+    stopping: StoppingParams = StoppingParams()
+
+
+class LimeParams(Sampled):
+    num_samples: int = Field(ge=10)                  # the count (fixed) or the most (adaptive)
     n_segments: int = Field(ge=2)
     batch_size: int = Field(ge=1)
 
@@ -231,6 +250,8 @@ class DetectionAttribute(Strict):
     num_samples: int = Field(ge=10)                  # LIME / KernelSHAP coalitions (1000 in the study)
     kernel_width: float = Field(gt=0)                # LIME cosine-distance kernel
     batch_size: int = Field(ge=1)
+    lime: Sampled = Sampled()                        # how LIME spends num_samples (fixed: the study's)
+    kernel_shap: Sampled = Sampled()                 # how KernelSHAP spends num_samples
 
     @field_validator("methods")
     @classmethod
@@ -270,7 +291,7 @@ class ImagenetTrain(Strict):
     pretrained: bool                                 # ImageNet weights (real profile)
 
 
-class QuickshiftLime(Strict):
+class QuickshiftLime(Sampled):
     num_samples: int = Field(ge=10)
     batch_size: int = Field(ge=1)
     kernel_size: float = Field(gt=0)                 # lime's quickshift defaults: 4, 200, 0.2

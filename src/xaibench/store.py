@@ -18,6 +18,10 @@ attribution    list<float32>   the map, channel-summed, row-major, ``height*widt
 runtime_ms     float64         wall time to explain this one image
 params_hash    string          hash of the params sections that produced the map
 box            list<float32>   the explained detection (x1, y1, x2, y2), null otherwise
+samples        int64           model evaluations a sampling method (LIME, SHAP) used
+                               for this map, null for the others
+stopped_early  bool            adaptive sampling stopped before ``num_samples``
+                               (false when fixed), null for non-sampling methods
 =============  ==============  ====================================================
 
 Plain pandas reads it: ``pd.read_parquet(path)``; one map is
@@ -51,7 +55,19 @@ SCHEMA = pa.schema([
     ("runtime_ms", pa.float64()),
     ("params_hash", pa.string()),
     ("box", pa.list_(pa.float32())),
+    ("samples", pa.int64()),
+    ("stopped_early", pa.bool_()),
 ])
+
+
+def sampling_columns(sampling_log: list, n: int) -> dict:
+    """The ``samples`` / ``stopped_early`` columns of n rows from a method's sampling log
+    (one (samples, stopped_early) per explanation; empty for a method that does not sample)."""
+    if not sampling_log:
+        return {"samples": [None] * n, "stopped_early": [None] * n}
+    if len(sampling_log) != n:
+        raise ValueError(f"sampling log has {len(sampling_log)} entries for {n} explanations")
+    return {"samples": [int(s) for s, _ in sampling_log], "stopped_early": [bool(e) for _, e in sampling_log]}
 
 
 def attribution_path(root: str | Path, study: str, model: str, method: str) -> Path:
@@ -99,6 +115,8 @@ def _table(rows: dict) -> pa.Table:
     columns.setdefault("height", [h] * n)
     columns.setdefault("width", [w] * n)
     columns.setdefault("box", [None] * n)
+    columns.setdefault("samples", [None] * n)
+    columns.setdefault("stopped_early", [None] * n)
     return pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
 
 

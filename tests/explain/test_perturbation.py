@@ -70,7 +70,7 @@ def test_lime_ranks_like_the_lime_package(classifier, scene):
         with torch.no_grad():
             return classifier(torch.from_numpy(batch).permute(0, 3, 1, 2).float()).softmax(-1).numpy()
 
-    ours = lime(score, image, segments.numpy(), fill_image(image, "constant", 0.3), 3000, 500, seed=0)
+    ours = lime(score, image, segments.numpy(), fill_image(image, "constant", 0.3), 3000, 500, seed=0).values
     explanation = lime_image.LimeImageExplainer(random_state=0).explain_instance(
         image.permute(1, 2, 0).double().numpy(), classifier_fn, labels=(target,), top_labels=None, hide_color=0.3,
         num_samples=3000, batch_size=500, segmentation_fn=lambda _: segments.numpy(), random_seed=0)
@@ -111,7 +111,7 @@ def _toy(k):
 
 def test_kernel_shap_enumerating_all_coalitions_is_exact():
     score, image, segments, value = _toy(6)
-    phi = kernel_shap(score, image, segments.numpy(), torch.zeros(3, 4, 6), num_samples=64, batch_size=16)
+    phi = kernel_shap(score, image, segments.numpy(), torch.zeros(3, 4, 6), num_samples=64, batch_size=16).values
     assert np.allclose(phi, exact_shapley(value, 6), atol=1e-8)
 
 
@@ -121,7 +121,7 @@ def test_sampled_kernel_shap_is_within_captums_sampling_error():
     k = 10
     score, image, segments, value = _toy(k)
     exact = exact_shapley(value, k)
-    ours = kernel_shap(score, image, segments.numpy(), torch.zeros(3, 4, k), num_samples=600, batch_size=128)
+    ours = kernel_shap(score, image, segments.numpy(), torch.zeros(3, 4, k), num_samples=600, batch_size=128).values
     captum_errors = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -151,9 +151,9 @@ def test_shapley_sampling_by_hand_and_its_efficiency():
 
     for seed in range(5):
         one = shapley_sampling(score, image, segments, torch.zeros(3, 1, 2), n_permutations=1, batch_size=2,
-                               seed=seed)
+                               seed=seed).values
         assert one.tolist() in ([2.0, 7.0], [6.0, 3.0]) and one.sum() == pytest.approx(9.0)
-    many = shapley_sampling(score, image, segments, torch.zeros(3, 1, 2), n_permutations=400, batch_size=64)
+    many = shapley_sampling(score, image, segments, torch.zeros(3, 1, 2), n_permutations=400, batch_size=64).values
     assert many.sum() == pytest.approx(9.0)                       # efficiency: f(all) - f(none)
     assert many == pytest.approx([4.0, 5.0], abs=0.4)
 
@@ -164,7 +164,7 @@ def test_shapley_sampling_agrees_with_captum_and_the_exact_values():
     k = 6
     score, image, segments, value = _toy(k)
     exact = exact_shapley(value, k)
-    ours = shapley_sampling(score, image, segments.numpy(), torch.zeros(3, 4, k), n_permutations=300, batch_size=64)
+    ours = shapley_sampling(score, image, segments.numpy(), torch.zeros(3, 4, k), n_permutations=300, batch_size=64).values
     torch.manual_seed(0)
     theirs = ShapleyValueSampling(score).attribute(image.unsqueeze(0), baselines=0.0,
                                                    feature_mask=segments.view(1, 1, 4, k), n_samples=300,
@@ -197,5 +197,5 @@ def test_segment_mean_fill_and_several_outputs_at_once():
         first = px[:, 0].mean((1, 2))
         return torch.stack([first, 2 * first], 1)
 
-    weights = lime(two_scores, image, segments, torch.zeros_like(image), 200, 50, seed=0)
+    weights = lime(two_scores, image, segments, torch.zeros_like(image), 200, 50, seed=0).values
     assert weights.shape == (2, 2) and np.allclose(weights[:, 1], 2 * weights[:, 0])

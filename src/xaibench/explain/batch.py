@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from xaibench.explain import METHODS
 from xaibench.models import predict_proba
+from xaibench.store import sampling_columns
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,
@@ -18,14 +19,17 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
     ``runtime_ms`` is the cost of one explanation). Returns store columns.
     ``explain`` overrides the registry lookup (e.g. SENN's own relevances, [1, 1, k]).
     ``offset``: the index of ``pixels[0]`` in the whole set (a chunk's start), so that
-    seeded methods draw per image the same whatever the chunking."""
+    seeded methods draw per image the same whatever the chunking. Sampling methods
+    (LIME) log their samples per image (``sampling_log``): the ``samples`` and
+    ``stopped_early`` columns."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
     explain = explain or METHODS[method]
-    maps, runtimes = [], []
+    maps, runtimes, sampling_log = [], [], []
     for i in tqdm(range(len(pixels)), desc=method, unit="img", leave=False, disable=None):
         start = time.perf_counter()
-        heat = explain(model, pixels[i:i + 1], predicted[i:i + 1], seed=seed, image_indices=[offset + i], **options)
+        heat = explain(model, pixels[i:i + 1], predicted[i:i + 1], seed=seed, image_indices=[offset + i],
+                       sampling_log=sampling_log, **options)
         runtimes.append(1000.0 * (time.perf_counter() - start))
         maps.append(np.asarray(heat[0].detach().cpu() if isinstance(heat, torch.Tensor) else heat[0],
                                dtype=np.float32))
@@ -35,5 +39,5 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
         "target": predicted.tolist(), "predicted": predicted.tolist(),
         "probability": probs[torch.arange(n, device=probs.device), predicted].double().cpu().tolist(),
         "method": [method] * n, "model": [model_name] * n, "attribution": np.stack(maps),
-        "runtime_ms": runtimes, "params_hash": [params_hash] * n,
+        "runtime_ms": runtimes, "params_hash": [params_hash] * n, **sampling_columns(sampling_log, n),
     }

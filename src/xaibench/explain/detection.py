@@ -68,7 +68,7 @@ def lrp_relevance(box: nn.Module, normalized: torch.Tensor, label: int, gamma: f
 
 
 @register_box_method("lrp")
-def lrp_gamma_flat(box, pixels, label, segments, cfg, seed=0):
+def lrp_gamma_flat(box, pixels, label, segments, cfg, seed=0, **_):
     """LRP (Bach et al. 2015) with the study's rules (:func:`lrp_composite`, γ = ``cfg.lrp_gamma``)."""
     relevance, _ = lrp_relevance(box, box.normalize(pixels), label, cfg.lrp_gamma)
     return channel_sum(relevance)[0]
@@ -125,7 +125,7 @@ def _deeplift(box, pixels, label, cfg):
 
 
 @register_box_method("deeplift")
-def deeplift_blurred_reference(box, pixels, label, segments, cfg, seed=0):
+def deeplift_blurred_reference(box, pixels, label, segments, cfg, seed=0, **_):
     """DeepLIFT (Shrikumar et al. 2017; captum, Rescale rule) against a Gaussian-blurred
     copy of the image: σ = ``deeplift_blur_sigma`` (12 on 512 px), scaled to the image."""
     return _deeplift(box, pixels, label, cfg)
@@ -165,7 +165,7 @@ def flat_rule(conv: nn.Conv2d, output_relevance: torch.Tensor, input_shape) -> t
 
 
 @register_box_method("deeplift_gamma")
-def deeplift_gamma(box, pixels, label, segments, cfg, seed=0):
+def deeplift_gamma(box, pixels, label, segments, cfg, seed=0, **_):
     """The study's DeepLIFT variant (ssd-coco-lrp-deeplift-lime-shap.md, 3.2.2): positive
     weights of the convolutions scaled by (1 + γ), γ = ``lrp_gamma``, and the flat rule
     ("the b-rule is also applied to the first layer"): DeepLIFT's contributions of the first
@@ -193,18 +193,27 @@ def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed, n_samp
     return channel_sum(attribution)[0] / 3.0  # captum repeats the segment weight on each channel
 
 
-def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, **options):
+def _sampling_options(sampled) -> dict:
+    """Engine keywords for a method's ``Sampled`` params (fixed or adaptive, paired)."""
+    from xaibench.explain.lime_method import stopping_rule
+
+    return {"paired": sampled.paired, "stopping": stopping_rule(sampled.sampling, sampled.stopping.model_dump())}
+
+
+def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, sampling_log=None, **options):
     x = box.normalize(pixels)[0].detach()
 
     def logit(batch):
         return box(batch)[:, int(label)]
 
-    weights = estimator(logit, x, segments, torch.zeros_like(x), batch_size=cfg.batch_size, seed=seed, **options)
-    return np.asarray(weights, np.float32)[segments]
+    estimate = estimator(logit, x, segments, torch.zeros_like(x), batch_size=cfg.batch_size, seed=seed, **options)
+    if sampling_log is not None:
+        sampling_log.append((estimate.samples, estimate.stopped_early))
+    return np.asarray(estimate.values, np.float32)[segments]
 
 
 @register_box_method("lime")
-def lime_superpixels(box, pixels, label, segments, cfg, seed=0):
+def lime_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_log=None, **_):
     """LIME (Ribeiro et al. 2016) on the SLIC superpixels through the batched engine
     (:func:`xaibench.explain.perturbation.lime`): absent segments take the dataset mean
     (gray; 0 after normalisation), ``num_samples`` coalitions, lime's kernel on the cosine
@@ -212,8 +221,8 @@ def lime_superpixels(box, pixels, label, segments, cfg, seed=0):
     Map = each superpixel's weight."""
     from xaibench.explain.perturbation import lime
 
-    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, num_samples=cfg.num_samples,
-                             kernel_width=cfg.kernel_width)
+    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, sampling_log, num_samples=cfg.num_samples,
+                             kernel_width=cfg.kernel_width, **_sampling_options(cfg.lime))
 
 
 def shapley_permutations(segments: np.ndarray, cfg) -> int:
@@ -223,7 +232,7 @@ def shapley_permutations(segments: np.ndarray, cfg) -> int:
 
 
 @register_box_method("shap")
-def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0):
+def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_log=None, **_):
     """The study's SHAP (ssd-coco-lrp-deeplift-lime-shap.md, 2.4 and 3.2.4): Shapley value
     sampling (Štrumbelj & Kononenko 2014; captum ``ShapleyValueSampling``) on the SLIC
     superpixels through the batched engine
@@ -234,23 +243,24 @@ def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0):
     least 1), the same forward passes as LIME. Map = each superpixel's Shapley value of the box logit."""
     from xaibench.explain.perturbation import shapley_sampling
 
-    return _engine_surrogate(shapley_sampling, box, pixels, label, segments, cfg, seed,
+    return _engine_surrogate(shapley_sampling, box, pixels, label, segments, cfg, seed, sampling_log,
                              n_permutations=shapley_permutations(segments, cfg))
 
 
 @register_box_method("kernel_shap")
-def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0):
+def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_log=None, **_):
     """KernelSHAP (Lundberg & Lee 2017) on the SLIC superpixels through the batched engine
     (:func:`xaibench.explain.perturbation.kernel_shap`), same gray baseline and sample count
     as LIME. Map = each superpixel's Shapley value of the box logit. Not the study's SHAP
     (that is ``shap``, permutation sampling); kept as its own method."""
     from xaibench.explain.perturbation import kernel_shap
 
-    return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed, num_samples=cfg.num_samples)
+    return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed, sampling_log,
+                             num_samples=cfg.num_samples, **_sampling_options(cfg.kernel_shap))
 
 
 @register_box_method("lime_captum")
-def lime_captum(box, pixels, label, segments, cfg, seed=0):
+def lime_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``lime``: captum ``Lime`` (ridge α = 1, exp(−d²/w²) cosine kernel)."""
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
@@ -262,7 +272,7 @@ def lime_captum(box, pixels, label, segments, cfg, seed=0):
 
 
 @register_box_method("shap_captum")
-def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0):
+def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``shap``: captum ``ShapleyValueSampling`` with the same permutation count."""
     from captum.attr import ShapleyValueSampling
 
@@ -271,7 +281,7 @@ def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0):
 
 
 @register_box_method("kernel_shap_captum")
-def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0):
+def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``kernel_shap``: captum ``KernelShap``."""
     from captum.attr import KernelShap
 
@@ -279,7 +289,7 @@ def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0):
 
 
 @register_box_method("random")
-def random_map(box, pixels, label, segments, cfg, seed=0):
+def random_map(box, pixels, label, segments, cfg, seed=0, **_):
     """Uniform noise: the baseline every method should beat."""
     return np.random.default_rng(seed).random(pixels.shape[-2:]).astype(np.float32)
 

@@ -44,16 +44,33 @@ def slic_segments(image, n_segments: int) -> np.ndarray:
     return slic(image.permute(1, 2, 0).double().cpu().numpy())
 
 
+def stopping_rule(sampling: str, stopping: dict | None):
+    """The engine's :class:`~xaibench.explain.perturbation.StoppingRule` for a method's
+    ``sampling`` (``fixed``: None, every sample drawn; ``adaptive``: the rule from the
+    ``stopping`` params)."""
+    from xaibench.explain.perturbation import StoppingRule
+
+    if sampling == "fixed":
+        return None
+    if sampling != "adaptive":
+        raise ValueError(f"sampling must be fixed or adaptive, got {sampling!r}")
+    return StoppingRule(**(stopping or {}))
+
+
 @register_method("lime")
 def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, batch_size=100, segments=None,
-                 **_):
+                 sampling="fixed", paired=False, stopping=None, sampling_log=None, **_):
     """LIME through the batched engine, with lime_image's recipe: SLIC superpixels of the
     pixel image (``n_segments``, compactness 10, sigma 1), hidden superpixels set to 0 on
     the normalised input (the training mean colour), ``num_samples`` uniform 0/1 samples
     (the first all ones), kernel sqrt(exp(−d²/0.25²)) on the cosine distance, ridge (α = 1)
-    on the target probability. ``segments``: as for ``lime_package``."""
+    on the target probability. ``segments``: as for ``lime_package``. ``sampling``:
+    ``fixed`` (lime's: ``num_samples`` each) or ``adaptive`` (at most ``num_samples``,
+    until the ``stopping`` rule holds); ``paired``: antithetic samples. ``sampling_log``:
+    a list that gets one (samples, stopped_early) per image."""
     from xaibench.explain.perturbation import lime
 
+    rule = stopping_rule(sampling, stopping)
     maps = []
     for index, (image, target) in enumerate(zip(pixels, targets)):
         image_segments = slic_segments(image, n_segments) if segments is None else segments[index]
@@ -62,8 +79,11 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
         def score(batch, target=int(target)):
             return model.net(batch).softmax(-1)[:, target]
 
-        weights = lime(score, x, image_segments, torch.zeros_like(x), num_samples, batch_size, seed=seed)
-        maps.append(segment_weights_to_map(image_segments, dict(enumerate(weights))))
+        estimate = lime(score, x, image_segments, torch.zeros_like(x), num_samples, batch_size, seed=seed,
+                        paired=paired, stopping=rule)
+        if sampling_log is not None:
+            sampling_log.append((estimate.samples, estimate.stopped_early))
+        maps.append(segment_weights_to_map(image_segments, dict(enumerate(estimate.values))))
     return np.stack(maps)
 
 

@@ -22,6 +22,15 @@ model's device. On top:
   differences averaged; K·P + 1 model evaluations for P permutations of K segments;
 * :func:`deletion_insertion_curves` — every step of every image through the same batching.
 
+LIME and KernelSHAP return an :class:`Estimate` (values, samples used, stopped early).
+They sample ``num_samples`` at once (fixed, the studies' way) or adaptively
+(:func:`sample_until_stable`): in blocks, refitted after each, until the top-k segments
+are stable under bootstrap refits (:class:`StoppingRule`), ``num_samples`` at most; and
+optionally in antithetic pairs (each coalition followed by its complement: Covert & Lee
+2021, "Improving KernelSHAP: practical Shapley value estimation via linear regression",
+AISTATS, section 4.2). The masks are drawn before any is evaluated, so adaptive sampling
+evaluates a prefix of what fixed sampling of the same budget and seed evaluates.
+
 The library adapters (``lime``, captum, ``shap``) remain as reference methods; tests
 check that the engine agrees with them (tests/explain/test_perturbation.py).
 """
@@ -29,7 +38,8 @@ check that the engine agrees with them (tests/explain/test_perturbation.py).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -109,8 +119,121 @@ def weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: flo
     return np.linalg.solve(xw.T @ xc + alpha * np.eye(x.shape[1]), xw.T @ yc)
 
 
-def lime_masks(num_samples: int, n_segments: int, rng: np.random.Generator) -> np.ndarray:
-    """lime_image's samples: uniform 0/1 per segment, the first sample all ones: [N, K]."""
+class Estimate(NamedTuple):
+    """A sampled explanation: the values ([K], or [K, L] for L outputs), the model
+    evaluations (forward passes) it used, and whether the stopping rule ended it before
+    its budget."""
+
+    values: np.ndarray
+    samples: int
+    stopped_early: bool
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When adaptive sampling stops (:func:`sample_until_stable`).
+
+    Coalitions are evaluated ``batch_samples`` at a time; once ``min_samples`` model
+    evaluations are in,
+    the surrogate is refitted on ``n_bootstrap`` bootstrap resamples of the samples drawn so
+    far (pairs resampled together when paired); sampling stops when the ``top_k`` largest
+    values (signed: the order deletion curves follow) form the same set as the fit on all
+    samples in at least ``agreement`` of the refits. The rule of S-LIME (Zhou, Hooker &
+    Wang 2021, "S-LIME: Stabilized-LIME for model explanation"), which tests the same
+    top-feature stability, with the bootstrap in place of its asymptotic test. The budget
+    (the most samples) is the method's ``num_samples``; ``min_samples >= num_samples``
+    disables the rule (adaptive sampling then evaluates, block by block, what fixed sampling
+    of ``num_samples`` evaluates, and fits the same)."""
+
+    batch_samples: int = 50
+    min_samples: int = 100
+    top_k: int = 5
+    agreement: float = 0.95
+    n_bootstrap: int = 50
+
+    def __post_init__(self):
+        if min(self.batch_samples, self.min_samples, self.top_k) < 1 or self.n_bootstrap < 2:
+            raise ValueError(f"{self}: batch_samples, min_samples, top_k >= 1 and n_bootstrap >= 2")
+        if not 0 < self.agreement <= 1:
+            raise ValueError(f"{self}: agreement must lie in (0, 1]")
+
+
+def top_k_sets(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the k largest values per output, sorted: [k] for [K], [L, k] for [K, L]
+    (ties broken by index, stable)."""
+    values = np.asarray(values)
+    k = min(k, values.shape[0])
+    order = np.argsort(-values, axis=0, kind="stable")[:k]
+    return np.sort(order, axis=0).T
+
+
+def sample_until_stable(evaluate: Callable[[np.ndarray], np.ndarray], masks: np.ndarray,
+                        fit: Callable[[int, np.ndarray | None], np.ndarray], rule: StoppingRule | None,
+                        lead: int = 0, group: int = 1, seed: int = 0) -> Estimate:
+    """Evaluate ``masks`` [N, K] in order and fit them, all at once (``rule`` None: fixed
+    sampling) or in blocks of ``rule.batch_samples`` until the rule holds.
+
+    ``evaluate(masks) -> scores`` runs the model; ``fit(n, multiplicity)`` fits the first
+    ``n`` rows, each sampled row weighted by ``multiplicity`` [n − lead] (None: once each).
+    The first ``lead`` rows (KernelSHAP's two end coalitions) are always evaluated and
+    never resampled; the sampled rows are resampled in consecutive groups of ``group``
+    (2: antithetic pairs). Bootstrap draws come from their own generator (``seed``), so the
+    masks, and so fixed sampling, do not depend on the rule."""
+    if rule is None:
+        evaluate(masks)
+        return Estimate(fit(len(masks), None), len(masks), False)
+    rng = np.random.default_rng([seed, 0x5EED])
+    step = rule.batch_samples + (rule.batch_samples % group)        # whole pairs per block
+    n = 0
+    while True:
+        n = min(len(masks), n + step)                                 # blocks of the evaluation order
+        evaluate(masks[:n])
+        sampled = n - lead
+        if (n < rule.min_samples or sampled < 2 * group) and n < len(masks):
+            continue
+        values = fit(n, None)
+        if n == len(masks):
+            return Estimate(values, n, False)
+        reference = top_k_sets(values, rule.top_k)
+        group_of = np.arange(sampled) // group
+        n_groups = int(group_of[-1]) + 1
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=rule.n_bootstrap)
+        same = sum(np.array_equal(top_k_sets(fit(n, c[group_of].astype(np.float64)), rule.top_k), reference)
+                   for c in counts)
+        if same >= rule.agreement * rule.n_bootstrap:
+            return Estimate(values, n, True)
+
+
+class _Scores:
+    """Model outputs of the masks evaluated so far, extended block by block (each mask once)."""
+
+    def __init__(self, model_fn, image, segments, fill, batch_size):
+        self.args = (model_fn, image, segments, fill)
+        self.batch_size = batch_size
+        self.values = np.zeros((0,))
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        done = len(self.values)
+        if len(masks) > done:
+            new = evaluate_masks(*self.args, torch.from_numpy(np.ascontiguousarray(masks[done:])), self.batch_size)
+            new = new.double().cpu().numpy()
+            self.values = new if done == 0 else np.concatenate([self.values, new])
+        return self.values
+
+
+def antithetic(masks: np.ndarray) -> np.ndarray:
+    """Each mask followed by its complement (1 − z): [2N, K] from [N, K]."""
+    return np.stack([masks, 1 - masks], 1).reshape(-1, masks.shape[1])
+
+
+def lime_masks(num_samples: int, n_segments: int, rng: np.random.Generator, paired: bool = False) -> np.ndarray:
+    """lime_image's samples: uniform 0/1 per segment, the first sample all ones: [N, K].
+    ``paired``: half as many draws, each followed by its complement (the complement of a
+    uniform draw is uniform, so every row keeps lime's distribution), truncated to N."""
+    if paired:
+        masks = antithetic(rng.integers(0, 2, ((num_samples + 1) // 2, n_segments)).astype(np.uint8))[:num_samples]
+        masks[0], masks[1:2] = 1, 0
+        return masks
     masks = rng.integers(0, 2, (num_samples, n_segments)).astype(np.uint8)
     masks[0] = 1
     return masks
@@ -126,15 +249,25 @@ def lime_kernel(masks: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
 
 
 def lime(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int, batch_size: int,
-         seed: int = 0, kernel_width: float = 0.25, alpha: float = 1.0) -> np.ndarray:
+         seed: int = 0, kernel_width: float = 0.25, alpha: float = 1.0, paired: bool = False,
+         stopping: StoppingRule | None = None) -> Estimate:
     """LIME segment weights for the score ``model_fn`` returns: [K] for scores [B], or
     [K, L] for L scores per image [B, L] (one sampling, one surrogate per output, as lime
-    does for several labels)."""
+    does for several labels). ``num_samples``: the count (fixed sampling, ``stopping``
+    None) or the most (adaptive: :func:`sample_until_stable`). ``paired``: antithetic
+    samples (:func:`lime_masks`): every row keeps lime's distribution, so the surrogate's
+    weighted moments, and so its limit, are lime's."""
     segments = np.asarray(segments)
     k = int(segments.max()) + 1
-    masks = lime_masks(num_samples, k, np.random.default_rng(seed))
-    scores = evaluate_masks(model_fn, image, segments, fill, torch.from_numpy(masks), batch_size)
-    return weighted_ridge(masks, scores.double().cpu().numpy(), lime_kernel(masks, kernel_width), alpha)
+    masks = lime_masks(num_samples, k, np.random.default_rng(seed), paired)
+    kernel = lime_kernel(masks, kernel_width)
+    scores = _Scores(model_fn, image, segments, fill, batch_size)
+
+    def fit(n, multiplicity):
+        weights = kernel[:n] if multiplicity is None else kernel[:n] * multiplicity
+        return weighted_ridge(masks[:n], scores.values[:n], weights, alpha)
+
+    return sample_until_stable(scores, masks, fit, stopping, group=2 if paired else 1, seed=seed)
 
 
 def shapley_kernel(size: np.ndarray, k: int) -> np.ndarray:
@@ -143,43 +276,61 @@ def shapley_kernel(size: np.ndarray, k: int) -> np.ndarray:
     return (k - 1) / (np.array([math.comb(k, int(s)) for s in size], np.float64) * size * (k - size))
 
 
-def kernel_shap_masks(num_samples: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def kernel_shap_masks(num_samples: int, k: int, rng: np.random.Generator,
+                      paired: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(coalitions [N, K] with 0 < size < K, regression weights [N]).
 
     All 2^K − 2 proper coalitions with their kernel weights when they fit in
     ``num_samples``; otherwise sizes drawn ∝ the kernel mass of each size (K−1)/(s(K−s)),
-    members uniform, equal weights (the sampling already follows the kernel)."""
+    members uniform, equal weights (the sampling already follows the kernel). ``paired``:
+    half as many draws, each followed by its complement (Covert & Lee 2021, "Improving
+    KernelSHAP", paired sampling: the kernel is symmetric in s ↔ K − s, so the complement
+    has the same distribution), truncated to N."""
     if 2 ** k - 2 <= num_samples:
         codes = np.arange(1, 2 ** k - 1)
         masks = ((codes[:, None] >> np.arange(k)) & 1).astype(np.uint8)
         return masks, shapley_kernel(masks.sum(1), k)
+    draws = (num_samples + 1) // 2 if paired else num_samples
     sizes = np.arange(1, k)
     mass = (k - 1) / (sizes * (k - sizes))
-    drawn = rng.choice(sizes, size=num_samples, p=mass / mass.sum())
-    order = np.argsort(rng.random((num_samples, k)), axis=1)
+    drawn = rng.choice(sizes, size=draws, p=mass / mass.sum())
+    order = np.argsort(rng.random((draws, k)), axis=1)
     masks = (order < drawn[:, None]).astype(np.uint8)
-    return masks, np.ones(num_samples)
+    if paired:
+        masks = antithetic(masks)[:num_samples]
+    return masks, np.ones(len(masks))
 
 
 def kernel_shap(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int,
-                batch_size: int, seed: int = 0) -> np.ndarray:
+                batch_size: int, seed: int = 0, paired: bool = False, stopping: StoppingRule | None = None) -> Estimate:
     """KernelSHAP values [K] (Σφ = f(all kept) − f(all filled) exactly); ``num_samples``
-    model evaluations in all, the two end coalitions included."""
+    model evaluations in all (the most, when adaptive), the two end coalitions included.
+    ``paired``: antithetic coalitions (:func:`kernel_shap_masks`). When all coalitions fit
+    the budget the values are exact and sampling never stops early."""
     segments = np.asarray(segments)
     k = int(segments.max()) + 1
-    masks, weights = kernel_shap_masks(max(1, num_samples - 2), k, np.random.default_rng(seed))
+    coalitions, weights = kernel_shap_masks(max(1, num_samples - 2), k, np.random.default_rng(seed), paired)
+    if 2 ** k - 2 <= max(1, num_samples - 2):
+        stopping = None                                               # enumerated: exact, nothing to stop
     ends = np.stack([np.ones(k, np.uint8), np.zeros(k, np.uint8)])
-    scores = evaluate_masks(model_fn, image, segments, fill, torch.from_numpy(np.concatenate([ends, masks])),
-                            batch_size).double().cpu().numpy()
-    full, empty, y = scores[0], scores[1], scores[2:] - scores[1]
-    total = full - empty
-    # φ_K = total − Σ_{j<K} φ_j:  y − z_K·total = Σ_{j<K} (z_j − z_K) φ_j
-    z = masks.astype(np.float64)
+    masks = np.concatenate([ends, coalitions])
+    scores = _Scores(model_fn, image, segments, fill, batch_size)
+    z = coalitions.astype(np.float64)
     x = z[:, :-1] - z[:, -1:]
-    target = y - z[:, -1] * total
-    xw = x * weights[:, None]
-    phi = np.linalg.lstsq(xw.T @ x, xw.T @ target, rcond=None)[0]
-    return np.append(phi, total - phi.sum())
+
+    def fit(n, multiplicity):
+        # φ_K = total − Σ_{j<K} φ_j:  y − z_K·total = Σ_{j<K} (z_j − z_K) φ_j
+        full, empty = scores.values[0], scores.values[1]
+        total = full - empty
+        m = n - 2
+        y = scores.values[2:n] - empty
+        target = y - np.multiply.outer(z[:m, -1], total)
+        w = weights[:m] if multiplicity is None else weights[:m] * multiplicity
+        xw = x[:m] * w[:, None]
+        phi = np.linalg.lstsq(xw.T @ x[:m], xw.T @ target, rcond=None)[0]
+        return np.concatenate([phi, (total - phi.sum(0))[None]])
+
+    return sample_until_stable(scores, masks, fit, stopping, lead=2, group=2 if paired else 1, seed=seed)
 
 
 def permutation_masks(permutations: np.ndarray) -> np.ndarray:
@@ -192,7 +343,7 @@ def permutation_masks(permutations: np.ndarray) -> np.ndarray:
 
 
 def shapley_sampling(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, n_permutations: int,
-                     batch_size: int, seed: int = 0) -> np.ndarray:
+                     batch_size: int, seed: int = 0) -> Estimate:
     """Shapley values [K] by permutation sampling: for each of ``n_permutations`` random
     orders π (seeded), segments are added one by one to the all-fill image and segment
     π_j gets f(first j of π) − f(first j − 1 of π); the values are the means over the
@@ -210,7 +361,7 @@ def shapley_sampling(model_fn: ModelFn, image: torch.Tensor, segments, fill: tor
     gains = np.diff(path, axis=1)                                     # [P, K]: gain of the j-th added segment
     values = np.zeros(k)
     np.add.at(values, permutations.ravel(), gains.ravel())
-    return values / n_permutations
+    return Estimate(values / n_permutations, len(masks), False)
 
 
 @torch.no_grad()

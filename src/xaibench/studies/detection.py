@@ -106,7 +106,7 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.figures import heatmap_grid
     from xaibench.models.ssd import BoxLogit
     from xaibench.params import params_hash
-    from xaibench.store import attribution_path, write_attributions
+    from xaibench.store import attribution_path, sampling_columns, write_attributions
 
     cfg = study.attribute
     model, test, pixels = _load(name, study)
@@ -125,11 +125,12 @@ def attribute(name: str, study, params, run) -> None:
     grid = {}
     for method in cfg.methods:
         explain = BOX_METHODS[method]
-        maps, runtimes = [], []
+        maps, runtimes, sampling_log = [], [], []
         for k, c in enumerate(tqdm(chosen, desc=method, leave=False, disable=None)):
             box = BoxLogit(model, c["anchor"]).eval()
             start = time.perf_counter()
-            maps.append(explain(box, pixels[c["row"]:c["row"] + 1], c["label"], segments[k], cfg, params.seed + k))
+            maps.append(explain(box, pixels[c["row"]:c["row"] + 1], c["label"], segments[k], cfg, params.seed + k,
+                                sampling_log=sampling_log))
             runtimes.append(1000 * (time.perf_counter() - start))
         n = len(chosen)
         write_attributions(attribution_path("data/attributions", name, study.model, method), {
@@ -137,7 +138,7 @@ def attribute(name: str, study, params, run) -> None:
             "target": [c["label"] for c in chosen], "predicted": [c["label"] for c in chosen],
             "probability": [c["score"] for c in chosen], "method": [method] * n, "model": [study.model] * n,
             "attribution": np.stack(maps), "runtime_ms": runtimes, "params_hash": [digest] * n,
-            "box": [c["box"] for c in chosen]})
+            "box": [c["box"] for c in chosen], **sampling_columns(sampling_log, n)})
         grid[method] = np.stack(maps[:GRID_BOXES])
         log.info("%s: %d boxes, %.1f ms per explanation", method, n, float(np.mean(runtimes)))
         run.log_metrics({f"runtime_ms.{method}": float(np.mean(runtimes))})

@@ -104,9 +104,12 @@ def quickshift_segments(image: np.ndarray, cfg, seed: int) -> np.ndarray:
     return algorithm(image.astype(np.float64)).astype(np.int64)
 
 
-def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed: int):
+def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed: int, sampling_log=None):
     """(top labels [L], segment weights [K, L]) with lime_image's defaults: hidden
-    superpixels take their own mean colour (``hide_color=None``); one sampling for all L."""
+    superpixels take their own mean colour (``hide_color=None``); one sampling for all L
+    (``cfg.sampling``: fixed, or adaptive until every label's top segments are stable).
+    ``sampling_log`` gets (samples, stopped_early)."""
+    from xaibench.explain.lime_method import stopping_rule
     from xaibench.explain.perturbation import fill_image, lime
 
     with torch.no_grad():
@@ -116,8 +119,11 @@ def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed:
         return model(batch).softmax(-1)[:, labels]
 
     fill = fill_image(image, "segment_mean", segments=segments)
-    weights = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed)
-    return labels.numpy(), np.asarray(weights)
+    estimate = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed, paired=cfg.paired,
+                    stopping=stopping_rule(cfg.sampling, cfg.stopping.model_dump()))
+    if sampling_log is not None:
+        sampling_log.append((estimate.samples, estimate.stopped_early))
+    return labels.numpy(), np.asarray(estimate.values)
 
 
 class _Output(torch.nn.Module):
@@ -165,7 +171,7 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.figures import lime_top_superpixels_figure
     from xaibench.models import load_model
     from xaibench.params import params_hash
-    from xaibench.store import attribution_path, write_attributions
+    from xaibench.store import attribution_path, sampling_columns, write_attributions
 
     cfg = study.attribute
     test = load_split(f"data/prepared/{study.dataset}", "test")
@@ -179,13 +185,13 @@ def attribute(name: str, study, params, run) -> None:
         probs = predict_proba(model, pixels)
         predicted = probs.argmax(-1)
         for method in names:
-            maps, runtimes = [], []
+            maps, runtimes, sampling_log = [], [], []
             for i in tqdm(range(n), desc=f"{arch}/{method}", leave=False, disable=None):
                 target = int(predicted[i])
                 start = time.perf_counter()
                 if method == "lime":
                     segments = quickshift_segments(test["images"][i] / 255.0, cfg.lime, params.seed)
-                    labels, weights = lime_top_labels(model, pixels[i], segments, cfg.lime, params.seed)
+                    labels, weights = lime_top_labels(model, pixels[i], segments, cfg.lime, params.seed, sampling_log)
                     heat = segment_weights_to_map(segments, dict(enumerate(weights[:, 0])))
                     if i < FIGURE_IMAGES:
                         figure_rows.append((test["images"][i], segments, labels, weights))
@@ -203,7 +209,7 @@ def attribute(name: str, study, params, run) -> None:
                 "target": predicted.tolist(), "predicted": predicted.tolist(),
                 "probability": probs[torch.arange(n), predicted].double().tolist(), "method": [method] * n,
                 "model": [arch] * n, "attribution": np.stack(maps), "runtime_ms": runtimes,
-                "params_hash": [digest] * n})
+                "params_hash": [digest] * n, **sampling_columns(sampling_log, n)})
             log.info("%s/%s: %.0f ms per explanation", arch, method, float(np.mean(runtimes)))
             run.log_metrics({f"runtime_ms.{arch}.{method}": float(np.mean(runtimes))})
     figure = Path(f"data/attributions/{name}/lime_top_superpixels.png")
