@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xaibench.params import Sampled
 from xaibench.studies.imagenet import lime_top_labels, quickshift_segments, shap_gradient, shap_partition
 
 
@@ -21,7 +22,8 @@ def _image():
 
 def test_lime_top_labels_explains_each_label_from_one_sampling(model):
     image = _image()
-    cfg = SimpleNamespace(kernel_size=4, max_dist=200, ratio=0.2, top_labels=2, num_samples=60, batch_size=30)
+    cfg = SimpleNamespace(kernel_size=4, max_dist=200, ratio=0.2, top_labels=2, num_samples=60, batch_size=30,
+                          **dict(Sampled()))
     segments = quickshift_segments(image, cfg, 0)
     labels, weights = lime_top_labels(model, torch.from_numpy(image).permute(2, 0, 1), segments, cfg, 0)
     assert sorted(labels.tolist()) == [0, 1] and weights.shape == (segments.max() + 1, 2)

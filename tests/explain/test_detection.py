@@ -9,6 +9,7 @@ from torch import nn
 
 from xaibench.explain.detection import BOX_METHODS, flat_rule, gamma_weights, lrp_relevance, scaled_segments
 from xaibench.models.ssd import BoxLogit, build_detector, detect
+from xaibench.params import Sampled
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,8 @@ def test_every_method_returns_a_finite_map(detector, image, method):
     found = detect(detector, image)[0]
     box = BoxLogit(detector, int(found["anchors"][0])).eval()
     segments = np.repeat(np.repeat(np.arange(16).reshape(4, 4), 16, 0), 16, 1)
-    cfg = SimpleNamespace(lrp_gamma=0.1, deeplift_blur_sigma=12, reference_size=512, num_samples=40,
+    cfg = SimpleNamespace(lrp_gamma=0.1, deeplift_blur_sigma=12, reference_size=512, num_samples=40, lime=Sampled(),
+                          kernel_shap=Sampled(sampling="adaptive"),
                           kernel_width=1.0, batch_size=20)
     heat = BOX_METHODS[method](box, image, int(found["labels"][0]), segments, cfg, 0)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and np.abs(heat).sum() > 0
