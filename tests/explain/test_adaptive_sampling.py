@@ -135,3 +135,14 @@ def test_lime_method_records_samples_per_image(seeded_cnn):
     assert adaptive["stopped_early"] == [s < 200 for s in adaptive["samples"]]
     gradients = explain_images(model, pixels, np.zeros(3), np.arange(3), "gradcam", "m", 0, {}, "h")
     assert gradients["samples"] == [None] * 3 and gradients["stopped_early"] == [None] * 3
+
+
+def test_bootstrap_refits_at_once_equal_one_at_a_time():
+    from xaibench.explain.perturbation import weighted_ridge
+
+    rng = np.random.default_rng(0)
+    x, w = rng.integers(0, 2, (200, 7)), rng.random(200)
+    counts = rng.multinomial(200, np.full(200, 1 / 200), size=4).astype(float)
+    for y in (rng.normal(size=200), rng.normal(size=(200, 3))):
+        at_once = weighted_ridge(x, y, w * counts)
+        assert np.allclose(at_once, np.stack([weighted_ridge(x, y, w * c) for c in counts]), atol=1e-12)

@@ -108,10 +108,21 @@ def evaluate_masks(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch
 def weighted_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """argmin_β Σ_i w_i (y_i − b − x_i·β)² + α‖β‖² (intercept b free): the slopes β.
 
-    Centring x and y by their weighted means removes b; then (XᵀWX + αI)β = XᵀWy."""
+    Centring x and y by their weighted means removes b; then (XᵀWX + αI)β = XᵀWy.
+    ``weights`` [N] gives β [K] (or [K, L] for y [N, L]); weights [B, N] solve B such
+    problems at once (bootstrap refits): [B, K] (or [B, K, L])."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     w = np.asarray(weights, np.float64)
+    if w.ndim == 2:
+        total = w.sum(1)
+        xc = x[None] - ((w @ x) / total[:, None])[:, None, :]                  # [B, N, K]
+        yc = y[None] - (np.tensordot(w, y, 1) / total.reshape(-1, *[1] * (y.ndim - 1)))[:, None]
+        xw = xc * w[:, :, None]
+        gram = xw.transpose(0, 2, 1) @ xc + alpha * np.eye(x.shape[1])
+        rhs = xw.transpose(0, 2, 1) @ (yc if y.ndim > 1 else yc[..., None])
+        beta = np.linalg.solve(gram, rhs)
+        return beta if y.ndim > 1 else beta[..., 0]
     x_mean = (w @ x) / w.sum()
     y_mean = (w @ y) / w.sum()
     xc, yc = x - x_mean, y - y_mean
@@ -174,7 +185,8 @@ def sample_until_stable(evaluate: Callable[[np.ndarray], np.ndarray], masks: np.
     sampling) or in blocks of ``rule.batch_samples`` until the rule holds.
 
     ``evaluate(masks) -> scores`` runs the model; ``fit(n, multiplicity)`` fits the first
-    ``n`` rows, each sampled row weighted by ``multiplicity`` [n − lead] (None: once each).
+    ``n`` rows: each row once (multiplicity None) or, for the B bootstrap refits at once,
+    each sampled row weighted by its count in each resample (multiplicity [B, n − lead]).
     The first ``lead`` rows (KernelSHAP's two end coalitions) are always evaluated and
     never resampled; the sampled rows are resampled in consecutive groups of ``group``
     (2: antithetic pairs). Bootstrap draws come from their own generator (``seed``), so the
@@ -198,8 +210,8 @@ def sample_until_stable(evaluate: Callable[[np.ndarray], np.ndarray], masks: np.
         group_of = np.arange(sampled) // group
         n_groups = int(group_of[-1]) + 1
         counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=rule.n_bootstrap)
-        same = sum(np.array_equal(top_k_sets(fit(n, c[group_of].astype(np.float64)), rule.top_k), reference)
-                   for c in counts)
+        refits = fit(n, counts[:, group_of].astype(np.float64))       # [B, K(, L)]
+        same = sum(np.array_equal(top_k_sets(refit, rule.top_k), reference) for refit in refits)
         if same >= rule.agreement * rule.n_bootstrap:
             return Estimate(values, n, True)
 
@@ -264,7 +276,7 @@ def lime(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, n
     scores = _Scores(model_fn, image, segments, fill, batch_size)
 
     def fit(n, multiplicity):
-        weights = kernel[:n] if multiplicity is None else kernel[:n] * multiplicity
+        weights = kernel[:n] if multiplicity is None else kernel[:n] * multiplicity     # [n] or [B, n]
         return weighted_ridge(masks[:n], scores.values[:n], weights, alpha)
 
     return sample_until_stable(scores, masks, fit, stopping, group=2 if paired else 1, seed=seed)
@@ -325,10 +337,15 @@ def kernel_shap(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Te
         m = n - 2
         y = scores.values[2:n] - empty
         target = y - np.multiply.outer(z[:m, -1], total)
-        w = weights[:m] if multiplicity is None else weights[:m] * multiplicity
-        xw = x[:m] * w[:, None]
-        phi = np.linalg.lstsq(xw.T @ x[:m], xw.T @ target, rcond=None)[0]
-        return np.concatenate([phi, (total - phi.sum(0))[None]])
+        if multiplicity is None:
+            xw = x[:m] * weights[:m, None]
+            phi = np.linalg.lstsq(xw.T @ x[:m], xw.T @ target, rcond=None)[0]
+            return np.concatenate([phi, (total - phi.sum(0))[None]])
+        xw = x[None, :m] * (weights[:m] * multiplicity)[:, :, None]                     # [B, m, K−1]
+        rhs = xw.transpose(0, 2, 1) @ (target if target.ndim > 1 else target[:, None])
+        phi = np.linalg.pinv(xw.transpose(0, 2, 1) @ x[:m]) @ rhs                     # least squares, batched
+        phi = np.concatenate([phi, (total - phi.sum(1))[:, None]], 1)
+        return phi if target.ndim > 1 else phi[..., 0]
 
     return sample_until_stable(scores, masks, fit, stopping, lead=2, group=2 if paired else 1, seed=seed)
 
