@@ -13,8 +13,8 @@ input, hidden superpixels set to 0 (the training mean colour), as the ``lime`` m
 
 Per method (the engine's LIME and KernelSHAP) the reference is fixed sampling of
 ``--reference`` samples (its own seed); against it every configuration (fixed N of each
-budget; fixed N = max budget with antithetic pairs; adaptive with at most the max budget,
-unpaired and paired, at each ``--agreements`` level; the other settings of the stopping
+budget; adaptive with at most the max budget at each ``--agreements`` level; each unpaired
+and with antithetic pairs; the other settings of the stopping
 rule are params.yaml's defaults unless ``--rule`` overrides them) gets:
 mean forward passes (model evaluations), wall time per image, top-k agreement (Jaccard of
 the top-k sets, k = the rule's top_k) and Spearman correlation of the segment values with
@@ -72,11 +72,11 @@ def train(name: str, x: torch.Tensor, y: torch.Tensor, size: int, device: str, e
 
 
 def configurations(budgets: list[int], agreements: list[float]) -> list[tuple[str, int, bool, float | None]]:
-    """Fixed N per budget, fixed max-budget paired, then adaptive (at most the max budget)
-    per agreement level, unpaired and paired."""
+    """Fixed N per budget, then adaptive (at most the max budget) per agreement level, each
+    unpaired and paired."""
     top = max(budgets)
-    return ([("fixed", n, False, None) for n in budgets] + [("fixed", top, True, None)]
-            + [("adaptive", top, paired, a) for a in agreements for paired in (False, True)])
+    return ([("fixed", n, paired, None) for paired in (False, True) for n in budgets]
+            + [("adaptive", top, paired, a) for paired in (False, True) for a in agreements])
 
 
 def label(config) -> str:
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="model batch (fixed sampling; adaptive's blocks are smaller)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rule", type=json.loads, default={}, help='stopping rule overrides, e.g. {"top_k": 3}')
-    parser.add_argument("--agreements", type=float, nargs="+", default=[0.95, 0.8, 0.5],
+    parser.add_argument("--agreements", type=float, nargs="+", default=[0.95, 0.8, 0.5, 0.2],
                         help="the rule's agreement levels to run (adaptive rows)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the table and the per-image records")
     args = parser.parse_args()
@@ -212,12 +212,12 @@ def main() -> None:
         all_records[name] = records
         lines += table(records, name, args, rule)
         print("\n".join(lines[-2 * len(configurations(args.budgets, args.agreements)):]), flush=True)
-    text = "\n".join([f"Machine: {machine(args.device)}. Rule: {rule}. Batch {args.batch}.", *notes, "", *lines])
+        text = "\n".join([f"Machine: {machine(args.device)}. Rule: {rule}. Batch {args.batch}.", *notes, "", *lines])
+        if args.out:                                   # after each model: a run cut short keeps what it did
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "table.md").write_text(text + "\n")
+            (args.out / "records.json").write_text(json.dumps(all_records))
     print("\n" + text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "table.md").write_text(text + "\n")
-        (args.out / "records.json").write_text(json.dumps(all_records))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Runtimes leave the science metrics: statistics by hand, the report from a store folder."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,3 +23,17 @@ def test_runtime_report_nests_by_store_path(tmp_path):
     assert flatten(report)["m2.shap.runtime_ms_cold"] == 4.0
     logged = mlflow_runtime_metrics(report)
     assert logged["runtime.m2.shap.runtime_ms_cold"] == 4.0 and not any(k.endswith(".n") for k in logged)
+
+
+def test_sampling_cost_from_the_store_columns(tmp_path):
+    from xaibench.store import write_attributions
+
+    rows = {"image_id": ["a", "b", "c", "d"], "label": [0] * 4, "target": [0] * 4, "predicted": [0] * 4,
+            "probability": [1.0] * 4, "method": ["lime"] * 4, "model": ["m"] * 4,
+            "attribution": np.zeros((4, 2, 2)), "runtime_ms": [1.0] * 4, "params_hash": ["h"] * 4}
+    write_attributions(tmp_path / "m" / "lime.parquet",
+                       {**rows, "samples": [100, 300, 1000, 200], "stopped_early": [True, True, False, True]})
+    write_attributions(tmp_path / "m" / "gradcam.parquet", rows)                   # null columns
+    report = runtime_report(tmp_path)["m"]
+    assert report["lime"]["samples_mean"] == 400.0 and report["lime"]["stopped_early_share"] == 0.75
+    assert "samples_mean" not in report["gradcam"]

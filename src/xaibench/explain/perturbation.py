@@ -343,7 +343,11 @@ def kernel_shap(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Te
             return np.concatenate([phi, (total - phi.sum(0))[None]])
         xw = x[None, :m] * (weights[:m] * multiplicity)[:, :, None]                     # [B, m, K−1]
         rhs = xw.transpose(0, 2, 1) @ (target if target.ndim > 1 else target[:, None])
-        phi = np.linalg.pinv(xw.transpose(0, 2, 1) @ x[:m]) @ rhs                     # least squares, batched
+        gram = xw.transpose(0, 2, 1) @ x[:m]
+        # normal equations, batched; a jitter of 1e-9 of the mean diagonal keeps a resample
+        # that lost a segment's variation solvable (np.linalg.pinv took 0.3 ms per refit)
+        jitter = 1e-9 * np.trace(gram, axis1=1, axis2=2)[:, None, None] / gram.shape[1] * np.eye(gram.shape[1])
+        phi = np.linalg.solve(gram + jitter, rhs)
         phi = np.concatenate([phi, (total - phi.sum(1))[:, None]], 1)
         return phi if target.ndim > 1 else phi[..., 0]
 
