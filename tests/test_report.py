@@ -127,6 +127,7 @@ def test_runtime_rows_walk_nested_files():
     rows, means = runtime_rows(runtime, "metrics/gad_runtime.json")
     assert means == {"cell/resnet18/saliency": 2.0}
     assert rows[0]["cells"][2].key == ["cell", "resnet18", "saliency", "runtime_ms_cold"]
+    assert rows[0]["cells"][3].value is None                      # not a sampling method: no forward passes
 
 
 def test_metric_definitions_cover_variants():

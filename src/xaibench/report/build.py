@@ -165,7 +165,8 @@ def curve_figures(root: Path, ref: StudyRef, out: Path) -> list[dict]:
 
 def runtime_rows(runtime: dict | None, json_name: str) -> tuple[list[dict], dict]:
     """Rows (``model/method``, or ``cell/model/method`` for GAD; warm mean / std / first
-    call ms as cells) of a ``*_runtime.json``, and the warm means by row name."""
+    call ms and, for sampling methods, the mean forward passes as cells) of a
+    ``*_runtime.json``, and the warm means by row name."""
     rows, means = [], {}
 
     def walk(node, path):
@@ -174,7 +175,7 @@ def runtime_rows(runtime: dict | None, json_name: str) -> tuple[list[dict], dict
             means[label] = node["runtime_ms_mean"]
             rows.append({"name": label, "n": node.get("n"),
                          "cells": [content.Cell(node.get(k), json_name, [*path, k])
-                                   for k in ("runtime_ms_mean", "runtime_ms_std", "runtime_ms_cold")]})
+                                   for k in ("runtime_ms_mean", "runtime_ms_std", "runtime_ms_cold", "samples_mean")]})
             return
         for key, value in node.items():
             if isinstance(value, dict):
