@@ -145,9 +145,9 @@ class StoppingRule:
     """When adaptive sampling stops (:func:`sample_until_stable`).
 
     Coalitions are evaluated ``batch_samples`` at a time; once ``min_samples`` model
-    evaluations are in,
-    the surrogate is refitted on ``n_bootstrap`` bootstrap resamples of the samples drawn so
-    far (pairs resampled together when paired); sampling stops when the ``top_k`` largest
+    evaluations are in, the surrogate is refitted after each block on ``n_bootstrap``
+    bootstrap resamples of the samples drawn so far (pairs resampled together when
+    paired); sampling stops when the ``top_k`` largest
     values (signed: the order deletion curves follow) form the same set as the fit on all
     samples in at least ``agreement`` of the refits. The rule of S-LIME (Zhou, Hooker &
     Wang 2021, "S-LIME: Stabilized-LIME for model explanation"), which tests the same
