@@ -307,7 +307,12 @@ def test_detection_study_outputs(project):
     assert {"entropy_pixels", "entropy_superpixels", "mass_entropy_pixels", "mass_entropy_superpixels",
             "flipping_auc_pixels", "flipping_auc_superpixels", "relevance_in_box"} == set(results["methods"]["lrp"])
     runtimes = json.loads((work / "metrics/ssd_coco_runtime.json").read_text())
-    assert {"runtime_ms_cold", "runtime_ms_mean", "runtime_ms_std", "n"} == set(runtimes["ssd_twin"]["shap"])
+    timing = {"runtime_ms_cold", "runtime_ms_mean", "runtime_ms_std", "n"}
+    assert timing == set(runtimes["ssd_twin"]["lrp"])                      # not a sampling method
+    assert timing | {"samples_mean", "stopped_early_share"} == set(runtimes["ssd_twin"]["shap"])
+    assert runtimes["ssd_twin"]["shap"]["samples_mean"] > 1 and runtimes["ssd_twin"]["shap"]["stopped_early_share"] == 0
+    shap = pd.read_parquet(work / "data/attributions/ssd_coco/ssd_twin/shap.parquet")
+    assert (shap.samples > 1).all() and not shap.stopped_early.any()    # permutation sampling: K·P + 1, fixed
     frame = pd.read_parquet(work / "data/attributions/ssd_coco/ssd_twin/lrp.parquet")
     assert len(frame) == 2 and len(frame.box.iloc[0]) == 4 and (frame.height == 64).all()
     curves = pd.read_csv(work / "metrics/plots/ssd_coco/flipping_pixels.csv")
