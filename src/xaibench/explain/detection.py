@@ -193,13 +193,6 @@ def _captum_surrogate(explainer, box, pixels, label, segments, cfg, seed, n_samp
     return channel_sum(attribution)[0] / 3.0  # captum repeats the segment weight on each channel
 
 
-def _sampling_options(sampled) -> dict:
-    """Engine keywords for a method's ``Sampled`` params (fixed or adaptive, paired)."""
-    from xaibench.explain.lime_method import stopping_rule
-
-    return {"paired": sampled.paired, "stopping": stopping_rule(sampled.sampling, sampled.stopping.model_dump())}
-
-
 def _engine_surrogate(estimator, box, pixels, label, segments, cfg, seed, sampling_log=None, **options):
     x = box.normalize(pixels)[0].detach()
 
@@ -219,10 +212,11 @@ def lime_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_log=Non
     (gray; 0 after normalisation), ``num_samples`` coalitions, lime's kernel on the cosine
     distance with width ``kernel_width``, ridge surrogate (α = 1) of the box logit.
     Map = each superpixel's weight."""
+    from xaibench.explain.lime_method import sampling_options
     from xaibench.explain.perturbation import lime
 
-    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, sampling_log, num_samples=cfg.num_samples,
-                             kernel_width=cfg.kernel_width, **_sampling_options(cfg.lime))
+    return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, sampling_log,
+                             num_samples=cfg.num_samples, kernel_width=cfg.kernel_width, **sampling_options(cfg.lime))
 
 
 def shapley_permutations(segments: np.ndarray, cfg) -> int:
@@ -253,10 +247,11 @@ def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_
     (:func:`xaibench.explain.perturbation.kernel_shap`), same gray baseline and sample count
     as LIME. Map = each superpixel's Shapley value of the box logit. Not the study's SHAP
     (that is ``shap``, permutation sampling); kept as its own method."""
+    from xaibench.explain.lime_method import sampling_options
     from xaibench.explain.perturbation import kernel_shap
 
     return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed, sampling_log,
-                             num_samples=cfg.num_samples, **_sampling_options(cfg.kernel_shap))
+                             num_samples=cfg.num_samples, **sampling_options(cfg.kernel_shap))
 
 
 @register_box_method("lime_captum")

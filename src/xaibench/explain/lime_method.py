@@ -44,17 +44,14 @@ def slic_segments(image, n_segments: int) -> np.ndarray:
     return slic(image.permute(1, 2, 0).double().cpu().numpy())
 
 
-def stopping_rule(sampling: str, stopping: dict | None):
-    """The engine's :class:`~xaibench.explain.perturbation.StoppingRule` for a method's
-    ``sampling`` (``fixed``: None, every sample drawn; ``adaptive``: the rule from the
-    ``stopping`` params)."""
+def sampling_options(sampled) -> dict:
+    """The engine's keywords for a method's sampling params (a ``params.Sampled``):
+    ``paired``, and ``stopping``: None for fixed sampling, the
+    :class:`~xaibench.explain.perturbation.StoppingRule` of ``sampled.stopping`` for adaptive."""
     from xaibench.explain.perturbation import StoppingRule
 
-    if sampling == "fixed":
-        return None
-    if sampling != "adaptive":
-        raise ValueError(f"sampling must be fixed or adaptive, got {sampling!r}")
-    return StoppingRule(**(stopping or {}))
+    rule = StoppingRule(**sampled.stopping.model_dump()) if sampled.sampling == "adaptive" else None
+    return {"paired": sampled.paired, "stopping": rule}
 
 
 @register_method("lime")
@@ -69,8 +66,9 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
     until the ``stopping`` rule holds); ``paired``: antithetic samples. ``sampling_log``:
     a list that gets one (samples, stopped_early) per image."""
     from xaibench.explain.perturbation import lime
+    from xaibench.params import Sampled
 
-    rule = stopping_rule(sampling, stopping)
+    engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, stopping=stopping or {}))
     maps = []
     for index, (image, target) in enumerate(zip(pixels, targets)):
         image_segments = slic_segments(image, n_segments) if segments is None else segments[index]
@@ -80,7 +78,7 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
             return model.net(batch).softmax(-1)[:, target]
 
         estimate = lime(score, x, image_segments, torch.zeros_like(x), num_samples, batch_size, seed=seed,
-                        paired=paired, stopping=rule)
+                        **engine_options)
         if sampling_log is not None:
             sampling_log.append((estimate.samples, estimate.stopped_early))
         maps.append(segment_weights_to_map(image_segments, dict(enumerate(estimate.values))))

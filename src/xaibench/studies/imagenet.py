@@ -109,7 +109,7 @@ def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed:
     superpixels take their own mean colour (``hide_color=None``); one sampling for all L
     (``cfg.sampling``: fixed, or adaptive until every label's top segments are stable).
     ``sampling_log`` gets (samples, stopped_early)."""
-    from xaibench.explain.lime_method import stopping_rule
+    from xaibench.explain.lime_method import sampling_options
     from xaibench.explain.perturbation import fill_image, lime
 
     with torch.no_grad():
@@ -119,8 +119,8 @@ def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed:
         return model(batch).softmax(-1)[:, labels]
 
     fill = fill_image(image, "segment_mean", segments=segments)
-    estimate = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed, paired=cfg.paired,
-                    stopping=stopping_rule(cfg.sampling, cfg.stopping.model_dump()))
+    estimate = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed,
+                    **sampling_options(cfg))
     if sampling_log is not None:
         sampling_log.append((estimate.samples, estimate.stopped_early))
     return labels.numpy(), np.asarray(estimate.values)
