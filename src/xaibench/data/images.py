@@ -50,6 +50,21 @@ def load_mask(path: str | Path | None, image_size: int) -> np.ndarray:
         return (np.asarray(mask.convert("L").resize((image_size, image_size), Image.NEAREST)) > 127).astype(np.uint8)
 
 
+def resized(items, image_size: int):
+    """Decode and resize the items one at a time, with a progress bar: yields (row, label,
+    image_id, uint8 [S, S, 3]) per decodable item; an undecodable one is logged and
+    yields None in place of the image, so the caller counts it."""
+    for row, (path, label, image_id) in enumerate(tqdm(items, desc="decode+resize", unit="img", leave=False,
+                                                       disable=None)):
+        image = decode_rgb(path)
+        if image is None:
+            log.warning("skipped undecodable image %s", image_id)
+            yield row, label, image_id, None
+        else:
+            yield row, label, image_id, np.asarray(image.resize((image_size, image_size), Image.BILINEAR),
+                                                   dtype=np.uint8)
+
+
 def load_resized(items, image_size: int, mask_lookup=None):
     """Decode and resize every item; skip the undecodable ones and count them.
 
@@ -61,17 +76,14 @@ def load_resized(items, image_size: int, mask_lookup=None):
         skipped: list of the skipped image ids.
     """
     images, labels, ids, masks, skipped = [], [], [], [], []
-    for path, label, image_id in tqdm(items, desc="decode+resize", unit="img", leave=False, disable=None):
-        image = decode_rgb(path)
+    for _, label, image_id, image in resized(items, image_size):
         if image is None:
             skipped.append(image_id)
             continue
-        images.append(np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8))
+        images.append(image)
         labels.append(label)
         ids.append(image_id)
         masks.append(load_mask(mask_lookup(image_id) if mask_lookup else None, image_size))
-    for image_id in skipped:
-        log.warning("skipped undecodable image %s", image_id)
     if not images:
         raise ValueError("no decodable images found")
     return (np.stack(images), np.asarray(labels, np.int64), np.asarray(ids), np.stack(masks), skipped)
@@ -211,14 +223,11 @@ def decode_into(items, image_size: int, work_dir: str | Path):
     images = np.lib.format.open_memmap(Path(work_dir) / "images.npy", mode="w+", dtype=np.uint8,
                                        shape=(max(len(items), 1), image_size, image_size, 3))
     kept, labels, ids, skipped = [], [], [], []
-    for row, (path, label, image_id) in enumerate(tqdm(items, desc="decode+resize", unit="img", leave=False,
-                                                       disable=None)):
-        image = decode_rgb(path)
+    for row, label, image_id, image in resized(items, image_size):
         if image is None:
             skipped.append(image_id)
-            log.warning("skipped undecodable image %s", image_id)
             continue
-        images[row] = np.asarray(image.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+        images[row] = image
         if row % 512 == 511:
             drop_pages(images)  # written rows go to the file, not the resident set
         kept.append(row)
