@@ -49,6 +49,7 @@ def test_default_params_are_valid():
     ("gad.datasets", ["mnist"], "gad.datasets: ['mnist'] not keys of `datasets`"),
     ("datasets.cifar10.synthetic.n_test_per_class", 0, "datasets.cifar10.synthetic.n_test_per_class: Input should be greater than or equal to 1"),
     ("reliability.studies", ["catsdogs", "mnist_study"], "reliability.studies: ['mnist_study'] are not studies of `studies`"),
+    ("reliability.randomisation.exclude", {"ssd_cooc": ["lime"]}, "reliability.randomisation.exclude: ['ssd_cooc'] are not studies whose reliability is checked"),
     ("reliability.randomisation.steps", 0, "reliability.randomisation.steps: Input should be greater than or equal to 1"),
     ("reliability.fills", ["mean", "white"], "reliability.fills.1: Input should be 'mean', 'black' or 'blur'"),
     ("studies.catsdogs.attribute.lime.sampling", "auto", "studies.catsdogs.attribute.lime.sampling: Input should be 'fixed' or 'adaptive'"),

@@ -439,6 +439,11 @@ class Params(Strict):
             if wrong:
                 raise ParamsError(f"params.yaml: reliability.studies: {wrong} are not studies of `studies` "
                                   f"(known: {sorted(self.studies)})")
+            checked = [*self.reliability.studies, *(["gad"] if self.gad is not None else [])]
+            wrong = sorted(set(self.reliability.randomisation.exclude) - set(checked))
+            if wrong:
+                raise ParamsError(f"params.yaml: reliability.randomisation.exclude: {wrong} are not studies whose "
+                                  f"reliability is checked (reliability.studies, and gad: {checked})")
         return self
 
     @model_validator(mode="after")

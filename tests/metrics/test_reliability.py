@@ -147,3 +147,16 @@ def test_localisation_section_puts_chance_beside_the_means():
     assert section["chance_level"] == 0.25 and section["means"]["inside"]["relevance_mass"] == 1.0
     assert section["means"]["outside"]["pointing_game"] == 0.0 and len(rows) == 2 * 3 * 2
     assert localisation(maps, ["a", "b"], None)[1]["available"] is False
+
+
+def test_randomisation_exclusions_are_checked_against_the_study_methods():
+    from types import SimpleNamespace
+
+    from xaibench.params import ParamsError
+    from xaibench.studies.reliability import excluded_methods
+
+    cfg = SimpleNamespace(randomisation=SimpleNamespace(exclude={"ssd_coco": ["lime", "shap"]}))
+    assert excluded_methods(cfg, "ssd_coco", ["lrp", "lime", "shap"]) == ["lime", "shap"]
+    assert excluded_methods(cfg, "catsdogs", ["lrp"]) == []           # nothing excluded there
+    with pytest.raises(ParamsError, match=r"exclude.ssd_coco: \['shap'\] are not explained in this study"):
+        excluded_methods(cfg, "ssd_coco", ["lrp", "lime"])

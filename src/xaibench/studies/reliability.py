@@ -20,6 +20,7 @@ from xaibench.data.images import load_cues
 from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.localisation import localisation_scores
+from xaibench.params import ParamsError
 from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.common import load_model_and_test
 from xaibench.training.classifier import to_tensor
@@ -142,6 +143,17 @@ def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, 
     return {"methods": section, **verdict}, pd.DataFrame(table)
 
 
+def excluded_methods(cfg, study: str, explained) -> list[str]:
+    """``reliability.randomisation.exclude.<study>``, every name checked against the methods
+    and controls the study explains (a misspelt one would silently be checked after all)."""
+    excluded = cfg.randomisation.exclude.get(study, [])
+    unknown = sorted(set(excluded) - set(explained))
+    if unknown:
+        raise ParamsError(f"params.yaml: reliability.randomisation.exclude.{study}: {unknown} are not "
+                          f"explained in this study (its methods and controls: {sorted(explained)})")
+    return excluded
+
+
 @torch.no_grad()
 def n_outputs(model, pixels: torch.Tensor) -> int:
     """Number of classes the model scores (1000 for pretrained ImageNet weights)."""
@@ -213,7 +225,7 @@ def saliency_checks(name: str, study, params, cfg, run):
     rows, sections, plots = classification_checks(
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
         len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
-        excluded=cfg.randomisation.exclude.get(name, []), compute=params.compute)
+        excluded=excluded_methods(cfg, name, explainers), compute=params.compute)
     run.log_metrics({f"randomisation.final_spearman.{m}": s["final_spearman"]
                      for m, s in sections["randomisation"]["methods"].items()})
     return rows, sections, plots
@@ -246,6 +258,8 @@ def imagenet_checks(name: str, study, params, cfg, run):
 
     rows, sections, plots = [], {}, {}
     ev = study.evaluate
+    excluded = excluded_methods(cfg, name, {*cfg.controls, *(m for names in imagenet._methods(study).values()
+                                                               for m in names)})
     for arch, names in imagenet._methods(study).items():
         model = load_model(imagenet._model_path(name, arch))
         frames = {m: read_attributions(attribution_path("data/attributions", name, arch, m)) for m in names}
@@ -259,8 +273,7 @@ def imagenet_checks(name: str, study, params, cfg, run):
         arch_rows, arch_sections, arch_plots = classification_checks(
             model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, seed,
             n_outputs(model, pixels),
-            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
-            excluded=cfg.randomisation.exclude.get(name, []))
+            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded)
         rows += [{**r, "method": f"{arch}/{r['method']}"} for r in arch_rows]
         for key, value in arch_sections.items():
             sections.setdefault(key, {})[arch] = value
@@ -292,7 +305,7 @@ def senn_checks(name: str, study, params, cfg, run):
     rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
                                                   test["ids"], cfg, params.seed,
                                                   len(dataset_classes(study.dataset)),
-                                                  excluded=cfg.randomisation.exclude.get(name, []))
+                                                  excluded=excluded_methods(cfg, name, explainers))
     fill = model.mean.view(1, 3, 1, 1)
     with torch.no_grad():
         p0 = model(pixels).softmax(-1)[torch.arange(len(ids)), targets]
@@ -333,10 +346,10 @@ def detection_checks(name: str, study, params, cfg, run):
         return explain
 
     boxes = np.stack([box_mask(c["box"], *pixels.shape[-2:]) for c in chosen[:n]])
-    section, curves = randomisation(model, {m: explainer(m) for m in study.attribute.methods},
-                                    cfg.randomisation.steps, cfg.randomisation.fail_threshold, params.seed,
-                                    net_of=lambda detector: detector, regions=boxes,
-                                    excluded=cfg.randomisation.exclude.get(name, []))
+    explainers = {m: explainer(m) for m in study.attribute.methods}
+    section, curves = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
+                                    params.seed, net_of=lambda detector: detector, regions=boxes,
+                                    excluded=excluded_methods(cfg, name, explainers))
     return [], {"localisation": {"available": False, "reason": "detection: see relevance_in_box (the box is the "
                                                                "ground truth)"},
                 "randomisation": section}, {"randomisation": curves}
@@ -384,7 +397,7 @@ def gad_checks(gad, cfg, seed: int) -> tuple[dict, dict]:
                           for m in [*gad.attribute.methods, *cfg.controls]}
             section, curves = randomisation(model, explainers, cfg.randomisation.steps,
                                             cfg.randomisation.fail_threshold, seed,
-                                            excluded=cfg.randomisation.exclude.get("gad", []))
+                                            excluded=excluded_methods(cfg, "gad", explainers))
             cell_scores = stored[stored.cell == cell].drop(columns="cell")
             intervals = reliability_report(pd.concat([cell_scores, pd.DataFrame(rows)], ignore_index=True),
                                            cfg.controls, cfg.n_resamples, cfg.level, seed)
