@@ -64,8 +64,9 @@ def project(work: Path, images: Path, args) -> None:
         "source": "folder", "synthetic": {}, "real": {"folder": str(images), "max_images_per_class": None},
         "preprocess": {"image_size": args.image_size, "val_fraction": 0.05, "test_fraction": 0.8}}}
     params["studies"] = {"mine": {
-        "kind": "saliency", "dataset": "mine", "model": "timm:test_resnet", "weights": "none",
-        "train": {"epochs": 0, "lr": 0.001, "batch_size": 32, "rotation_degrees": 0, "horizontal_flip": False},
+        "kind": "saliency", "dataset": "mine", "model": "timm:test_resnet",
+        "train": {"epochs": 0, "lr": 0.001, "batch_size": 32, "rotation_degrees": 0, "horizontal_flip": False,
+                  "weights": "none"},
         "attribute": {"n_images": 10 ** 9, "methods": args.methods,
                       "lime": {"num_samples": 10, "n_segments": 2, "batch_size": 10}},
         "evaluate": {"steps": 8, "deletion_fill": "mean", "insertion_blur_sigma": 5.0, "batch_size": 256}}}

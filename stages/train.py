@@ -37,7 +37,7 @@ def main(study_name: str) -> None:
     stats = json.loads((prepared / "stats.json").read_text())
     num_classes = len(dataset_classes(study.dataset, prepared))
     image_size = int(x["train"].shape[-1])
-    weights = getattr(study, "weights", "none")
+    weights = getattr(study.train, "weights", "none")
     if is_external(study.model) and weights != "none":  # the weights' own input normalisation
         norm = input_normalisation(study.model)
         mean, std = norm["mean"], norm["std"]

@@ -1,5 +1,5 @@
 """Models by name (issue 15): torchvision builders and timm models, weights none / a
-checkpoint path (state dict, wrapped checkpoint, whole module, safetensors) / ImageNet
+checkpoint path (state dict, wrapped checkpoint, safetensors; a pickled module refused) / ImageNet
 with a clear error offline, and each model's own input normalisation."""
 
 import urllib.error
@@ -28,11 +28,11 @@ def test_torchvision_builder_with_its_head_sized_to_the_classes():
     assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in net.modules())
 
 
-@pytest.mark.parametrize("wrap", ["state_dict", "checkpoint", "module"])
+@pytest.mark.parametrize("wrap", ["state_dict", "checkpoint", "model"])
 def test_a_pt_checkpoint_is_loaded_by_path(tmp_path, wrap):
     torch.manual_seed(1)
     trained = build_external("torchvision:resnet18", num_classes=3)
-    payload = {"state_dict": trained.state_dict(), "module": trained,
+    payload = {"state_dict": trained.state_dict(), "model": {"model": trained.state_dict()},
                "checkpoint": {"state_dict": trained.state_dict(), "epoch": 3}}[wrap]
     torch.save(payload, tmp_path / "model.pt")
     torch.manual_seed(2)                       # another random init, overwritten by the file
@@ -56,6 +56,14 @@ def test_a_checkpoint_of_another_head_is_a_clear_error(tmp_path):
         build_external("torchvision:resnet18", num_classes=3, weights=str(tmp_path / "five.pt"))
     with pytest.raises(WeightsError, match="is not a file"):
         build_external("torchvision:resnet18", num_classes=3, weights=str(tmp_path / "missing.pt"))
+
+
+def test_a_pickled_module_is_refused_without_running_it(tmp_path):
+    torch.save(build_external("torchvision:resnet18", num_classes=3), tmp_path / "whole.pt")
+    with pytest.raises(WeightsError) as error:
+        build_external("torchvision:resnet18", num_classes=3, weights=str(tmp_path / "whole.pt"))
+    message = str(error.value)
+    assert "whole.pt holds more than tensors" in message and "torch.save(model.state_dict()" in message
 
 
 def test_offline_imagenet_weights_name_the_file_to_place(monkeypatch, tmp_path):
@@ -110,8 +118,8 @@ def test_train_stage_explains_a_checkpoint_as_it_is_with_zero_epochs(tmp_path):
     torch.save({"state_dict": trained.state_dict()}, tmp_path / "mine.pth")
     params = yaml.safe_load((root / "params.yaml").read_text())
     study = copy.deepcopy(params["studies"]["catsdogs"])
-    study.update(model="torchvision:resnet18", weights=str(tmp_path / "mine.pth"))
-    study["train"]["epochs"] = 0
+    study["model"] = "torchvision:resnet18"
+    study["train"].update(epochs=0, weights=str(tmp_path / "mine.pth"))
     params["studies"]["mine"] = study
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     done = subprocess.run([sys.executable, str(root / "stages/train.py"), "mine"], cwd=tmp_path,

@@ -41,8 +41,9 @@ OUTPUTS = ["metrics/catsdogs.json", "metrics/mine.json", "metrics/catsdogs_relia
 
 def own_study(checkpoint: Path) -> dict:
     """The README's "my model on my folder" block, at test size."""
-    return {"kind": "saliency", "dataset": "mine", "model": "timm:test_resnet", "weights": str(checkpoint),
-            "train": {"epochs": 1, "lr": 0.0005, "batch_size": 8, "rotation_degrees": 0, "horizontal_flip": True},
+    return {"kind": "saliency", "dataset": "mine", "model": "timm:test_resnet",
+            "train": {"epochs": 1, "lr": 0.0005, "batch_size": 8, "rotation_degrees": 0, "horizontal_flip": True,
+                      "weights": str(checkpoint)},
             "attribute": {"n_images": 7, "methods": METHODS,
                           "lime": {"num_samples": 20, "n_segments": 8, "batch_size": 20}},
             "evaluate": {"steps": 4, "deletion_fill": "mean", "insertion_blur_sigma": 5.0, "batch_size": 32}}

@@ -55,6 +55,9 @@ def test_default_params_are_valid():
     ("studies.catsdogs.attribute.lime.sampling", "auto", "studies.catsdogs.attribute.lime.sampling: Input should be 'fixed' or 'adaptive'"),
     ("studies.catsdogs.attribute.lime.stopping.agreement", 1.2, "studies.catsdogs.attribute.lime.stopping.agreement: Input should be less than or equal to 1"),
     ("studies.ssd_coco.attribute.kernel_shap.pair", True, "studies.ssd_coco.attribute.kernel_shap.pair: Extra inputs are not permitted"),
+    ("studies.catsdogs.weights", "my.pt", "studies.catsdogs: Value error, `weights` is now `train.weights`"),
+    ("studies.catsdogs.train.weights", "my.pt", "train.weights: 'my.pt' needs a torchvision:<builder> or timm:<name> model"),
+    ("studies.catsdogs.train.weights", "my.onnx", "studies.catsdogs.train.weights: Value error, give none, imagenet or a .pt"),
     ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
     ("report.base", 3, "report.base: Input should be a valid string"),
 ])
@@ -75,3 +78,18 @@ def test_params_hash_is_stable_and_sensitive():
     assert params_hash(study.train) == params_hash(study.train)
     assert params_hash(study.train) != params_hash(study.attribute)
     assert len(params_hash(study.train)) == 12
+
+
+def test_the_readme_block_for_your_own_model_and_folder_is_valid():
+    """README "Your model on your images": its params block, added to the defaults, validates."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "mypets" in b)
+    raw = copy.deepcopy(DEFAULT)
+    for section, value in yaml.safe_load(block).items():   # datasets, studies, reliability
+        raw[section] = {**raw[section], **value}
+    params = validate_params(raw)
+    assert params.studies["mypets"].train.weights == "/models/my_resnet50.pth"
+    assert params.datasets["mypets"].preprocess.image_size == 224    # the model's input size

@@ -166,13 +166,11 @@ class _StudyBase(Strict):
         return check_name(value) if is_external(value) else _check_registered(value, MODELS, "model")
 
 
-class SaliencyStudy(_StudyBase):
-    """A classifier explained by heatmap methods, scored by perturbation faithfulness.
-    ``model`` may be ``torchvision:<builder>`` or ``timm:<name>`` (issue 15) with
-    ``weights`` none | imagenet | a checkpoint path."""
+class SaliencyTrain(Train):
+    """``train`` of a saliency study: ``weights`` are what training starts from (kept under
+    ``train`` so that changing them reruns the train stage, like ``pretrained`` elsewhere)."""
 
-    kind: Literal["saliency"]
-    weights: str = "none"                            # torchvision:/timm: models only
+    weights: str = "none"                            # none | imagenet | checkpoint path; torchvision:/timm: only
 
     @field_validator("weights")
     @classmethod
@@ -180,7 +178,31 @@ class SaliencyStudy(_StudyBase):
         if value not in ("none", "imagenet") and not value.endswith((".pt", ".pth", ".safetensors")):
             raise ValueError(f"give none, imagenet or a .pt/.pth/.safetensors path (given: {value!r})")
         return value
-    train: Train
+
+
+class SaliencyStudy(_StudyBase):
+    """A classifier explained by heatmap methods, scored by perturbation faithfulness.
+    ``model`` may be ``torchvision:<builder>`` or ``timm:<name>`` (issue 15) with
+    ``train.weights`` none | imagenet | a checkpoint path."""
+
+    kind: Literal["saliency"]
+    train: SaliencyTrain
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_moved(cls, data):
+        if isinstance(data, dict) and "weights" in data:
+            raise ValueError("`weights` is now `train.weights` (there, a new checkpoint reruns the train stage)")
+        return data
+
+    @model_validator(mode="after")
+    def _weights_need_a_named_model(self):
+        from xaibench.models.external import is_external
+
+        if self.train.weights != "none" and not is_external(self.model):
+            raise ValueError(f"train.weights: {self.train.weights!r} needs a torchvision:<builder> or timm:<name> "
+                             f"model (given: {self.model!r}); registered models train from scratch")
+        return self
     attribute: Attribute
     evaluate: Evaluate
 
@@ -499,7 +521,8 @@ def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
             del loc[2]  # pydantic names the union member; the YAML path has no such level
         key = ".".join([prefix] * bool(prefix) + loc) or "<root>"
         given = item.get("input")
-        given_text = "" if item["type"] == "missing" else f" (given: {given!r})"
+        # a whole section as the input says nothing the key does not
+        given_text = "" if item["type"] == "missing" or isinstance(given, dict) else f" (given: {given!r})"
         lines.append(f"{source}: {key}: {item['msg']}{given_text}")
     return "invalid parameters\n  " + "\n  ".join(lines)
 

@@ -16,6 +16,7 @@ size from its weights' metadata (torchvision's transforms, timm's pretrained con
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -97,7 +98,8 @@ def _timm(arch: str, num_classes: int, weights: str) -> nn.Module:
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path``: ``.safetensors``, or a ``.pt``/``.pth`` holding a state
-    dict, ``{"state_dict": ...}``, ``{"model": ...}`` or a whole module."""
+    dict, ``{"state_dict": ...}`` or ``{"model": ...}``, read with ``weights_only=True``: a
+    file that pickles a whole module is refused (reading it would run its code)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights: {path} is not a file (give none, imagenet or a .pt/.pth/.safetensors path)")
@@ -109,10 +111,12 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights: {path}: expected a .pt, .pth or .safetensors file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a whole pickled module: only from a file you trust
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(loaded, nn.Module):
-        return loaded.state_dict()
+    except pickle.UnpicklingError as error:  # e.g. a whole pickled module: loading it runs its code
+        raise WeightsError(
+            f"weights: {path} holds more than tensors (torch.load with weights_only=True refused it: "
+            f"{str(error).splitlines()[0]}). Loading it would run the code in its pickle. If you trust it, "
+            f"save the model's state dict alone once, torch.save(model.state_dict(), 'state_dict.pt'), "
+            f"and give that file") from None
     for key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), (dict, nn.Module)):
             inner = loaded[key]
