@@ -92,7 +92,8 @@ def choose_boxes(detections: list[dict], n_boxes: int, min_score: float) -> list
     return chosen
 
 
-def _load(name: str, study):
+def load_detector_and_test(name: str, study):
+    """(the trained detector, the test split, its pixels [N, 3, H, W] in [0, 1])."""
     from xaibench.models.ssd import load_detector
 
     test = load_split(f"data/prepared/{study.dataset}", "test")
@@ -109,7 +110,7 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.store import attribution_path, sampling_columns, write_attributions
 
     cfg = study.attribute
-    model, test, pixels = _load(name, study)
+    model, test, pixels = load_detector_and_test(name, study)
     chosen = choose_boxes(detect_all(model, pixels), cfg.n_boxes, cfg.min_score)
     if not chosen:
         raise ValueError(f"no test detection scores >= studies.{name}.attribute.min_score ({cfg.min_score})")
@@ -163,7 +164,7 @@ def evaluate(name: str, study, params, run) -> dict:
     from xaibench.studies.common import write_csv
 
     cfg = study.evaluate
-    model, test, pixels = _load(name, study)
+    model, test, pixels = load_detector_and_test(name, study)
     chosen = json.loads(Path(f"data/attributions/{name}/boxes.json").read_text())
     segments = np.load(f"data/attributions/{name}/segments.npz")["segments"]
     gray = torch.as_tensor(model.transform.image_mean, dtype=torch.float32)

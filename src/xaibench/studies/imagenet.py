@@ -31,7 +31,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FIGURE_IMAGES = 2
 
 
-def _model_path(name: str, arch: str) -> Path:
+def model_path(name: str, arch: str) -> Path:
+    """Where the train stage saves study ``name``'s classifier ``arch``."""
     return Path(f"data/models/{name}/{arch}.pt")
 
 
@@ -39,7 +40,7 @@ def _architectures(study) -> tuple[str, str]:
     return study.model.lime, study.model.shap
 
 
-def _methods(study) -> dict[str, tuple[str, ...]]:
+def methods_by_architecture(study) -> dict[str, tuple[str, ...]]:
     """architecture -> the methods explaining it (LIME on one model, SHAP on the other)."""
     return {study.model.lime: ("lime", "random"), study.model.shap: ("shap_gradient", "shap_partition", "random")}
 
@@ -74,7 +75,7 @@ def train(name: str, study, params, run) -> dict:
                                  cfg.epochs, cfg.lr, cfg.batch_size, 0.0, True, params.seed,
                                  on_epoch=lambda epoch, record, a=arch: run.log_metrics(
                                      {f"{a}.{k}": v for k, v in record.items()}, step=epoch))
-        save_model(_model_path(name, arch), model, arch, classes, size, options)
+        save_model(model_path(name, arch), model, arch, classes, size, options)
         labels = splits["test"]["labels"]
         if (labels >= 0).all():
             result[f"{arch}_test_accuracy"] = round(accuracy(model.eval(), to_tensor(splits["test"]["images"]),
@@ -178,9 +179,9 @@ def attribute(name: str, study, params, run) -> None:
     n = min(cfg.n_images, len(test["ids"]))
     pixels = to_tensor(test["images"][:n])
     digest = params_hash(params.datasets[study.dataset], study.train, cfg, params.seed)
-    models = {arch: load_model(_model_path(name, arch)) for arch in _architectures(study)}
+    models = {arch: load_model(model_path(name, arch)) for arch in _architectures(study)}
     figure_rows = []
-    for arch, names in _methods(study).items():
+    for arch, names in methods_by_architecture(study).items():
         model = models[arch]
         probs = predict_proba(model, pixels)
         predicted = probs.argmax(-1)
@@ -233,8 +234,8 @@ def evaluate(name: str, study, params, run) -> dict:
     cfg = study.evaluate
     test = load_split(f"data/prepared/{study.dataset}", "test")
     results, curves, per_image = {}, {}, []
-    for arch, names in _methods(study).items():
-        model = load_model(_model_path(name, arch))
+    for arch, names in methods_by_architecture(study).items():
+        model = load_model(model_path(name, arch))
         fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
         for method in names:
             frame = read_attributions(attribution_path("data/attributions", name, arch, method))

@@ -258,10 +258,10 @@ def imagenet_checks(name: str, study, params, cfg, run):
 
     rows, sections, plots = [], {}, {}
     ev = study.evaluate
-    excluded = excluded_methods(cfg, name, {*cfg.controls, *(m for names in imagenet._methods(study).values()
-                                                               for m in names)})
-    for arch, names in imagenet._methods(study).items():
-        model = load_model(imagenet._model_path(name, arch))
+    by_architecture = imagenet.methods_by_architecture(study)
+    excluded = excluded_methods(cfg, name, {*cfg.controls, *(m for names in by_architecture.values() for m in names)})
+    for arch, names in by_architecture.items():
+        model = load_model(imagenet.model_path(name, arch))
         frames = {m: read_attributions(attribution_path("data/attributions", name, arch, m)) for m in names}
         first = next(iter(frames.values()))
         ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
@@ -299,7 +299,7 @@ def senn_checks(name: str, study, params, cfg, run):
     maps = with_controls({m: maps_of(f) for m, f in frames.items() if m != "senn"}, pixels, targets,
                          cfg.controls, params.seed)
     n = min(cfg.randomisation.n_images, len(ids))
-    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, senn._options(study, m))
+    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, senn.method_options(study, m))
                   for m in maps}
     explainers["senn"] = lambda m: senn.senn_relevance(m, pixels[:n], targets[:n])
     rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
@@ -333,7 +333,7 @@ def detection_checks(name: str, study, params, cfg, run):
     from xaibench.models.ssd import BoxLogit
     from xaibench.studies import detection
 
-    model, test, pixels = detection._load(name, study)
+    model, test, pixels = detection.load_detector_and_test(name, study)
     chosen = json.loads(Path(f"data/attributions/{name}/boxes.json").read_text())
     segments = np.load(f"data/attributions/{name}/segments.npz")["segments"]
     n = min(cfg.randomisation.n_images, len(chosen))

@@ -67,7 +67,8 @@ def senn_relevance(model, pixels, targets, **_):
     return relevances[torch.arange(len(targets)), targets].unsqueeze(1).numpy().astype(np.float32)
 
 
-def _options(study, method):
+def method_options(study, method):
+    """The registered method's keywords for ``method`` of the SENN study (LIME's params, IG's steps)."""
     if method == "lime":
         return study.attribute.lime.model_dump()
     return {"n_steps": study.attribute.ig_steps} if method == "ig" else {}
@@ -77,7 +78,7 @@ def attribute(name: str, study, params, run) -> None:
     model, test, pixels = load_model_and_test(name, study, study.attribute.n_images)
     maps = {}
     for method in METHOD_NAMES:
-        rows = explain_and_store(name, study, params, run, method, _options(study, method),
+        rows = explain_and_store(name, study, params, run, method, method_options(study, method),
                                  explain=senn_relevance if method == "senn" else None)
         maps[method] = rows["attribution"]
     all_pixels = torch.from_numpy(test["images"]).permute(0, 3, 1, 2).float() / 255.0
