@@ -7,7 +7,7 @@ from xaibench.atomic import write_json
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
 from xaibench.studies.common import write_csv
-from xaibench.studies.reliability import gad_checks
+from xaibench.studies.reliability import final_spearmans, gad_checks
 from xaibench.tracking import stage_run
 
 
@@ -20,8 +20,7 @@ def main() -> None:
     sources = sorted({params.datasets[d].source for d in params.gad.datasets})
     with stage_run("gad", "reliability", params.reliability.model_dump(), "+".join(sources)) as run:
         report, plots = gad_checks(params.gad, params.reliability, params.seed)
-        run.log_metrics({f"randomisation.final_spearman.{cell}.{m}": s["final_spearman"]
-                         for cell, r in report.items() for m, s in r["randomisation"]["methods"].items()})
+        run.log_metrics(final_spearmans({cell: r["randomisation"] for cell, r in report.items()}))
         for plot, table in plots.items():
             write_csv(f"metrics/plots/reliability/gad/{plot}.csv", table)
     write_json("metrics/gad_reliability.json", report)

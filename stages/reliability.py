@@ -14,7 +14,7 @@ from xaibench.atomic import write_json
 from xaibench.metrics.reliability import reliability_report
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import fail, setup_stage
-from xaibench.studies.reliability import RELIABILITY_CHECKS
+from xaibench.studies.reliability import RELIABILITY_CHECKS, final_spearmans
 from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
 
@@ -32,6 +32,7 @@ def main(name: str) -> None:
     study = params.studies[name]
     with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run:
         rows, sections, plots = RELIABILITY_CHECKS[study.kind](name, study, params, cfg, run)
+        run.log_metrics(final_spearmans(sections["randomisation"]))
         stored = Path(f"data/reports/{name}/per_image_scores.csv")  # evaluate's per-image scores, where it writes them
         scores = pd.concat(([pd.read_csv(stored, dtype={"image_id": str})] if stored.exists() else [])
                            + [pd.DataFrame(rows)], ignore_index=True)

@@ -66,4 +66,5 @@ def test_a_stage_imported_module_resolves_to_its_file():
 @pytest.mark.parametrize("stage, script, deps", stage_definitions())
 def test_every_module_a_stage_imports_is_among_its_deps(stage, script, deps):
     missing = sorted(m for m in imported_modules(script) - OUTPUT_FREE.keys() if not covered(m, deps))
-    assert not missing, f"dvc.yaml stage {stage!r}: add {[module_file(m).relative_to(ROOT).as_posix() for m in missing]} to its deps"
+    files = [module_file(m).relative_to(ROOT).as_posix() for m in missing]
+    assert not missing, f"dvc.yaml stage {stage!r}: add {files} to its deps"

@@ -160,3 +160,13 @@ def test_randomisation_exclusions_are_checked_against_the_study_methods():
     assert excluded_methods(cfg, "catsdogs", ["lrp"]) == []           # nothing excluded there
     with pytest.raises(ParamsError, match=r"exclude.ssd_coco: \['shap'\] are not explained in this study"):
         excluded_methods(cfg, "ssd_coco", ["lrp", "lime"])
+
+
+def test_final_spearmans_name_a_metric_per_method_and_group():
+    from xaibench.studies.reliability import final_spearmans
+
+    section = {"methods": {"lrp": {"final_spearman": 0.1}, "edge": {"final_spearman": 1.0}}, "passed": ["lrp"]}
+    assert final_spearmans(section) == {"randomisation.final_spearman.lrp": 0.1,
+                                        "randomisation.final_spearman.edge": 1.0}
+    by_arch = {"resnet50": {"methods": {"shap_gradient": {"final_spearman": 0.3}}}}
+    assert final_spearmans(by_arch) == {"randomisation.final_spearman.resnet50.shap_gradient": 0.3}

@@ -143,6 +143,15 @@ def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, 
     return {"methods": section, **verdict}, pd.DataFrame(table)
 
 
+def final_spearmans(section: dict, prefix: str = "randomisation.final_spearman") -> dict[str, float]:
+    """MLflow metrics of a randomisation section: ``<prefix>.<method>``, or per group (an
+    architecture, a GAD cell) ``<prefix>.<group>.<method>`` where the section is split so."""
+    if "methods" in section:
+        return {f"{prefix}.{m}": s["final_spearman"] for m, s in section["methods"].items()}
+    return {key: value for group, part in section.items()
+            for key, value in final_spearmans(part, f"{prefix}.{group}").items()}
+
+
 def excluded_methods(cfg, study: str, explained) -> list[str]:
     """``reliability.randomisation.exclude.<study>``, every name checked against the methods
     and controls the study explains (a misspelt one would silently be checked after all)."""
@@ -226,8 +235,6 @@ def saliency_checks(name: str, study, params, cfg, run):
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
         len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
         excluded=excluded_methods(cfg, name, explainers), compute=params.compute)
-    run.log_metrics({f"randomisation.final_spearman.{m}": s["final_spearman"]
-                     for m, s in sections["randomisation"]["methods"].items()})
     return rows, sections, plots
 
 
