@@ -151,3 +151,10 @@ def test_support_fit_of_an_unchanged_copy():
     assert fit["mse"] == pytest.approx(32.0) and fit["mse_untrained"] == pytest.approx(32.0)
     assert fit["other_logit_shift"] == 0.0 and fit["own_logit_change"] == 0.0
     assert np.isnan(support_fit(original, original, pixels, labels, alpha=0.0)["shift_fraction"])  # null in JSON
+
+
+def test_defined_mean_leaves_out_undefined_values_and_is_none_without_any():
+    from xaibench.studies.gad import defined_mean
+
+    assert defined_mean([0.1, float("nan"), 0.3]) == 0.2
+    assert defined_mean([float("nan"), float("nan")]) is None

@@ -276,6 +276,7 @@ def test_gad_outputs_and_alpha_list_change_reruns_only_affected_entries(project)
     cell = methods["saliency"]["Warbler"]
     assert cell["rc_below_1"] + cell["rc_at_least_1"] == 4  # 2 images per class, both explained
     assert {"rs_gad", "rs_supplementary", "rc_mean"} <= set(cell)
+    assert 0 <= cell["rs_supplementary_images"] <= 4    # images whose supplementary set is not empty
     support = json.loads((work / "metrics/gad/support/alpha4.json").read_text())["resnet18"]["cub"]
     assert {"mse", "mse_untrained", "other_logit_shift", "shift_fraction"} <= set(support)
     assert support["mse_untrained"] == pytest.approx(4 ** 2 / 2, rel=1e-4)

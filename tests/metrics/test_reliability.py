@@ -170,3 +170,13 @@ def test_final_spearmans_name_a_metric_per_method_and_group():
                                         "randomisation.final_spearman.edge": 1.0}
     by_arch = {"resnet50": {"methods": {"shap_gradient": {"final_spearman": 0.3}}}}
     assert final_spearmans(by_arch) == {"randomisation.final_spearman.resnet50.shap_gradient": 0.3}
+
+
+def test_a_resample_of_undefined_scores_has_no_mean_and_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = resampled_means({"m": np.array([np.nan, np.nan, 1.0])}, np.array([[0, 1, 0], [2, 0, 2]]))["m"]
+    assert np.isnan(means[0]) and means[1] == 1.0
+    assert percentile_interval(means) == (1.0, 1.0)

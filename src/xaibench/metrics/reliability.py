@@ -10,6 +10,8 @@ resample's mean.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import kendalltau
 
@@ -20,8 +22,12 @@ def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def resampled_means(scores: dict[str, np.ndarray], indices: np.ndarray) -> dict[str, np.ndarray]:
-    """{method: [R]}: the mean score of each resample (the same resamples for every method)."""
-    return {m: np.nanmean(np.asarray(v, np.float64)[indices], axis=1) for m, v in scores.items()}
+    """{method: [R]}: the mean score of each resample (the same resamples for every method).
+    Undefined scores (NaN) are left out; a resample with none defined has the mean NaN,
+    which :func:`percentile_interval` skips (numpy's warning about it is silenced)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return {m: np.nanmean(np.asarray(v, np.float64)[indices], axis=1) for m, v in scores.items()}
 
 
 def percentile_interval(means: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -159,6 +159,12 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
         run.log_metrics({f"runtime_ms.{method}": float(np.mean(columns["runtime_ms"]))})
 
 
+def defined_mean(values) -> float | None:
+    """Mean of the defined (non-NaN) values, rounded to 6 places; None where none is."""
+    values = np.asarray(values, np.float64)
+    return None if np.isnan(values).all() else round(float(np.nanmean(values)), 6)
+
+
 def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
     """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
     per architecture, dataset, method and class. Also returns figure panels and every
@@ -203,9 +209,10 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
                     rc = np.asarray(rc)
                     cell[classes[int(target_class)]] = {
                         "rc_below_1": int((rc < 1).sum()), "rc_at_least_1": int((rc >= 1).sum()),
-                        "rc_mean": round(float(np.nanmean(rc)), 6),
-                        "rs_gad": round(float(np.nanmean(rs_gad)), 6),
-                        "rs_supplementary": round(float(np.nanmean(rs_supp)), 6),
+                        "rc_mean": defined_mean(rc), "rs_gad": defined_mean(rs_gad),
+                        "rs_supplementary": defined_mean(rs_supp),
+                        # RS of an empty supplementary set (GAD's hull covers the original's) is undefined
+                        "rs_supplementary_images": int(np.isfinite(rs_supp).sum()),
                     }
                 results.setdefault(arch, {}).setdefault(dataset, {})[method] = cell
     return results, panels, per_image
