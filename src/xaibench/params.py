@@ -187,6 +187,8 @@ class SaliencyStudy(_StudyBase):
 
     kind: Literal["saliency"]
     train: SaliencyTrain
+    attribute: Attribute
+    evaluate: Evaluate
 
     @model_validator(mode="before")
     @classmethod
@@ -203,8 +205,6 @@ class SaliencyStudy(_StudyBase):
             raise ValueError(f"train.weights: {self.train.weights!r} needs a torchvision:<builder> or timm:<name> "
                              f"model (given: {self.model!r}); registered models train from scratch")
         return self
-    attribute: Attribute
-    evaluate: Evaluate
 
 
 class SENNTrain(Train):

@@ -117,10 +117,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"{str(error).splitlines()[0]}). Loading it would run the code in its pickle. If you trust it, "
             f"save the model's state dict alone once, torch.save(model.state_dict(), 'state_dict.pt'), "
             f"and give that file") from None
-    for key in ("state_dict", "model"):
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), (dict, nn.Module)):
-            inner = loaded[key]
-            return inner.state_dict() if isinstance(inner, nn.Module) else inner
+    for key in ("state_dict", "model"):  # weights_only: never a module inside
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            return loaded[key]
     if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
         return loaded
     raise WeightsError(f"weights: {path} holds no state dict (keys: {list(loaded)[:8] if isinstance(loaded, dict) else type(loaded).__name__})")
