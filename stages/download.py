@@ -1,25 +1,21 @@
 """DVC stage `download@<dataset>`: real archive (verified, resumable) or synthetic twin -> data/raw/<dataset>."""
 
-import sys
 
 from xaibench.data.download import ChecksumError, UnpinnedChecksumError
 from xaibench.data.sources import materialize
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.tracking import stage_run
 
 
 def main(name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
-    dataset = params.datasets[name]
+    dataset = params.dataset(name)
     with stage_run(f"dataset-{name}", "download", dataset.model_dump(mode="json"), dataset.source) as run:
         report = materialize(name, dataset, params.seed, f"data/raw/{name}", "data/downloads")
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except (ParamsError, ChecksumError, UnpinnedChecksumError, FileNotFoundError) as error:
-        fail(str(error))
+    run_stage(main, "dataset", errors=(ChecksumError, UnpinnedChecksumError))

@@ -1,9 +1,9 @@
 """DVC stage `gad_attribute@<arch>-<dataset>`: original and GAD maps -> data/attributions/gad/<arch>_<dataset>/."""
 
-import sys
 
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.atomic import atomic_outputs
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import gad as gad_study
 from xaibench.tracking import stage_run
 
@@ -13,12 +13,9 @@ def main(arch: str, dataset: str) -> None:
     setup_stage(params.seed)
     gad = params.gad
     with stage_run("gad", f"attribute {arch} {dataset}", gad.attribute.model_dump(),
-                   params.datasets[dataset].source) as run:
+                   params.datasets[dataset].source) as run, atomic_outputs(f"data/attributions/gad/{arch}_{dataset}"):
         gad_study.attribute(arch, dataset, gad, params.seed, run)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1], sys.argv[2])
-    except (ParamsError, FileNotFoundError) as error:
-        fail(str(error))
+    run_stage(main, "architecture", "dataset")

@@ -4,11 +4,11 @@ explanation -> metrics/gad_runtime.json."""
 
 import pandas as pd
 
-from xaibench.atomic import write_json
+from xaibench.atomic import atomic_outputs, write_json
 from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.figures import gad_hulls_figure
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import gad as gad_study
 from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
@@ -19,7 +19,8 @@ def main() -> None:
     setup_stage(params.seed)
     gad = params.gad
     sources = sorted({params.datasets[d].source for d in gad.datasets})
-    with stage_run("gad", "evaluate", gad.evaluate.model_dump(), "+".join(sources)) as run:
+    with stage_run("gad", "evaluate", gad.evaluate.model_dump(), "+".join(sources)) as run, \
+            atomic_outputs("data/reports/gad"):
         results, panels, per_image = gad_study.evaluate(gad, params.seed, run)
         write_csv("data/reports/gad/per_image_scores.csv", pd.DataFrame(per_image))  # for gad_reliability
         figure = "data/reports/gad/hulls.png"
@@ -32,7 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ParamsError, FileNotFoundError) as error:
-        fail(str(error))
+    run_stage(main)

@@ -5,7 +5,7 @@ original and GAD maps against the cue masks, randomisation of the gradient metho
 
 from xaibench.atomic import write_json
 from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies.common import write_csv
 from xaibench.studies.reliability import final_spearmans, gad_checks
 from xaibench.tracking import stage_run
@@ -27,7 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ParamsError, FileNotFoundError, KeyError) as error:
-        fail(str(error))
+    run_stage(main, errors=(KeyError,))

@@ -1,11 +1,10 @@
 """DVC stage `gad_support@<alpha>`: the support regression model of every (architecture,
 dataset) cell for one alpha -> data/models/gad/support_alpha<alpha>/<arch>_<dataset>.pt."""
 
-import sys
 
 from xaibench.atomic import write_json
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import gad as gad_study
 from xaibench.tracking import stage_run
 
@@ -26,7 +25,4 @@ def main(alpha: float) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(float(sys.argv[1]))
-    except (ParamsError, FileNotFoundError) as error:
-        fail(str(error))
+    run_stage(main, "alpha", convert={"alpha": float})

@@ -1,10 +1,9 @@
 """DVC stage `gad_train@<arch>-<dataset>`: the GAD study's classifier -> data/models/gad/original/<arch>_<dataset>.pt."""
 
-import sys
 
 from xaibench.atomic import write_json
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import gad as gad_study
 from xaibench.tracking import stage_run
 
@@ -20,7 +19,4 @@ def main(arch: str, dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1], sys.argv[2])
-    except (ParamsError, FileNotFoundError) as error:
-        fail(str(error))
+    run_stage(main, "architecture", "dataset")

@@ -2,15 +2,14 @@
 cue masks and swapped-cue renderings of the test split -> data/cues/<dataset>."""
 
 import logging
-import sys
 
 import numpy as np
 
-from xaibench.atomic import write_json
+from xaibench.atomic import atomic_outputs, write_json
 from xaibench.data import dataset_spec
 from xaibench.data.images import load_split, save_cues
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.tracking import stage_run
 
 log = logging.getLogger("xaibench.preprocess")
@@ -30,8 +29,9 @@ def prepare_cues(name: str, dataset) -> dict:
 def main(name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
-    dataset = params.datasets[name]
-    with stage_run(f"dataset-{name}", "preprocess", dataset.preprocess.model_dump(), dataset.source) as run:
+    dataset = params.dataset(name)
+    with stage_run(f"dataset-{name}", "preprocess", dataset.preprocess.model_dump(), dataset.source) as run, \
+            atomic_outputs(f"data/prepared/{name}", f"data/cues/{name}"):
         report = dataset_spec(name, dataset.source).prepare(f"data/raw/{name}", f"data/prepared/{name}", dataset, params.seed)
         report["cues"] = prepare_cues(name, dataset)
         log.info("%s: kept %d images, skipped %d undecodable", name, report["images_kept"], report["images_skipped"])
@@ -40,7 +40,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except (ParamsError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    run_stage(main, "dataset")

@@ -5,15 +5,14 @@ randomisation), ``controls``, ``intervals``, ``agreement``, ``fills``, ``saturat
 (issue 13), and the randomisation curves -> metrics/plots/reliability/<study>/.
 What is checked comes from the study kind's entry in src/xaibench/studies/reliability.py."""
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from xaibench.atomic import write_json
+from xaibench.atomic import atomic_outputs, write_json
 from xaibench.metrics.reliability import reliability_report
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies.reliability import RELIABILITY_CHECKS, final_spearmans
 from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
@@ -29,8 +28,9 @@ def main(name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
     cfg = params.reliability
-    study = params.studies[name]
-    with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run:
+    study = params.study(name)
+    with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run, \
+            atomic_outputs(f"metrics/plots/reliability/{name}"):
         rows, sections, plots = RELIABILITY_CHECKS[study.kind](name, study, params, cfg, run)
         run.log_metrics(final_spearmans(sections["randomisation"]))
         stored = Path(f"data/reports/{name}/per_image_scores.csv")  # evaluate's per-image scores, where it writes them
@@ -52,7 +52,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except (ParamsError, FileNotFoundError, KeyError) as error:
-        fail(str(error))
+    run_stage(main, "study", errors=(KeyError,))

@@ -1,7 +1,6 @@
 """DVC stage `train@<study>`: train the study's model -> data/models/<study>/model.pt + metrics."""
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -11,8 +10,8 @@ from xaibench.data import dataset_classes
 from xaibench.data.images import load_split
 from xaibench.models import NormalizedClassifier, build_model, save_model
 from xaibench.models.external import input_normalisation, is_external
-from xaibench.params import ParamsError, load_params
-from xaibench.stage_setup import fail, setup_stage
+from xaibench.params import load_params
+from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind
 from xaibench.tracking import stage_run
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
@@ -21,7 +20,7 @@ from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 def main(study_name: str) -> None:
     params = load_params()
     setup_stage(params.seed)
-    study = params.studies[study_name]
+    study = params.study(study_name)
     kind = study_kind(study.kind)
     if hasattr(kind, "train"):  # not a classifier: the kind trains (and saves) its own model
         models = {k: v for k, v in study.model_dump().items() if k.endswith("model")}
@@ -62,7 +61,4 @@ def main(study_name: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except (ParamsError, FileNotFoundError, ValueError) as error:  # ValueError: e.g. weights offline
-        fail(str(error))
+    run_stage(main, "study")

@@ -15,7 +15,7 @@ def broken(path: str, value):
     *parents, leaf = path.split(".")
     node = raw
     for key in parents:
-        node = node[key]
+        node = node.setdefault(key, {})
     if value is KeyError:
         del node[leaf]
     else:
@@ -33,18 +33,18 @@ def test_default_params_are_valid():
     ("studies.catsdogs.train.epochs", "ten", "studies.catsdogs.train.epochs: Input should be a valid integer"),
     ("studies.catsdogs.train.epoch", 3, "studies.catsdogs.train.epoch: Extra inputs are not permitted"),
     ("studies.catsdogs.attribute.lime.num_samples", KeyError, "studies.catsdogs.attribute.lime.num_samples: Field required"),
-    ("studies.catsdogs.attribute.methods", ["lrp", "smoothgrad"], "studies.catsdogs.attribute.methods: Value error, unknown method(s) ['smoothgrad']"),
-    ("studies.catsdogs.model", "resnet9000", "studies.catsdogs.model: Value error, unknown model 'resnet9000'"),
+    ("studies.catsdogs.attribute.methods", ["lrp", "smoothgrad"], "studies.catsdogs.attribute.methods: unknown method(s) ['smoothgrad']"),
+    ("studies.catsdogs.model", "resnet9000", "studies.catsdogs.model: unknown model 'resnet9000'"),
     ("studies.catsdogs.evaluate.deletion_fill", "white", "studies.catsdogs.evaluate.deletion_fill"),
     ("datasets.catsdogs.source", "kaggle", "datasets.catsdogs.source: Input should be 'synthetic', 'real' or 'folder'"),
-    ("datasets.catsdogs.real.sha256", "abc", "datasets.catsdogs.real.sha256: Value error, must be a 64-character"),
+    ("datasets.catsdogs.real.sha256", "abc", "datasets.catsdogs.real.sha256: must be a 64-character"),
     ("datasets.catsdogs.synthetic.n_per_class", 1, "datasets.catsdogs.synthetic.n_per_class: Input should be greater than or equal to 4"),
-    ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: Value error, val_fraction + test_fraction"),
+    ("datasets.catsdogs.preprocess.test_fraction", 0.85, "datasets.catsdogs.preprocess: val_fraction + test_fraction"),
     ("studies.catsdogs.dataset", "mnist", "studies.catsdogs.dataset: 'mnist' is not a key of `datasets`"),
     ("studies.catsdogs.kind", "gradcam-only", "studies.catsdogs: Input tag 'gradcam-only' found using 'kind' does not match"),
     ("studies.senn_cifar10.train.robustness_weight", -1, "studies.senn_cifar10.train.robustness_weight: Input should be greater than or equal to 0"),
-    ("studies.senn_cifar10.evaluate.removal_fractions", [0.2, 1.5], "studies.senn_cifar10.evaluate.removal_fractions: Value error, every fraction must be in (0, 1)"),
-    ("gad.support.alphas", [0, -2], "gad.support.alphas: Value error, alphas must be distinct and >= 0"),
+    ("studies.senn_cifar10.evaluate.removal_fractions", [0.2, 1.5], "studies.senn_cifar10.evaluate.removal_fractions: every fraction must be in (0, 1)"),
+    ("gad.support.alphas", [0, -2], "gad.support.alphas: alphas must be distinct and >= 0"),
     ("gad.architectures", ["resnet50"], "gad.architectures.0: Input should be 'resnet18' or 'vgg16'"),
     ("gad.datasets", ["mnist"], "gad.datasets: ['mnist'] not keys of `datasets`"),
     ("datasets.cifar10.synthetic.n_test_per_class", 0, "datasets.cifar10.synthetic.n_test_per_class: Input should be greater than or equal to 1"),
@@ -55,9 +55,9 @@ def test_default_params_are_valid():
     ("studies.catsdogs.attribute.lime.sampling", "auto", "studies.catsdogs.attribute.lime.sampling: Input should be 'fixed' or 'adaptive'"),
     ("studies.catsdogs.attribute.lime.stopping.agreement", 1.2, "studies.catsdogs.attribute.lime.stopping.agreement: Input should be less than or equal to 1"),
     ("studies.ssd_coco.attribute.kernel_shap.pair", True, "studies.ssd_coco.attribute.kernel_shap.pair: Extra inputs are not permitted"),
-    ("studies.catsdogs.weights", "my.pt", "studies.catsdogs: Value error, `weights` is now `train.weights`"),
+    ("studies.catsdogs.weights", "my.pt", "studies.catsdogs: `weights` is now `train.weights`"),
     ("studies.catsdogs.train.weights", "my.pt", "train.weights: 'my.pt' needs a torchvision:<builder> or timm:<name> model"),
-    ("studies.catsdogs.train.weights", "my.onnx", "studies.catsdogs.train.weights: Value error, give none, imagenet or a .pt"),
+    ("studies.catsdogs.train.weights", "my.onnx", "studies.catsdogs.train.weights: give none, imagenet or a .pt"),
     ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
     ("report.base", 3, "report.base: Input should be a valid string"),
 ])
@@ -93,3 +93,68 @@ def test_the_readme_block_for_your_own_model_and_folder_is_valid():
     params = validate_params(raw)
     assert params.studies["mypets"].train.weights == "/models/my_resnet50.pth"
     assert params.datasets["mypets"].preprocess.image_size == 224    # the model's input size
+
+
+def with_changes(*changes):
+    raw = copy.deepcopy(DEFAULT)
+    for path, value in changes:
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return raw
+
+
+@pytest.mark.parametrize("changes, message", [
+    # stopping with fixed sampling would be ignored
+    ([("studies.catsdogs.attribute.lime.stopping", {"top_k": 3})],
+     "studies.catsdogs.attribute.lime: stopping is given but sampling is fixed"),
+    # min_samples above the budget: the rule would never be checked
+    ([("studies.catsdogs.attribute.lime.sampling", "adaptive"), ("studies.catsdogs.attribute.lime.num_samples", 80)],
+     "studies.catsdogs.attribute.lime: stopping.min_samples (100) is above num_samples (80)"),
+    # top_k of all 50 segments is always the same set
+    ([("studies.catsdogs.attribute.lime.sampling", "adaptive"),
+      ("studies.catsdogs.attribute.lime.stopping", {"top_k": 50})],
+     "stopping.top_k (50) is not below the number of segments (n_segments: 50)"),
+    ([("studies.imagenet.attribute.lime.sampling", "adaptive"), ("studies.imagenet.attribute.lime.num_samples", 50)],
+     "studies.imagenet.attribute.lime: stopping.min_samples (100) is above num_samples (50)"),
+    ([("studies.ssd_coco.attribute.kernel_shap", {"sampling": "adaptive", "stopping": {"min_samples": 10_000}})],
+     "studies.ssd_coco.attribute: kernel_shap.stopping.min_samples (10000) is above num_samples"),
+    # SSD: 250 segments at reference 256 px are 62 at the 128 px twin: top_k 62 covers them all
+    ([("studies.ssd_coco.attribute.lime", {"sampling": "adaptive", "stopping": {"top_k": 70}})],
+     "studies.ssd_coco.attribute.lime.stopping.top_k (70) is not below the number of segments"),
+])
+def test_sampling_settings_that_cannot_take_effect_are_refused(changes, message):
+    with pytest.raises(ParamsError) as error:
+        validate_params(with_changes(*changes))
+    assert message in str(error.value)
+
+
+def test_adaptive_settings_that_take_effect_pass():
+    params = validate_params(with_changes(("studies.catsdogs.attribute.lime.sampling", "adaptive"),
+                                          ("studies.catsdogs.attribute.lime.stopping", {"top_k": 5})))
+    assert params.studies["catsdogs"].attribute.lime.stopping.top_k == 5
+
+
+def test_image_size_zero_gets_one_message():
+    with pytest.raises(ParamsError) as error:
+        validate_params(with_changes(("datasets.catsdogs.preprocess.image_size", 0)))
+    text = str(error.value)
+    assert "datasets.catsdogs.preprocess.image_size: Input should be greater than or equal to 16" in text
+    assert text.count("image_size") == 1 and ".str" not in text and ".int" not in text
+
+
+def test_a_duplicate_key_in_params_yaml_names_the_key_and_both_lines(tmp_path):
+    text = open("params.yaml").read().replace("seed: ", "seed: 3\nseed: ", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    line = text.splitlines().index("seed: 3") + 1
+    with pytest.raises(ParamsError, match=f"key 'seed' appears twice in one section, on line {line} and on line "
+                                          f"{line + 1}"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 0\nstudies: [a\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: line 3, column 1: not valid YAML"):
+        load_params(tmp_path / "params.yaml")

@@ -500,3 +500,69 @@ def test_report_compared_with_a_base_revision(browser, project, serve):
                          cwd=work, env=dict(env, XAIBENCH_MLFLOW="0"), capture_output=True, text=True)
     assert bad.returncode == 2 and "'no-such-rev' is not a git revision" in bad.stderr
     assert not (work / "reports_bad").exists()
+
+
+def numeric_leaves(tree, path=()):
+    """Every (key path) of a number in a JSON tree (bools are not numbers; list items count)."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        return [path] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+    return [leaf for key, value in items for leaf in numeric_leaves(value, (*path, key))]
+
+
+def set_path(tree, path, value):
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
+@pytest.mark.slow
+def test_report_builds_every_page_whichever_metric_is_undefined(project, tmp_path, monkeypatch):
+    """Issue 22: any metric can be null on some data or CPU. Four seeded fields of every
+    metrics file of the tiny DAG and every localisation relevance mass (the field that was
+    null on an AMD machine), each in turn replaced by null (figures skipped: they do not
+    read the metrics), then every field null at once (figures drawn): every page is built
+    and says "n/a" where a value is undefined."""
+    from xaibench.params import load_params
+    from xaibench.report import build, figures
+
+    work = project[0]
+    root = tmp_path / "workspace"
+    root.mkdir()
+    for name in ("data", "params.yaml"):
+        (root / name).symlink_to(work / name)
+    shutil.copytree(work / "metrics", root / "metrics")
+    params = load_params(root / "params.yaml")
+    files = {p: json.loads(p.read_text()) for p in sorted((root / "metrics").rglob("*.json"))}
+    fields = [(p, leaf) for p, tree in files.items() for leaf in numeric_leaves(tree)]
+    assert len(fields) > 200
+    expected = build.build_report(root, tmp_path / "before", params)
+    assert len(expected) == 5
+    with monkeypatch.context() as patched:
+        for name in ("gallery_figure", "line_chart", "runtime_bars"):
+            patched.setattr(figures, name, lambda *args, **kwargs: None)
+        rng = np.random.default_rng(0)
+        chosen = [field for p in files for field in
+                  (lambda own: [own[k] for k in rng.choice(len(own), min(4, len(own)), replace=False)])(
+                      [f for f in fields if f[0] == p])]
+        chosen += [f for f in fields if "means" in f[1] and f[1][-1] == "relevance_mass" and f not in chosen]
+        for path, leaf in chosen:
+            tree = json.loads(json.dumps(files[path]))
+            set_path(tree, leaf, None)
+            path.write_text(json.dumps(tree))
+            try:
+                assert build.build_report(root, tmp_path / "out", params) == expected, (path.name, leaf)
+            except Exception as error:
+                raise AssertionError(f"{path.relative_to(root)} {list(leaf)} = null: {error!r}") from error
+            path.write_text(json.dumps(files[path]))
+    for path, tree in files.items():
+        tree = json.loads(json.dumps(tree))
+        for leaf in numeric_leaves(tree):
+            set_path(tree, leaf, None)
+        path.write_text(json.dumps(tree))
+    assert build.build_report(root, tmp_path / "all_null", params) == expected
+    catsdogs = (tmp_path / "all_null" / "catsdogs.html").read_text()
+    assert "n/a" in catsdogs and "undefined" in catsdogs

@@ -41,7 +41,7 @@ def test_fmt_three_significant_digits_and_missing_values():
     assert content.fmt(0.001237) == "0.00124"
     assert content.fmt(1.0) == "1"
     assert content.fmt(1028.35) == "1028"
-    assert content.fmt(None) == "–" and content.fmt(float("nan")) == "–"
+    assert content.fmt(None) == "n/a" and content.fmt(float("nan")) == "n/a"
 
 
 def test_metric_table_marks_best_greys_flagged_and_puts_controls_last():

@@ -1,6 +1,6 @@
 """MLflow helpers: flattening, and switching tracking off."""
 
-from xaibench.tracking import flatten, stage_run
+from xaibench.tracking import defined_metrics, flatten, stage_run
 
 
 def test_flatten_nested_params():
@@ -26,7 +26,7 @@ def test_stage_run_logs_params_metrics_and_status(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # artifacts go under the working directory
     with stage_run("study", "train", {"model": {"width": 4}}, "synthetic") as run:
         for epoch in (1, 2, 3):
-            run.log_metrics({"loss": 1.0 / epoch, "skipped": float("nan")}, step=epoch)
+            run.log_metrics({"loss": 1.0 / epoch, "skipped": float("nan"), "mass": None}, step=epoch)
         run.log_artifact(artifact)
     try:
         with stage_run("study", "evaluate", {}, "synthetic"):
@@ -43,5 +43,11 @@ def test_stage_run_logs_params_metrics_and_status(tmp_path, monkeypatch):
     assert train.data.tags["data_source"] == "synthetic"
     history = client.get_metric_history(train.info.run_id, "loss")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
-    assert "skipped" not in train.data.metrics
+    assert "skipped" not in train.data.metrics and "mass" not in train.data.metrics
+    assert train.data.tags["undefined_metrics"] == "mass, skipped"   # null / NaN: named, never a crash
     assert [a.path for a in client.list_artifacts(train.info.run_id)] == ["figure.txt"]
+
+
+def test_undefined_metrics_are_named_not_logged():
+    clean, undefined = defined_metrics({"a": 1, "b": None, "c": float("nan"), "d": float("inf"), "e": True, "f": "x"})
+    assert clean == {"a": 1.0, "e": 1.0} and undefined == ["b", "c", "d"]

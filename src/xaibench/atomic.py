@@ -77,3 +77,37 @@ def write_json(path: str | Path, obj) -> None:
     null), atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+@contextmanager
+def atomic_outputs(*folders: str | Path):
+    """Make a stage's output folders one all-or-nothing set: each existing folder is moved
+    aside (``.<name>.prev-<pid>``, a rename) and the stage writes a fresh one in its place;
+    if the stage raises (disk full, a bug, Ctrl-C), the partial folders are deleted and the
+    previous ones moved back, so the stage leaves its previous complete set or none, never
+    a mix of new and old files. On success the previous folders are deleted.
+
+    A ``kill -9`` cannot run this cleanup: the next run of the stage finds the
+    ``.prev-*`` folder, deletes the partial folder beside it and moves the previous set
+    back before it starts (and ``dvc repro`` reruns a stage that did not finish anyway)."""
+    folders = [Path(f) for f in folders]
+    aside = {}
+    try:
+        for folder in folders:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            for leftover in sorted(folder.parent.glob(f".{folder.name}.prev-*")):  # a killed run's previous set
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(leftover, folder)
+            if folder.exists():
+                aside[folder] = folder.with_name(f".{folder.name}.prev-{os.getpid()}")
+                os.replace(folder, aside[folder])
+            folder.mkdir(parents=True)
+        yield folders
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+            if folder in aside:
+                os.replace(aside.pop(folder), folder)
+        raise
+    for previous in aside.values():
+        shutil.rmtree(previous, ignore_errors=True)

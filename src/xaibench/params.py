@@ -54,14 +54,16 @@ def _check_registered(value, registry: dict, what: str):
 class Preprocess(Strict):
     # pixels per side, or a model name (``timm:resnet50``, ``torchvision:resnet50``): the
     # input size its weights' metadata gives (issue 15), resolved here to that number
-    image_size: Annotated[int, Field(ge=16, le=1024)] | str
+    image_size: int = Field(ge=16, le=1024)
     val_fraction: float = Field(gt=0, lt=1)
     test_fraction: float | None = Field(gt=0, lt=1)  # null where the source has a test split
 
-    @field_validator("image_size")
+    @field_validator("image_size", mode="before")
     @classmethod
     def _size_of_model(cls, value):
-        if isinstance(value, int):
+        """A model name resolves to its weights' input size before the range check (one
+        type, so a bad number gets one message, not one per member of a union)."""
+        if not isinstance(value, str):
             return value
         from xaibench.models.external import check_name, input_normalisation, is_external
 
@@ -123,11 +125,38 @@ class Sampled(Strict):
     paired: bool = False                              # antithetic samples (each followed by its complement)
     stopping: StoppingParams = StoppingParams()
 
+    @model_validator(mode="after")
+    def _stopping_needs_adaptive(self):
+        if "stopping" in self.model_fields_set and self.sampling == "fixed":
+            raise ValueError("stopping is given but sampling is fixed, so it would not take effect: set "
+                             "sampling: adaptive, or remove stopping")
+        return self
+
+    def check_budget(self, num_samples: int, n_segments: int | None, segments_key: str = "n_segments") -> None:
+        """Refuse stopping settings that cannot take effect: ``min_samples`` above the
+        budget ``num_samples`` (the rule would never be consulted) and ``top_k`` not below
+        the number of segments (the top-k set is then every segment, always "stable")."""
+        if self.sampling != "adaptive":
+            return
+        if self.stopping.min_samples > num_samples:
+            raise ValueError(f"stopping.min_samples ({self.stopping.min_samples}) is above num_samples "
+                             f"({num_samples}): the stopping rule would never be checked; lower min_samples "
+                             f"or raise num_samples")
+        if n_segments is not None and self.stopping.top_k >= n_segments:
+            raise ValueError(f"stopping.top_k ({self.stopping.top_k}) is not below the number of segments "
+                             f"({segments_key}: {n_segments}): the top-k set would be every segment, "
+                             f"stable from the first check; lower top_k")
+
 
 class LimeParams(Sampled):
     num_samples: int = Field(ge=10)                  # the count (fixed) or the most (adaptive)
     n_segments: int = Field(ge=2)
     batch_size: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _budget(self):
+        self.check_budget(self.num_samples, self.n_segments)
+        return self
 
 
 class Attribute(Strict):
@@ -282,6 +311,20 @@ class DetectionAttribute(Strict):
 
         return _check_registered(value, BOX_METHODS, "detection method")
 
+    @model_validator(mode="after")
+    def _budgets(self):
+        for name in ("lime", "kernel_shap"):
+            try:
+                getattr(self, name).check_budget(self.num_samples, None)
+            except ValueError as error:
+                raise ValueError(f"{name}.{error}") from None
+        return self
+
+    def segments_at(self, image_size: int) -> int:
+        """SLIC's requested segment count at ``image_size`` (``n_segments`` is for a
+        ``reference_size`` image, scaled by area: explain.detection.scaled_segments)."""
+        return max(4, round(self.n_segments * (image_size / self.reference_size) ** 2))
+
 
 class DetectionEvaluate(Strict):
     steps: int = Field(ge=2)                         # pixel-flipping curve points - 1
@@ -321,6 +364,11 @@ class QuickshiftLime(Sampled):
     ratio: float = Field(ge=0, le=1)
     top_labels: int = Field(ge=1)                    # 5 in the study
     top_superpixels: int = Field(ge=1)               # 10 in the study's figure
+
+    @model_validator(mode="after")
+    def _budget(self):
+        self.check_budget(self.num_samples, None)  # quickshift's segment count is the image's
+        return self
 
 
 class ShapParams(Strict):
@@ -454,6 +502,18 @@ class Params(Strict):
     report: Report | None = None
     compute: Compute = Compute()
 
+    def study(self, name: str):
+        """``studies[name]``; an unknown name is a :class:`ParamsError` that lists the studies."""
+        if name not in self.studies:
+            raise ParamsError(f"params.yaml: studies: no study {name!r} (declared: {sorted(self.studies)})")
+        return self.studies[name]
+
+    def dataset(self, name: str) -> Dataset:
+        """``datasets[name]``; an unknown name is a :class:`ParamsError` that lists the datasets."""
+        if name not in self.datasets:
+            raise ParamsError(f"params.yaml: datasets: no dataset {name!r} (declared: {sorted(self.datasets)})")
+        return self.datasets[name]
+
     @model_validator(mode="after")
     def _reliability_of_declared_studies(self):
         if self.reliability is not None:
@@ -512,6 +572,35 @@ class Params(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _named_models_run_at_the_input_size(self):
+        from xaibench.models.external import check_runs_at, is_external
+
+        for name, study in self.studies.items():
+            if study.kind == "saliency" and is_external(study.model):
+                size = self.datasets[study.dataset].preprocess.image_size
+                try:
+                    check_runs_at(study.model, size, study.train.weights)
+                except ValueError as error:
+                    raise ParamsError(f"params.yaml: studies.{name}.model: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _detection_top_k_below_segments(self):
+        for name, study in self.studies.items():
+            if study.kind != "detection":
+                continue
+            size = self.datasets[study.dataset].preprocess.image_size
+            for method in ("lime", "kernel_shap"):
+                try:
+                    getattr(study.attribute, method).check_budget(
+                        study.attribute.num_samples, study.attribute.segments_at(size),
+                        f"n_segments {study.attribute.n_segments} at reference_size "
+                        f"{study.attribute.reference_size}, scaled to {size} px")
+                except ValueError as error:
+                    raise ParamsError(f"params.yaml: studies.{name}.attribute.{method}.{error}") from None
+        return self
+
 
 def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
     lines = []
@@ -523,7 +612,8 @@ def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
         given = item.get("input")
         # a whole section as the input says nothing the key does not
         given_text = "" if item["type"] == "missing" or isinstance(given, dict) else f" (given: {given!r})"
-        lines.append(f"{source}: {key}: {item['msg']}{given_text}")
+        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        lines.append(f"{source}: {key}: {message}{given_text}")
     return "invalid parameters\n  " + "\n  ".join(lines)
 
 
@@ -537,13 +627,52 @@ def validate_params(raw: dict, source: str = "params.yaml") -> Params:
         raise ParamsError(_format_error(error, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps
+    the last value without a word; DVC reads the same file, so both would silently agree
+    on a value the user may not have meant)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ParamsError(f"{self.name}: key {key!r} appears twice in one section, on line {seen[key]} "
+                                  f"and on line {line}; keep one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The YAML file ``path`` parsed; a syntax error or a duplicate key is a
+    :class:`ParamsError` naming the file and line (one line, no traceback)."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"{path}:{where}: not valid YAML ({problem})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections (seed, datasets, studies, ...), "
+                          f"got a {type(raw).__name__}")
+    return raw or {}
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run stages from the project root")
-    raw = yaml.safe_load(path.read_text()) or {}
-    return validate_params(raw, source=str(path))
+    return validate_params(read_yaml(path), source=str(path))
 
 
 def params_hash(*sections: BaseModel | dict | int | str) -> str:

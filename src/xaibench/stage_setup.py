@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import warnings
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,3 +37,32 @@ def fail(message: str) -> None:
     """Exit the stage with a one-line error (no traceback) that says what to do."""
     logging.getLogger("xaibench").error(message)
     raise SystemExit(2)
+
+
+# What a user's input can cause: bad params (ParamsError is a ValueError), a missing file, a
+# checksum mismatch (RuntimeError subclasses of data.download), a corrupt input. Anything
+# else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+
+
+def run_stage(main: Callable, *arg_names: str, convert: dict | None = None,
+              errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Run a stage script's ``main`` with its command-line arguments, as ``dvc repro`` and
+    a person at a shell (``python stages/train.py catsdogs``, ``make report``) both do: a
+    wrong argument count, bad params or bad input end in one line that says what to do
+    (:func:`fail`), never a traceback. ``arg_names`` name the positional arguments (for the
+    usage line); ``convert`` maps a name to a function applied to it (``float``);
+    ``errors`` adds exception types that mean bad input for this stage."""
+    script = Path(sys.argv[0]).name
+    args = sys.argv[1:]
+    if len(args) != len(arg_names):
+        fail(f"usage: python stages/{script} {' '.join(f'<{n}>' for n in arg_names)}".rstrip()
+             + f" (given {len(args)} argument(s)); run it from the project root, or through dvc repro")
+    try:
+        values = [(convert or {}).get(n, str)(a) for n, a in zip(arg_names, args)]
+    except ValueError as error:
+        fail(f"stages/{script}: bad argument ({error})")
+    try:
+        main(*values)
+    except (*USER_ERRORS, *errors) as error:
+        fail(str(error).strip() or type(error).__name__)

@@ -120,11 +120,25 @@ def _table(rows: dict) -> pa.Table:
     return pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
 
 
+class StoreError(ValueError):
+    """A store file that is not readable Parquet (truncated, overwritten): the message names it."""
+
+
+def _unreadable(path: Path, error: Exception) -> StoreError:
+    return StoreError(f"{path}: not a readable Parquet file ({type(error).__name__}: {str(error).strip()[:160]}); "
+                      f"rerun the attribute stage that writes it (dvc repro --force attribute@<study>)")
+
+
 def read_attributions(path: str | Path) -> pd.DataFrame:
+    """The store file at ``path`` as one DataFrame; a missing file says which stage to run,
+    a corrupt one is named (:class:`StoreError`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:  # ArrowInvalid: "Parquet magic bytes not found"
+        raise _unreadable(path, error) from None
 
 
 def iter_attributions(path: str | Path, chunk_rows: int):
@@ -136,10 +150,16 @@ def iter_attributions(path: str | Path, chunk_rows: int):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the attribute stage first (dvc repro)")
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise _unreadable(path, error) from None
     pending = None
     for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group)
+        try:
+            table = parquet.read_row_group(group)
+        except (OSError, ValueError, pa.ArrowException) as error:
+            raise _unreadable(path, error) from None
         pending = table if pending is None else pa.concat_tables([pending, table])
         while pending.num_rows >= chunk_rows:
             yield pending.slice(0, chunk_rows).to_pandas()

@@ -9,6 +9,7 @@ on it).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import threading
@@ -39,6 +40,19 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def defined_metrics(metrics: dict) -> tuple[dict[str, float], list[str]]:
+    """({name: float} of the finite numbers in ``metrics``, [names of the undefined ones]):
+    None, NaN and ±inf are undefined on this data (MLflow would refuse None and store NaN
+    as a number); bools count as 0/1, strings are not metrics."""
+    clean, undefined = {}, []
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            clean[key] = float(value)
+        elif value is None or isinstance(value, float):
+            undefined.append(key)
+    return clean, undefined
+
+
 class _NoRun:
     """Stands in for an MLflow run when tracking is switched off."""
 
@@ -65,6 +79,7 @@ class _BackgroundRun:
 
     def __init__(self, study: str, stage: str, params: dict, tags: dict):
         self._lock = threading.Lock()
+        self._undefined: set[str] = set()
         self._pending: list[tuple[str, object]] = []
         self._client = None
         self._run_id = None
@@ -100,6 +115,8 @@ class _BackgroundRun:
 
             metrics, step, timestamp = payload
             self._client.log_batch(self._run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()])
+        elif kind == "tag":
+            self._client.set_tag(self._run_id, *payload)
         elif kind == "artifacts":
             folder, artifact_path = payload
             self._client.log_artifacts(self._run_id, folder, artifact_path)
@@ -117,8 +134,13 @@ class _BackgroundRun:
                 log.warning("MLflow logging failed: %s", error)
 
     def log_metrics(self, metrics: dict, step: int | None = None):
-        clean = {k: float(v) for k, v in metrics.items() if v == v}  # drop NaN
+        """Log the defined numbers of ``metrics``; an undefined one (null, NaN, ±inf) is not
+        a number MLflow can hold: its name goes to the run's tag ``undefined_metrics``."""
+        clean, undefined = defined_metrics(metrics)
         self._submit("metrics", (clean, step or 0, int(time.time() * 1000)))
+        if undefined:
+            self._undefined.update(undefined)
+            self._submit("tag", ("undefined_metrics", ", ".join(sorted(self._undefined))[:5000]))
 
     def log_artifact(self, path):
         self._submit("artifact", str(path))

@@ -50,7 +50,8 @@ def test_a_folder_is_copied_decoded_split_and_its_corrupt_files_counted(tmp_path
     assert {p.suffix for p, _, _ in items} == {".jpg", ".png", ".webp"}
     dataset = validated(folder_params(tmp_path / "mine"))
     report = materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
-    assert report == {"source": "real", "folder": str(tmp_path / "mine"), "images": 26, "classes": 3}
+    assert report == {"source": "real", "folder": str(tmp_path / "mine"), "images": 26, "classes": 3,
+                      "files_not_images": 1, "dangling_symlinks": 0}   # class_2/readme.md
     prepared = dataset_spec("mine", "folder").prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
     assert prepared["images_skipped"] == 2 and prepared["images_kept"] == 24 and prepared["classes"] == 3
     assert prepared["n_test"] == 6 and prepared["n_val"] == 3 + 3 and prepared["n_train"] == 12
@@ -66,7 +67,7 @@ def test_a_folder_is_copied_decoded_split_and_its_corrupt_files_counted(tmp_path
 
 
 def test_folder_params_are_checked():
-    with pytest.raises(ParamsError, match="datasets.mine: Value error, source: folder needs real.folder"):
+    with pytest.raises(ParamsError, match="datasets.mine: source: folder needs real.folder"):
         validated({**folder_params("x"), "real": {}})
     with pytest.raises(ParamsError, match=r"unknown dataset\(s\) \['mine'\].*or any name with source: folder"):
         validated({**folder_params("x"), "source": "real"})
@@ -100,3 +101,98 @@ def test_take_rows_reads_scattered_rows_of_a_memory_map_from_the_file(tmp_path):
     write_npz(tmp_path / "s.npz", rows=index, chunk_rows=3, images=array)
     mapped = map_npz(tmp_path / "s.npz")["images"]                             # offset inside a zip
     assert np.array_equal(take_rows(mapped, [3, 1]), plain[index][[3, 1]])
+
+
+# --- issue 22: what a real folder holds ---------------------------------------------------
+
+def prepare_folder(tmp_path, folder, **preprocess):
+    dataset = validated(folder_params(folder, **preprocess))
+    materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
+    return dataset_spec("mine", "folder").prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
+
+
+def test_a_16_bit_png_is_scaled_to_8_bit_not_white(tmp_path):
+    from PIL import Image
+
+    from xaibench.data.images import decode_rgb
+
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (8, 1))     # a horizontal gradient
+    Image.fromarray(ramp).save(tmp_path / "depth.png")                       # 16-bit grayscale PNG
+    with Image.open(tmp_path / "depth.png") as raw:
+        assert raw.mode.startswith("I")                                       # Pillow reads I;16 / I
+    pixels = np.asarray(decode_rgb(tmp_path / "depth.png"))
+    assert pixels.shape == (8, 64, 3) and pixels.dtype == np.uint8
+    expected = np.rint(ramp / 257.0).astype(np.uint8)                        # 65535 -> 255, 0 -> 0
+    assert np.array_equal(pixels[..., 0], expected) and np.array_equal(pixels[..., 2], expected)
+    assert pixels[0, 0, 0] == 0 and pixels[0, -1, 0] == 255 and 120 <= pixels[0, 32, 0] <= 135
+
+
+def test_every_pillow_format_is_read_and_an_animation_gives_its_first_frame(tmp_path):
+    from PIL import Image
+
+    write_image_folder(tmp_path / "mine", n_classes=3, n_per_class=6, image_size=32, seed=0)
+    other = tmp_path / "mine" / "class_2"                      # class_2: TIFF, BMP and GIF only
+    for old in sorted(other.iterdir()):
+        old.unlink()
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ((200, 0, 0), (0, 0, 200))]
+    for k in range(2):
+        frames[0].save(other / f"t{k}.tif")
+        frames[0].save(other / f"b{k}.bmp")
+    frames[0].save(other / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(other / "still.gif")
+    items, classes = list_images(tmp_path / "mine")
+    assert classes == ["class_0", "class_1", "class_2"]
+    assert sorted(p.suffix for p, label, _ in items if label == 2) == [".bmp", ".bmp", ".gif", ".gif", ".tif", ".tif"]
+    from xaibench.data.images import decode_rgb
+
+    first = np.asarray(decode_rgb(tmp_path / "mine" / "class_2" / "anim.gif"))
+    assert first[..., 0].mean() > 150 and first[..., 2].mean() < 50          # the red first frame
+    report = prepare_folder(tmp_path, tmp_path / "mine", test_fraction=0.34)
+    assert report["classes"] == 3 and report["images_skipped"] == 0 and report["images_kept"] == 18
+
+
+def test_a_class_folder_without_images_is_named_not_dropped(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=3, n_per_class=4, image_size=32, seed=0)
+    for old in (tmp_path / "mine" / "class_1").iterdir():
+        old.unlink()
+    (tmp_path / "mine" / "class_1" / "labels.csv").write_text("a,b")
+    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) with no image file: 'class_1' \(1 other "
+                                                r"file\(s\): \.csv\)"):
+        list_images(tmp_path / "mine")
+
+
+def test_a_class_whose_files_are_all_unreadable_is_refused(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=3, n_per_class=4, image_size=32, seed=0)
+    for k, old in enumerate(sorted((tmp_path / "mine" / "class_1").iterdir())):
+        old.write_bytes(b"\x89PNG broken" if k % 2 else b"")                 # all 4 unreadable
+    with pytest.raises(ValueError, match=r"class folder\(s\) whose images are all unreadable: 'class_1' "
+                                         r"\(4 unreadable file\(s\)"):
+        prepare_folder(tmp_path, tmp_path / "mine")
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_skipped_and_counted(tmp_path, monkeypatch):
+    from PIL import Image
+
+    write_image_folder(tmp_path / "mine", n_classes=2, n_per_class=8, image_size=32, seed=0)
+    Image.new("RGB", (200, 200), (9, 9, 9)).save(tmp_path / "mine" / "class_0" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)                    # 200x200 = 4x the limit
+    report = prepare_folder(tmp_path, tmp_path / "mine")
+    assert report["images_skipped"] == 1 and report["skipped_ids"] == ["class_0/huge.png"]
+    assert report["images_kept"] == 16
+
+
+def test_dangling_symlinks_and_other_files_are_counted(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=2, n_per_class=8, image_size=32, seed=0)
+    (tmp_path / "mine" / "class_0" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "mine" / "class_1" / "notes.txt").write_text("x")
+    dataset = validated(folder_params(tmp_path / "mine"))
+    report = materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
+    assert report["dangling_symlinks"] == 1 and report["files_not_images"] == 1 and report["images"] == 16
+
+
+def test_a_folder_too_small_for_a_test_split_is_refused_at_preprocess(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=2, n_per_class=2, image_size=32, seed=0)
+    with pytest.raises(ValueError, match=r"the test split is empty \(split sizes: train \d+, val \d+, test 0\): "
+                                         r"4 decodable images in 2 classes; add images, or raise "
+                                         r"preprocess.test_fraction"):
+        prepare_folder(tmp_path, tmp_path / "mine", test_fraction=0.1, val_fraction=0.1)

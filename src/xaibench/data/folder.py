@@ -10,9 +10,13 @@
 ``real.folder`` holds one sub-folder per class (any number of classes, at least two); the
 class names are the sub-folders' names in sorted order (torchvision's ``ImageFolder``
 convention, so class index k means the same in both), stored in ``stats.json``
-(``classes``). Images are ``.jpg``/``.jpeg``/``.png``/``.webp`` files anywhere below
-their class folder; other files are ignored, undecodable images are skipped and counted
-(as for PetImages). The download stage copies the folder into ``data/raw/<name>`` (so DVC
+(``classes``). Every non-hidden sub-folder is a class: one with no image file, or none
+that decodes, is refused with its name (a class that silently vanished would shift every
+later class index). Images are files of any format Pillow reads (JPEG, PNG, WebP, TIFF,
+BMP, the first frame of a GIF, ...; 16-bit images scaled to 8 bit) anywhere below their
+class folder; other files are counted and listed, never read; undecodable images
+(truncated, over Pillow's decompression-bomb limit) and dangling symlinks are skipped and
+counted (as for PetImages). The download stage copies the folder into ``data/raw/<name>`` (so DVC
 caches what was explained; rerun it with ``dvc repro -f download@<name>`` after changing
 the folder's files); preprocess resizes and splits it (stratified, seeded) streaming
 through memory maps: memory holds a chunk, not the dataset.
@@ -32,15 +36,20 @@ import numpy as np
 from PIL import Image
 
 from xaibench.atomic import write_json
-from xaibench.data.images import channel_stats_streaming, decode_into, stratified_split, write_npz
+import logging
+
+from xaibench.data.images import (channel_stats_streaming, decode_into, pillow_suffixes, require_splits,
+                                  stratified_split, write_npz)
 from xaibench.params import Strict
+
+log = logging.getLogger(__name__)
 
 URL = None
 ARCHIVE_NAME = None
 SHA256 = None
 ARCHIVES = ()
 CLASSES = ()  # found in the folder: data.dataset_classes reads them from stats.json
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+IMAGE_SUFFIXES = pillow_suffixes()
 CHUNK_ROWS = 512
 
 
@@ -53,37 +62,82 @@ def generate_synthetic(root, params, seed: int) -> dict:
 
 
 def class_folders(folder: str | Path) -> list[str]:
-    """Sorted names of the sub-folders of ``folder`` that hold at least one image file."""
+    """Sorted names of the non-hidden sub-folders of ``folder``: every one is a class."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"real.folder: {folder} is not a folder (one sub-folder of images per class)")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.rglob("*")))
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise FileNotFoundError(f"real.folder: {folder} has {len(classes)} class sub-folder(s) with "
-                                f"{'/'.join(sorted(IMAGE_SUFFIXES))} images; give at least two")
+        raise FileNotFoundError(f"real.folder: {folder} has {len(classes)} class sub-folder(s); give at least "
+                                f"two (one sub-folder of images per class)")
     return classes
+
+
+def scan_folder(folder: str | Path, max_per_class: int | None = None) -> dict:
+    """What an ImageFolder tree holds: ``items`` [(path, label, image id
+    "<class>/<relative path>")], ``classes``, and per class the files that are not read:
+    ``other_files`` (suffixes Pillow has no reader for) and ``dangling`` (symlinks to
+    nothing), as ids. A class sub-folder with no image file is a FileNotFoundError that
+    names it and says what it holds instead."""
+    folder = Path(folder)
+    classes = class_folders(folder)
+    items, other, dangling, empty = [], [], [], []
+    for label, name in enumerate(classes):
+        paths = [p for p in sorted((folder / name).rglob("*")) if not any(part.startswith(".") for part in
+                                                                            p.relative_to(folder).parts)]
+        broken = [p for p in paths if p.is_symlink() and not p.exists()]
+        files = [p for p in paths if p.is_file()]
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        rest = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if not images:
+            suffixes = sorted({p.suffix.lower() or "(none)" for p in rest})
+            empty.append(f"{name!r} ({len(rest)} other file(s){': ' + ', '.join(suffixes) if suffixes else ''}"
+                         f"{f', {len(broken)} dangling symlink(s)' if broken else ''})")
+        items += [(p, label, str(p.relative_to(folder))) for p in images[:max_per_class]]
+        other += [str(p.relative_to(folder)) for p in rest]
+        dangling += [str(p.relative_to(folder)) for p in broken]
+    if empty:
+        raise FileNotFoundError(f"real.folder: {folder}: class folder(s) with no image file: {'; '.join(empty)}. "
+                                f"Every sub-folder is a class; put images in it (any format Pillow reads: "
+                                f"JPEG, PNG, WebP, TIFF, BMP, GIF, ...) or move it out of {folder}")
+    for what, ids in (("files Pillow cannot read (not images)", other), ("dangling symlinks", dangling)):
+        if ids:
+            log.warning("%s: %d %s skipped, e.g. %s", folder, len(ids), what, ", ".join(ids[:5]))
+    return {"items": items, "classes": classes, "other_files": other, "dangling": dangling}
 
 
 def list_images(folder: str | Path, max_per_class: int | None = None) -> tuple[list, list[str]]:
     """([(path, label, image id "<class>/<relative path>")], class names) of an ImageFolder tree."""
-    folder = Path(folder)
-    classes = class_folders(folder)
-    items = []
-    for label, name in enumerate(classes):
-        files = [p for p in sorted((folder / name).rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        items += [(p, label, str(p.relative_to(folder))) for p in files[:max_per_class]]
-    return items, classes
+    scan = scan_folder(folder, max_per_class)
+    return scan["items"], scan["classes"]
 
 
 def copy_folder(folder: str | Path, dest: str | Path) -> dict:
-    """Copy the class sub-folders' image files of ``folder`` into ``dest``."""
-    items, classes = list_images(folder)
-    for path, _, image_id in items:
+    """Copy the class sub-folders' image files of ``folder`` into ``dest`` (every class
+    folder, so the copy has the same classes); count what is not copied."""
+    scan = scan_folder(folder)
+    for name in scan["classes"]:
+        (Path(dest) / name).mkdir(parents=True, exist_ok=True)
+    for path, _, image_id in scan["items"]:
         target = Path(dest) / image_id
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-    return {"images": len(items), "classes": len(classes)}
+    return {"images": len(scan["items"]), "classes": len(scan["classes"]),
+            "files_not_images": len(scan["other_files"]), "dangling_symlinks": len(scan["dangling"])}
+
+
+def check_every_class_decodes(classes: list[str], items: list, labels: np.ndarray, skipped: list[str]) -> None:
+    """Refuse a class none of whose image files decodes: the model would otherwise be
+    trained on the other classes alone, without a word."""
+    kept = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
+    listed = np.bincount(np.asarray([label for _, label, _ in items], np.int64), minlength=len(classes))
+    dead = [k for k in range(len(classes)) if kept[k] == 0]
+    if dead:
+        examples = {k: [i for i in skipped if i.split("/", 1)[0] == classes[k]][:3] for k in dead}
+        raise ValueError("class folder(s) whose images are all unreadable: "
+                         + "; ".join(f"{classes[k]!r} ({listed[k]} unreadable file(s), e.g. {', '.join(examples[k])})"
+                                     for k in dead)
+                         + ". Replace the files, or move the folder out of real.folder")
 
 
 def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
@@ -92,12 +146,17 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
     statistics of train, ``classes``), streaming: decoded images go to a memory map and
     every split is written a chunk of rows at a time."""
     cfg = dataset_params.preprocess
-    items, classes = list_images(raw_dir, dataset_params.real.max_images_per_class)
+    scan = scan_folder(raw_dir, dataset_params.real.max_images_per_class)
+    items, classes = scan["items"], scan["classes"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".decode-") as work:
         images, labels, ids, kept, skipped = decode_into(items, cfg.image_size, work)
+        check_every_class_decodes(classes, items, labels, skipped)
         splits = stratified_split(labels, cfg.val_fraction, cfg.test_fraction or 0.2, seed)
+        require_splits(splits, "train", "test",
+                       hint=f"{len(labels)} decodable images in {len(classes)} classes; add images, or raise "
+                            f"preprocess.test_fraction (now {cfg.test_fraction or 0.2}; rounded per class)")
         no_masks = np.broadcast_to(np.zeros((1, cfg.image_size, cfg.image_size), np.uint8),
                                    (len(images), cfg.image_size, cfg.image_size))
         labels_by_row, ids_by_row = np.zeros(len(images), np.int64), np.zeros(len(images), ids.dtype)
@@ -109,7 +168,9 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
         del images
     write_json(out_dir / "stats.json", {**stats, "classes": classes})
     return {"files_listed": len(items), "images_kept": int(len(labels)), "images_skipped": len(skipped),
-            "skipped_ids": skipped, **{f"n_{name}": int(len(index)) for name, index in splits.items()},
+            "skipped_ids": skipped, "files_not_images": len(scan["other_files"]),
+            "dangling_symlinks": len(scan["dangling"]),
+            **{f"n_{name}": int(len(index)) for name, index in splits.items()},
             "classes": len(classes), "has_masks": False}
 
 

@@ -31,14 +31,51 @@ from xaibench.atomic import atomic_path, write_json
 log = logging.getLogger(__name__)
 
 
+def pillow_suffixes() -> frozenset[str]:
+    """Every file suffix Pillow can open (``.jpg``, ``.png``, ``.webp``, ``.tif``, ``.bmp``,
+    ``.gif``, ...): the extensions of its registered formats that have a reader."""
+    Image.init()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """``image`` with 8 bits per channel. Pillow's ``convert("RGB")`` clips the integer modes
+    of 16-bit files (``I;16``: microscopy, depth maps) at 255, so nearly every pixel
+    decodes as white; here 16-bit values v map to round(v / 257) (0..65535 -> 0..255), a
+    32-bit integer image whose values lie outside 0..65535 and a float image are rescaled
+    from their own minimum and maximum (a float image already in [0, 1] by 255)."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if image.mode == "F" and 0 <= low and high <= 1:
+            scaled = values * 255.0
+        elif image.mode != "F" and 0 <= low and high <= 65535:
+            scaled = values / 257.0
+        else:
+            scaled = (values - low) / ((high - low) or 1.0) * 255.0
+        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+    return image
+
+
 def decode_rgb(path: str | Path) -> Image.Image | None:
-    """Fully decode ``path`` as an RGB image; None if it is empty, truncated or not an image."""
+    """Fully decode ``path`` as an 8-bit RGB image (the first frame of an animation, 16-bit
+    images scaled by :func:`to_8bit`); None if it is empty, truncated, not an image, or over
+    Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS`` x 2, about 179 MP: such
+    a file is skipped and counted like any undecodable one, never the end of the stage)."""
+    return decode_or_reason(path)[0]
+
+
+def decode_or_reason(path: str | Path) -> tuple[Image.Image | None, str]:
+    """(:func:`decode_rgb`'s image, "") or (None, why it failed)."""
     try:
         with Image.open(path) as image:
-            image.load()  # forces the whole decode: truncated JPEGs fail here
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return None
+            image.seek(0)  # the first frame of a GIF / multi-page TIFF
+            image.load()   # forces the whole decode: truncated JPEGs fail here
+            return to_8bit(image).convert("RGB"), ""
+    except Image.DecompressionBombError as error:
+        return None, f"over Pillow's decompression-bomb limit ({error})"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        return None, f"{type(error).__name__}: {error}"
 
 
 def load_mask(path: str | Path | None, image_size: int) -> np.ndarray:
@@ -56,9 +93,9 @@ def resized(items, image_size: int):
     yields None in place of the image, so the caller counts it."""
     for row, (path, label, image_id) in enumerate(tqdm(items, desc="decode+resize", unit="img", leave=False,
                                                        disable=None)):
-        image = decode_rgb(path)
+        image, reason = decode_or_reason(path)
         if image is None:
-            log.warning("skipped undecodable image %s", image_id)
+            log.warning("skipped undecodable image %s (%s)", image_id, reason)
             yield row, label, image_id, None
         else:
             yield row, label, image_id, np.asarray(image.resize((image_size, image_size), Image.BILINEAR),
@@ -87,6 +124,19 @@ def load_resized(items, image_size: int, mask_lookup=None):
     if not images:
         raise ValueError("no decodable images found")
     return (np.stack(images), np.asarray(labels, np.int64), np.asarray(ids), np.stack(masks), skipped)
+
+
+def require_splits(splits: dict, *names: str, hint: str = "") -> None:
+    """Refuse splits that leave one of ``names`` (default: train and test) empty: a model
+    would train on nothing, or a study explain nothing, and fail stages later with a
+    confusing message. ``hint`` says which params to change."""
+    sizes = {name: int(len(index)) for name, index in splits.items()}
+    empty = [name for name in (names or ("train", "test")) if sizes.get(name, 0) == 0]
+    if empty:
+        raise ValueError(f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
+                         f"(split sizes: {', '.join(f'{k} {v}' for k, v in sizes.items())}): "
+                         + (hint or "add images, or raise preprocess.test_fraction / val_fraction "
+                                    "(they are rounded per class)"))
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> dict:
@@ -260,6 +310,7 @@ def prepare(items, out_dir: str | Path, image_size: int, val_fraction: float, te
     """Decode, resize, split and save; return the report (counts, skipped)."""
     images, labels, ids, masks, skipped = load_resized(items, image_size, mask_lookup)
     splits = stratified_split(labels, val_fraction, test_fraction, seed)
+    require_splits(splits)
     out_dir = Path(out_dir)
     for name, index in splits.items():
         save_split(out_dir / f"{name}.npz", images=images[index], labels=labels[index], ids=ids[index],

@@ -68,7 +68,8 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
     from xaibench.explain.perturbation import lime
     from xaibench.params import Sampled
 
-    engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, stopping=stopping or {}))
+    given = {"stopping": stopping} if stopping and sampling == "adaptive" else {}  # fixed: the rule is unused
+    engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, **given))
     maps = []
     for index, (image, target) in enumerate(zip(pixels, targets)):
         image_segments = slic_segments(image, n_segments) if segments is None else segments[index]

@@ -76,7 +76,9 @@ def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, i
 
 def load_model(path) -> NormalizedClassifier:
     """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from xaibench.models.external import torch_load
+
+    checkpoint = torch_load(path)
     net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],
                       **checkpoint.get("options", {}))
     model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])

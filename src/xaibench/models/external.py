@@ -68,25 +68,49 @@ def _offline_error(name: str, error: Exception, file_hint: str) -> WeightsError:
                         f"(.pt/.pth/.safetensors), or `weights: none`.")
 
 
-def _torchvision(arch: str, num_classes: int, weights: str) -> nn.Module:
+AUXILIARY_HEADS = {"googlenet": ("aux1.", "aux2."), "inception_v3": ("AuxLogits.",)}
+
+
+def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
+    """torchvision builder keywords that make a net a plain classifier at ``image_size``:
+    no auxiliary heads (GoogLeNet and Inception v3 return a named tuple in training mode
+    otherwise; xaibench trains and explains the main output), and a ViT built for the
+    input size (random weights only: ImageNet weights fix its position embedding)."""
+    options = {}
+    if arch in AUXILIARY_HEADS:
+        options["aux_logits"] = False
+    if arch.startswith("vit_") and weights != "imagenet" and image_size:
+        options["image_size"] = image_size
+    return options
+
+
+def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
     from torchvision import models
 
+    options = _builder_options(arch, weights, image_size)
     if weights != "imagenet":
-        return models.get_model(arch, weights=None, num_classes=num_classes)
+        return models.get_model(arch, weights=None, num_classes=num_classes, **options)
     default = models.get_model_weights(arch).DEFAULT
+    options.pop("image_size", None)
     try:
-        net = models.get_model(arch, weights=default)
+        net = models.get_model(arch, weights=default, **options)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         file = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
         raise _offline_error(f"torchvision:{arch}", error, f"Place {file} (from {default.url})") from error
     return _replace_last_linear(net, num_classes)
 
 
-def _timm(arch: str, num_classes: int, weights: str) -> nn.Module:
+def _timm(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
     import timm
 
+    def create(**size):
+        return timm.create_model(arch, pretrained=weights == "imagenet", num_classes=num_classes, **size)
+
     try:
-        return timm.create_model(arch, pretrained=weights == "imagenet", num_classes=num_classes)
+        try:  # transformers take the input size (timm resamples pretrained position embeddings)
+            return create(**({"img_size": image_size} if image_size else {}))
+        except TypeError:  # a CNN: any input size
+            return create()
     except (OSError, RuntimeError) as error:
         if weights != "imagenet":
             raise
@@ -96,33 +120,127 @@ def _timm(arch: str, num_classes: int, weights: str) -> nn.Module:
                              f"cache (HF_HOME) with HF_HUB_OFFLINE=1") from error
 
 
+def check_runs_at(name: str, image_size: int, weights: str = "none") -> None:
+    """Refuse a model that cannot classify ``image_size`` px inputs, before any stage runs:
+    built on PyTorch's ``meta`` device (shapes only, no memory, a fraction of a second), it
+    must map a batch of two [3, S, S] images to [2, classes] logits in training and in
+    eval mode. Catches e.g. a ViT with ImageNet weights at another size than its own
+    ("Wrong image height!"), a Swin whose windows do not tile the input, a size too small
+    for the net's downsampling. Raises ValueError saying what to change."""
+    library, _, arch = name.partition(":")
+    try:
+        with torch.device("meta"):
+            if library == "torchvision":
+                from torchvision import models
+
+                options = _builder_options(arch, weights, image_size)
+                net = models.get_model(arch, weights=None, num_classes=2, **options)
+            else:
+                net = _timm(arch, 2, "none", image_size)
+            batch = torch.empty(2, 3, image_size, image_size)
+            for mode in (True, False):
+                out = net.train(mode)(batch)
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 2):
+                    raise TypeError(f"its {'training' if mode else 'eval'} output is a {type(out).__name__}, "
+                                    f"not [batch, classes] logits")
+    except (AssertionError, RuntimeError, ValueError, TypeError, IndexError) as error:
+        own = input_normalisation(name)["image_size"]
+        raise ValueError(f"{name} does not run on {image_size} px inputs ({type(error).__name__}: "
+                         f"{_first_line(error)}); set the dataset's preprocess.image_size to {name}"
+                         + (f" (its own size, {own} px)" if own else " or to a size it accepts")) from None
+    if library == "torchvision" and arch.startswith("vit_") and weights == "imagenet":
+        own = input_normalisation(name)["image_size"]
+        if own and own != image_size:
+            raise ValueError(f"{name}'s ImageNet weights are for {own} px inputs (their position embedding), "
+                             f"the dataset is prepared at {image_size} px: set the dataset's "
+                             f"preprocess.image_size to {name}, or use weights: none")
+
+
+def torch_load(path: str | Path):
+    """``torch.load(path, weights_only=True)`` on the CPU, its failures as one
+    :class:`WeightsError` line naming the file: a pickle that holds code (a whole module:
+    loading it would run that code) is refused with what to do; an empty, truncated or
+    random file is called corrupt or incomplete."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # e.g. a whole pickled module
+            raise WeightsError(
+                f"weights: {path} holds more than tensors (torch.load with weights_only=True refused it: "
+                f"{_first_line(error, 'Unsupported global')}). Loading it would run the code in its pickle. If "
+                f"you trust it, save the model's state dict alone once, torch.save(model.state_dict(), "
+                f"'state_dict.pt'), and give that file") from None
+        raise _corrupt(path, error) from None
+    except (EOFError, RuntimeError, OSError, ValueError, AttributeError, KeyError, IndexError) as error:
+        raise _corrupt(path, error) from None
+
+
+def _first_line(error: Exception, containing: str = "") -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    chosen = [line for line in lines if containing in line] if containing else lines
+    return (chosen or lines or [type(error).__name__])[0].split(". Please")[0][:200]
+
+
+def _corrupt(path: Path, error: Exception) -> WeightsError:
+    """A file the loader could not parse: empty, cut short, or not a checkpoint at all."""
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        what = "is empty"
+    elif isinstance(error, EOFError):
+        what = f"is incomplete ({size} bytes: it ends early)"
+    elif isinstance(error, pickle.UnpicklingError):
+        what = f"is corrupt ({size} bytes that are not a PyTorch checkpoint)"
+    elif isinstance(error, RuntimeError) and "zip" in str(error):
+        what = f"is incomplete or corrupt ({size} bytes: its zip archive has no central directory, truncated?)"
+    else:
+        what = f"is corrupt or incomplete ({size} bytes; {type(error).__name__}: {_first_line(error)})"
+    return WeightsError(f"weights: {path} {what}; copy or save the checkpoint again")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path``: ``.safetensors``, or a ``.pt``/``.pth`` holding a state
     dict, ``{"state_dict": ...}`` or ``{"model": ...}``, read with ``weights_only=True``: a
-    file that pickles a whole module is refused (reading it would run its code)."""
+    file that pickles a whole module is refused (reading it would run its code); a corrupt
+    one is named (:func:`torch_load`)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights: {path} is not a file (give none, imagenet or a .pt/.pth/.safetensors path)")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise _corrupt(path, error) from None
     if path.suffix not in (".pt", ".pth"):
         raise WeightsError(f"weights: {path}: expected a .pt, .pth or .safetensors file")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # e.g. a whole pickled module: loading it runs its code
-        raise WeightsError(
-            f"weights: {path} holds more than tensors (torch.load with weights_only=True refused it: "
-            f"{str(error).splitlines()[0]}). Loading it would run the code in its pickle. If you trust it, "
-            f"save the model's state dict alone once, torch.save(model.state_dict(), 'state_dict.pt'), "
-            f"and give that file") from None
+    loaded = torch_load(path)
     for key in ("state_dict", "model"):  # weights_only: never a module inside
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             return loaded[key]
     if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
         return loaded
     raise WeightsError(f"weights: {path} holds no state dict (keys: {list(loaded)[:8] if isinstance(loaded, dict) else type(loaded).__name__})")
+
+
+def describe_mismatch(net: nn.Module, state: dict, first: int = 4) -> str:
+    """How a state dict differs from ``net``'s: counts of missing and unexpected keys and of
+    shape mismatches, with the first few of each (a full list of ~90 names says less)."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+
+    def part(label, names):
+        return f"{len(names)} {label}" + (f" (e.g. {', '.join(names[:first])}{', …' if len(names) > first else ''})"
+                                          if names else "")
+
+    return "; ".join(part(label, names) for label, names in
+                     (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if names) \
+        or "keys and shapes match"
 
 
 def build_external(name: str, num_classes: int, image_size: int | None = None, weights: str = "none") -> nn.Module:
@@ -132,15 +250,17 @@ def build_external(name: str, num_classes: int, image_size: int | None = None, w
     library, _, arch = name.partition(":")
     build = _torchvision if library == "torchvision" else _timm
     if weights in ("none", "imagenet"):
-        net = build(arch, num_classes, weights)
+        net = build(arch, num_classes, weights, image_size)
     else:
-        net = build(arch, num_classes, "none")
+        net = build(arch, num_classes, "none", image_size)
         state = read_checkpoint(weights)
+        if library == "torchvision" and arch in AUXILIARY_HEADS:  # the auxiliary heads are not built
+            state = {k: v for k, v in state.items() if not k.startswith(AUXILIARY_HEADS[arch])}
         try:
             net.load_state_dict(state)
-        except RuntimeError as error:
+        except RuntimeError:
             raise WeightsError(f"weights: {weights} does not fit {name} with num_classes={num_classes}: "
-                               f"{str(error).splitlines()[0]} {str(error).splitlines()[1:3]}") from error
+                               f"{describe_mismatch(net, state)} of its {len(net.state_dict())} keys") from None
     for module in net.modules():  # captum's backward hooks need out-of-place ReLUs
         if isinstance(module, nn.ReLU):
             module.inplace = False

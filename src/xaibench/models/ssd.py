@@ -135,7 +135,9 @@ def save_detector(path, model: nn.Module, name: str, num_classes: int, image_siz
 
 
 def load_detector(path) -> nn.Module:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from xaibench.models.external import torch_load
+
+    checkpoint = torch_load(path)
     options = {k: v for k, v in checkpoint["options"].items() if k != "pretrained"}
     model = build_detector(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],
                            checkpoint["mean"], checkpoint["std"], **options)

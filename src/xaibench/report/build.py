@@ -88,7 +88,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     from xaibench.data import dataset_classes
     from xaibench.data.images import load_cues, load_split
     from xaibench.report.figures import gallery_figure
-    from xaibench.store import maps_of
+    from xaibench.store import maps_of, read_attributions
 
     folder = root / ("data/attributions/gad" if ref.kind == "gad" else "data/attributions") / cell
     dataset = cell.split("_", 1)[1] if ref.kind == "gad" else ref.datasets[0]
@@ -103,9 +103,10 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     if ref.kind == "detection":
         classes = detection_classes(classes, (content.read_json(root / f"metrics/data_{dataset}.json") or {}).get("source"))
     figures = []
+    has_cues = "cue_masks" in cues
     for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         files = sorted(model_dir.glob("*.parquet"), key=lambda p: (content.is_control(p.stem), p.stem))
-        frames = {p.stem: pd.read_parquet(p) for p in files}
+        frames = {p.stem: read_attributions(p) for p in files}
         maps, hulls, first = {}, {}, None
         for method, frame in frames.items():
             if frame.empty or min(int(frame.height.iloc[0]), int(frame.width.iloc[0])) < 4:
@@ -140,7 +141,7 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
                     for i, t, p, q in zip(chosen.image_id, chosen.target, chosen.predicted, chosen.probability)]
         file = out / ref.name / f"gallery_{cell}_{model_dir.name}.png"
         gallery_figure(images, maps, file, captions, masks, boxes, hulls or None)
-        figures.append({"src": f"{ref.name}/{file.name}", "model": model_dir.name, "cell": cell,
+        figures.append({"src": f"{ref.name}/{file.name}", "model": model_dir.name, "cell": cell, "cues": has_cues,
                         "alt": f"{model_dir.name}: {len(keep)} images and the maps of {', '.join(maps)}"})
     return figures
 
@@ -172,7 +173,8 @@ def runtime_rows(runtime: dict | None, json_name: str) -> tuple[list[dict], dict
     def walk(node, path):
         if "runtime_ms_mean" in node:
             label = "/".join(path)
-            means[label] = node["runtime_ms_mean"]
+            if content.number(node["runtime_ms_mean"]) is not None:
+                means[label] = content.number(node["runtime_ms_mean"])
             rows.append({"name": label, "n": node.get("n"),
                          "cells": [content.Cell(node.get(k), json_name, [*path, k])
                                    for k in ("runtime_ms_mean", "runtime_ms_std", "runtime_ms_cold", "samples_mean")]})
@@ -190,8 +192,26 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
     from xaibench.report.figures import runtime_bars
 
     info = study_info(ref.kind)
+    if ref.kind != "gad":
+        study = params.studies[ref.name]
+        dataset = params.datasets.get(study.dataset)
+        try:
+            from xaibench.data import dataset_classes
+
+            classes = list(dataset_classes(study.dataset, root / f"data/prepared/{study.dataset}"))
+        except (FileNotFoundError, KeyError):
+            classes = None
+        info = study_info(ref.kind, study, dataset, classes)
     metrics_name, reliability_name, runtime_name = ref.json_names()[:3]
     reliability = content.read_json(root / reliability_name)
+    missing = []
+    if reliability is None:
+        checked = params.reliability is not None and (ref.kind == "gad" or ref.name in params.reliability.studies)
+        stage = "gad_reliability" if ref.kind == "gad" else f"reliability@{ref.name}"
+        missing.append(f"{reliability_name} is missing, so this page has no metric table with intervals and no "
+                       f"reliability verdict: " + (f"run its stage ({stage}: dvc repro {stage})." if checked else
+                                                   f"add {ref.name} to reliability.studies in params.yaml and run "
+                                                   f"dvc repro."))
     sections = []
     if reliability:
         parts = {cell: reliability[cell] for cell in ref.cells if cell in reliability} if ref.kind == "gad" \
@@ -215,7 +235,9 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
     study_json = content.read_json(root / metrics_name)
     sources = [{"name": ref.datasets[k], "source": (content.read_json(root / f"metrics/data_{d}.json") or {}).get(
         "source", "unknown")} for k, d in enumerate(ref.datasets)]
-    return {"name": ref.name, "kind": ref.kind, "info": info, "datasets": sources, "models": models,
+    if not study_json:
+        missing.append(f"{metrics_name} is missing: run the study's evaluate stage (dvc repro).")
+    return {"name": ref.name, "kind": ref.kind, "info": info, "datasets": sources, "models": models, "missing": missing,
             "sections": sections, "galleries": galleries, "curves": curve_figures(root, ref, out),
             "runtime_rows": runtime_table, "runtime_figure": runtime_figure, "runtime_json": runtime_name,
             "study_table": content.flat_table(study_json, metrics_name, base) if study_json else None,

@@ -19,19 +19,49 @@ from xaibench.metrics.reliability import metric_definition
 CONTROLS = ("random", "edge")
 
 
+UNDEFINED = "n/a"   # how a page prints a value that is undefined on this data (null / NaN in the JSON)
+
+
+class ReportInputError(ValueError):
+    """A metrics file the report reads is not valid JSON (the message names the file)."""
+
+
 def read_json(path: str | Path) -> dict | None:
+    """The parsed JSON file ``path``; None where it does not exist. Malformed JSON raises
+    :class:`ReportInputError` naming the file and the stage that writes it."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReportInputError(f"{path}: not valid JSON ({error}); it is an output of the pipeline: "
+                               f"rerun the stage that writes it (dvc repro --force <stage>), or delete it "
+                               f"and run dvc repro") from None
+
+
+def is_undefined(value) -> bool:
+    """None, NaN or ±inf: a metric with no value on this data (e.g. a share of relevance
+    where a map has no positive relevance, a correlation of a constant curve)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def number(value) -> float | None:
+    """``value`` as a float where it is a defined number (bools and strings are not); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or is_undefined(value):
+        return None
+    return float(value)
 
 
 def fmt(value) -> str:
     """Three significant digits (``0.225``, ``44.9``, ``0.00124``), whole numbers from 1000
-    on (``1028``, not ``1.03e+03``); ``–`` for a missing or
-    NaN value. The browser test formats the JSON values with this same function."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+    on (``1028``, not ``1.03e+03``); ``n/a`` (:data:`UNDEFINED`) for a null or NaN value:
+    undefined on this data. The browser test formats the JSON values with this same
+    function."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if is_undefined(value) or not isinstance(value, (int, float)):
+        return UNDEFINED
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
@@ -57,6 +87,11 @@ class Cell:
     base: float | None = None        # the same key at the base revision
     has_base: bool = False
 
+    def __post_init__(self):
+        self.value = number(self.value)  # null, NaN: undefined here (printed n/a, never compared)
+        if self.interval is not None and any(number(v) is None for v in self.interval):
+            self.interval = None
+
     @property
     def text(self) -> str:
         return fmt(self.value)
@@ -81,6 +116,8 @@ class Cell:
             return ""
         if self.base is None:
             return "new"
+        if self.value is None:
+            return f"undefined now (was {fmt(self.base)})"
         return f"{self.delta:+.3g}" if self.delta else "±0"
 
     @property
@@ -100,8 +137,7 @@ def with_base(cell: Cell, base_trees: dict | None) -> Cell:
     """Fill ``cell.base`` from the base revision's copy of its JSON file (when a base is given)."""
     if base_trees is not None:
         cell.has_base = True
-        value = lookup(base_trees.get(cell.json), cell.key)
-        cell.base = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        cell.base = number(lookup(base_trees.get(cell.json), cell.key))
     return cell
 
 
@@ -128,8 +164,8 @@ def metric_table(reliability: dict, json_name: str, base_trees: dict | None = No
     for metric, values in by_metric.items():
         sign = 1 if directions.get(metric, "higher") == "higher" else -1
         for group in {_group(m) for m in values}:
-            candidates = {m: v["mean"] for m, v in values.items() if _group(m) == group and not is_control(m)
-                          and v["mean"] is not None and not math.isnan(v["mean"])}
+            candidates = {m: number(v.get("mean")) for m, v in values.items()
+                          if _group(m) == group and not is_control(m) and number(v.get("mean")) is not None}
             if candidates:
                 top = max(sign * v for v in candidates.values())
                 best.update({(metric, m): True for m, v in candidates.items() if sign * v == top})
@@ -142,21 +178,27 @@ def metric_table(reliability: dict, json_name: str, base_trees: dict | None = No
             if entry is None:
                 cells.append(Cell(None, json_name, key))
                 continue
-            interval = tuple(entry["interval"]) if entry.get("interval") and None not in entry["interval"] else None
-            cells.append(with_base(Cell(entry["mean"], json_name, key, interval, best.get((metric, method), False),
+            interval = tuple(entry["interval"]) if isinstance(entry.get("interval"), list) \
+                and len(entry["interval"]) == 2 else None
+            cells.append(with_base(Cell(entry.get("mean"), json_name, key, interval, best.get((metric, method), False),
                                         method in flagged[metric]), base_trees))
         rows.append({"method": method, "control": is_control(method), "cells": cells})
-    return {"metrics": metrics, "rows": rows, "level": reliability.get("level"),
-            "n_images": reliability.get("n_images"), "n_resamples": reliability.get("n_resamples")}
+    level, n_resamples = number(reliability.get("level")), number(reliability.get("n_resamples"))
+    return {"metrics": metrics, "rows": rows, "level": level, "n_images": fmt(reliability.get("n_images")),
+            "n_resamples": reliability.get("n_resamples"),
+            "interval_legend": (f"{round(level * 100)} % " if level is not None else "")
+            + f"paired bootstrap interval ({fmt(n_resamples)} resamples)"}
 
 
 def flat_table(tree: dict, json_name: str, base_trees: dict | None = None) -> dict:
     """A study's own metrics JSON as a table: every dict whose values include numbers is a
-    row (its key path joined by `` / ``), its numeric entries the columns."""
+    row (its key path joined by `` / ``), its numeric entries the columns (a null entry is
+    a number undefined on this data: its column stays, printed n/a)."""
     rows, columns = [], []
 
     def walk(node, path):
-        numbers = {k: v for k, v in node.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {k: v for k, v in node.items()
+                   if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
         if numbers:
             rows.append((path, numbers))
             columns.extend(k for k in numbers if k not in columns)
@@ -176,7 +218,7 @@ def model_facts(model_json: dict | None, json_name: str, base_trees: dict | None
     if not model_json:
         return []
     return [(key, with_base(Cell(value, json_name, [key]), base_trees)) for key, value in model_json.items()
-            if isinstance(value, (int, float)) and ("accuracy" in key or "map" in key)]
+            if (value is None or isinstance(value, (int, float))) and ("accuracy" in key or "map" in key)]
 
 
 def per_model(section: dict | None, marker: str) -> dict[str, dict]:
@@ -211,12 +253,18 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
             continue
         flip = lookup(loc, ["cue_flip", "cue_flip_rate"])
         means = loc.get("means", {})
-        mass = sorted(((v["relevance_mass"], m) for m, v in means.items() if "relevance_mass" in v), reverse=True)
-        ranking = " > ".join(f"{m} {fmt(v)}" for v, m in mass)
+        mass = sorted(((number(v["relevance_mass"]), m) for m, v in means.items()
+                       if "relevance_mass" in v and number(v["relevance_mass"]) is not None), reverse=True)
+        undefined = sorted(m for m, v in means.items() if "relevance_mass" in v and number(v["relevance_mass"]) is None)
+        ranking = " > ".join(f"{m} {fmt(v)}" for v, m in mass) or "undefined for every method"
         text = f"{prefix}the cue covers {fmt(loc.get('chance_level'))} of the image (chance level)"
         if flip is not None:
             text += f"; {fmt(flip)} of test predictions follow the swapped cue"
         out["localisation"].append(text + f". Relevance mass: {ranking}.")
+        if undefined:
+            out["localisation"].append(prefix + f"relevance mass is undefined ({UNDEFINED}) for {_names(undefined)}: "
+                                       "no positive relevance in their maps of the explained images; they are "
+                                       "left out of the ranking.")
         controls_mass = [v for v, m in mass if is_control(m)]
         below = [m for v, m in mass if not is_control(m) and controls_mass and v <= max(controls_mass)]
         if controls_mass and len(controls_mass) < len(mass):
@@ -224,20 +272,30 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
                                                  f"{_names(below)} rank at or below a control on relevance mass."))
     for model, rand in per_model(reliability.get("randomisation"), "methods").items():
         prefix = f"{model}: " if model else ""
-        finals = {m: v["final_spearman"] for m, v in rand["methods"].items()}
-        passed = [f"{m} ({fmt(finals[m])})" for m in rand.get("passed", [])]
-        failed = [f"{m} ({fmt(finals[m])})" for m in rand.get("failed", [])]
+        finals = {m: (v or {}).get("final_spearman") for m, v in rand["methods"].items()}
+        passed = [f"{m} ({fmt(finals.get(m))})" for m in rand.get("passed", [])]
+        failed = [f"{m} ({fmt(finals.get(m))})" for m in rand.get("failed", [])]
+        undecided = [m for m in finals if m not in rand.get("passed", []) and m not in rand.get("failed", [])
+                     and number(finals[m]) is None]
         out["randomisation"].append(
             f"{prefix}pass: {_names(passed)}; fail (Spearman with the fully random model ≥ "
             f"{fmt(rand.get('fail_threshold'))}): {_names(failed)}"
-            + (f"; not checked: {_names(rand['not_checked'])}" if rand.get("not_checked") else "") + ".")
-    agreement = {pair: tau for pair, tau in reliability.get("agreement", {}).items()
-                 if tau is not None and not math.isnan(tau) and ":" not in pair}
+            + (f"; not checked: {_names(rand['not_checked'])}" if rand.get("not_checked") else "")
+            + (f"; undefined ({UNDEFINED}: a constant map, no rank correlation): {_names(undecided)}"
+               if undecided else "") + ".")
+    agreement = {pair: number(tau) for pair, tau in (reliability.get("agreement") or {}).items()
+                 if number(tau) is not None and ":" not in pair}
+    undefined_pairs = [pair for pair, tau in (reliability.get("agreement") or {}).items()
+                       if number(tau) is None and ":" not in pair]
     if agreement:
         low, high = min(agreement, key=agreement.get), max(agreement, key=agreement.get)
         out["agreement"].append(
             f"Kendall's τ between the method rankings of {len(agreement)} metric pairs ranges from "
             f"{fmt(agreement[low])} ({low.replace('|', ' vs ')}) to {fmt(agreement[high])} ({high.replace('|', ' vs ')}).")
+    if undefined_pairs:
+        out["agreement"].append(f"τ is undefined ({UNDEFINED}: a metric ties every method, or is undefined for "
+                                f"some) for {len(undefined_pairs)} metric pair(s): "
+                                + ", ".join(p.replace("|", " vs ") for p in undefined_pairs) + ".")
     fills = lookup(reliability, ["fills", "agreement"]) or {}
     if fills:
         out["fills"].append("DAUC rankings under the deletion fills agree at τ = "
@@ -246,8 +304,9 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
     for model, sat in per_model(reliability.get("saturation"), "insertion_start").items():
         prefix = f"{model}: " if model else ""
         out["saturation"].append(
-            f"{prefix}the insertion start (blurred image) keeps {fmt(sat['insertion_start_retains'])} of the evidence "
-            f"(p = {fmt(sat['insertion_start'])} against {fmt(sat['clean'])} on the image, chance {fmt(sat['chance'])})"
+            f"{prefix}the insertion start (blurred image) keeps {fmt(sat.get('insertion_start_retains'))} of the "
+            f"evidence (p = {fmt(sat.get('insertion_start'))} against {fmt(sat.get('clean'))} on the image, "
+            f"chance {fmt(sat.get('chance'))})"
             + ("; it still carries the class, so IAUC measures little." if sat.get("insertion_start_carries_class")
                else "."))
     return out

@@ -1,8 +1,11 @@
-"""What the report says about each study kind: two sentences and the study it reproduces.
+"""What the report says about each study: two sentences and, for the five reproductions,
+the study it reproduces.
 
 One entry per study kind (``studies.<name>.kind`` in params.yaml, and ``gad`` for the GAD
-grid). The citations are those of the source texts in ``../shared/sources/`` (their title
-pages); a new kind is one entry here.
+grid), with the dataset and model it reproduces. The citations are those of the source
+texts in ``../shared/sources/`` (their title pages); a new kind is one entry here. A study
+of that kind on another dataset or model (your own folder and model) is not the
+reproduction: :func:`study_info` describes it from its own params and cites nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ class Citation:
 class StudyInfo:
     title: str
     summary: str         # two sentences: what is explained, how it is scored
-    reproduces: Citation
+    reproduces: Citation | None
+    dataset: str = ""    # the dataset (registry name) and model of the reproduction: a study of
+    model: str = ""      # this kind on another one is described from its params instead
 
 
 STUDY_INFO: dict[str, StudyInfo] = {
@@ -37,21 +42,21 @@ STUDY_INFO: dict[str, StudyInfo] = {
         "confidence, against two model-independent controls.",
         Citation("Siwek, Sonbul, Markowicz, Podgórski & Kruszyński", "n.d.",
                  "Explainability of Convolutional Neural Network: overview of methods (Warsaw University of "
-                 "Technology)", "catsdogs-lrp-gradcam-deeplift-lime.md")),
+                 "Technology)", "catsdogs-lrp-gradcam-deeplift-lime.md"), "catsdogs", "catsdogs_cnn"),
     "senn": StudyInfo(
         "SENN against LIME and Integrated Gradients on CIFAR-10",
         "A self-explaining neural network (concepts h(x), relevances θ(x)) is trained on CIFAR-10 and "
         "compared with LIME and Integrated Gradients. Faithfulness is measured by concept ablation and "
         "by removing the top pixels, stability by explaining noisy copies of each image.",
         Citation("Rampazzo", "n.d.", "Comparing Ante-hoc and Post-hoc Interpretability Methods: SENN, LIME, and "
-                 "Integrated Gradients on CIFAR-10", "senn-cifar10.md")),
+                 "Integrated Gradients on CIFAR-10", "senn-cifar10.md"), "cifar10", "senn"),
     "detection": StudyInfo(
         "Explaining an SSD object detector on COCO",
         "One predicted box at a time of an SSD detector is explained by LRP (γ + flat rules), DeepLIFT "
         "with a blurred reference, LIME and SHAP on SLIC superpixels. The maps are scored by their "
         "entropy, pixel-flipping AUC, the share of relevance inside the box and their runtime.",
         Citation("Dreyer", "2021", "Comparison of Explainable AI Methods for Object Detection (University of "
-                 "Potsdam research seminar)", "ssd-coco-lrp-deeplift-lime-shap.md")),
+                 "Potsdam research seminar)", "ssd-coco-lrp-deeplift-lime-shap.md"), "coco"),
     "imagenet": StudyInfo(
         "LIME and SHAP on ImageNet classifiers",
         "InceptionV3 is explained by LIME on quickshift segments, ResNet50 by SHAP (gradient and "
@@ -60,7 +65,7 @@ STUDY_INFO: dict[str, StudyInfo] = {
         Citation("Khalid", "2025",
                  "Assignment 1: Interpretability with LIME and SHAP (Advanced Topics in Deep Learning, "
                  "FAU Erlangen-Nürnberg)",
-                 "imagenet-lime-shap.md")),
+                 "imagenet-lime-shap.md"), "imagenet"),
     "gad": StudyInfo(
         "GAD: gradient artificial distancing",
         "Support regression models pull the classes of a ResNet18 / VGG16 apart (α = 0..8), and five "
@@ -70,9 +75,43 @@ STUDY_INFO: dict[str, StudyInfo] = {
                  "Transforming gradient-based techniques into interpretable methods", "gad-gradient-artificial-distancing.md")),
 }
 
-GENERIC = StudyInfo("A study", "A study of the benchmark.", Citation("", "", "", ""))
+GENERIC = StudyInfo("A study", "A study of the benchmark.", None)
+KIND_SCORES = {
+    "saliency": "insertion and deletion curves (AUC and their correlation with the map), average drop and "
+                "increase in confidence, against model-independent controls",
+    "senn": "concept ablation, removal of the top pixels and stability under noise",
+    "detection": "entropy, pixel-flipping AUC and the share of relevance inside the box",
+    "imagenet": "insertion and deletion curves and the share of relevance on the object",
+}
 
 
-def study_info(kind: str) -> StudyInfo:
-    """The report's text for study kind ``kind`` (a generic one for kinds not listed)."""
-    return STUDY_INFO.get(kind, GENERIC)
+def _listing(names) -> str:
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else "no methods"
+
+
+def study_info(kind: str, study=None, dataset=None, classes=None, dataset_name: str = "") -> StudyInfo:
+    """The report's text for a study of ``kind``: the reproduction's entry when ``study``
+    (its validated params) uses the reproduction's dataset (not a folder of your own) and
+    model; otherwise a description from its params (dataset, classes, model, image size,
+    methods) that cites no paper. Without ``study``: the kind's entry (a generic one for
+    kinds not listed)."""
+    info = STUDY_INFO.get(kind, GENERIC)
+    if study is None:
+        return info
+    model = study.model if isinstance(study.model, str) else "/".join(study.model.model_dump().values())
+    own_data = dataset is not None and dataset.source == "folder" or (info.dataset and study.dataset != info.dataset)
+    own_model = bool(info.model) and isinstance(study.model, str) and study.model != info.model
+    if info.reproduces is not None and not own_data and not own_model:
+        return info
+    size = getattr(getattr(dataset, "preprocess", None), "image_size", None)
+    source = {"folder": "your image folder", "real": "real data", "synthetic": "synthetic twin"}.get(
+        getattr(dataset, "source", ""), "")
+    class_text = f"{len(classes)} classes: {_listing(list(classes)[:8])}{' …' if len(classes) > 8 else ''}" \
+        if classes else "classes as prepared"
+    methods = getattr(getattr(study, "attribute", None), "methods", None) or []
+    explained = f", explained by {_listing(methods)}" if methods else ""
+    summary = (f"{model} on {dataset_name or study.dataset} ({source + ', ' if source else ''}{class_text}"
+               f"{f', {size} px' if size else ''}){explained}. The maps are scored by "
+               f"{KIND_SCORES.get(kind, 'the metrics of its kind')}.")
+    return StudyInfo(f"{model} on {dataset_name or study.dataset}", summary, None)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +30,44 @@ def load_model_and_test(name: str, study, n: int | None = None, pixels: bool = T
     test = load_split(f"data/prepared/{study.dataset}", "test", mmap=True)
     n = len(test["labels"]) if n is None else min(n, len(test["labels"]))
     return load_model(f"data/models/{name}/model.pt"), test, to_tensor(test["images"][:n]) if pixels else None
+
+
+class ResumeCache:
+    """Where an attribute stage keeps the finished methods' files when another method
+    fails (``data/cache/attributions/<study>/``, outside DVC's outputs, which a rerun
+    deletes), so that the next run explains only what is missing. A kept file is reused
+    only under the same key: the study's dataset, model, train and attribute params, the
+    seed, and the SHA-256 of the trained model file (a retrained model invalidates it)."""
+
+    def __init__(self, name: str, study, params, root: str | Path = "data/cache/attributions"):
+        self.folder = Path(root) / name
+        model_file = Path(f"data/models/{name}/model.pt")
+        model_digest = hashlib.sha256(model_file.read_bytes()).hexdigest() if model_file.exists() else ""
+        self.key = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute,
+                               params.seed, model_digest)
+
+    def _files(self, method: str) -> tuple[Path, Path]:
+        return self.folder / f"{method}.parquet", self.folder / f"{method}.key.json"
+
+    def keep(self, method: str, path: Path) -> None:
+        if Path(path).exists():
+            data, key = self._files(method)
+            with atomic_path(data) as tmp:
+                shutil.copyfile(path, tmp)
+            with atomic_path(key) as tmp:
+                tmp.write_text(json.dumps({"key": self.key}))
+
+    def restore(self, method: str, path: Path) -> bool:
+        """Copy ``method``'s kept file to ``path`` if its key matches; whether it did."""
+        data, key = self._files(method)
+        if not (data.exists() and key.exists()) or json.loads(key.read_text()).get("key") != self.key:
+            return False
+        with atomic_path(path) as tmp:
+            shutil.copyfile(data, tmp)
+        return True
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def write_csv(path, frame: pd.DataFrame) -> None:

@@ -15,8 +15,9 @@ from xaibench.data.images import load_split, read_rows
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
-from xaibench.store import attribution_path, iter_attributions, maps_of
-from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv, write_insertion_deletion
+from xaibench.store import attribution_path, iter_attributions, maps_of, read_attributions
+from xaibench.studies.common import (ResumeCache, explain_and_store, load_model_and_test, write_csv,
+                                     write_insertion_deletion)
 from xaibench.training.classifier import cross_entropy_loss, to_tensor
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,52 @@ def loss_fn(study):
     return cross_entropy_loss
 
 
+class MethodsFailed(ValueError):
+    """Some methods of an attribute stage failed; the message names each with its model."""
+
+
 def attribute(name: str, study, params, run) -> None:
     """Explain the first ``n_images`` test images with every method -> one Parquet each;
-    streamed in chunks of ``compute.chunk_images`` on the ``compute.backend``."""
+    streamed in chunks of ``compute.chunk_images`` on the ``compute.backend``.
+
+    A method that fails does not stop the others: each finished method's file is kept in
+    ``data/cache/attributions/<study>/`` (:class:`~xaibench.studies.common.ResumeCache`,
+    keyed by the params and the model file) and the stage ends with one error naming every
+    failed method and the model; the next run reuses the kept files and explains only what
+    is missing."""
     cfg = study.attribute
     test = load_split(f"data/prepared/{study.dataset}", "test", mmap=True)  # ids and grid images only
-    grid = {}
+    n_test = len(test["ids"])
+    if cfg.n_images > n_test:
+        log.warning("studies.%s.attribute.n_images is %d but the test split has %d images: explaining %d",
+                    name, cfg.n_images, n_test, n_test)
+    cache = ResumeCache(name, study, params)
+    grid, failed = {}, {}
     for method in cfg.methods:
-        rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}),
-                                 compute=params.compute, keep_maps=GRID_IMAGES)
+        path = attribution_path("data/attributions", name, study.model, method)
+        if cache.restore(method, path):
+            log.info("%s: reused the maps kept from the previous, failed run (%s)", method, cache.folder)
+            grid[method] = maps_of(read_attributions(path).iloc[:GRID_IMAGES])
+            continue
+        try:
+            rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}),
+                                     compute=params.compute, keep_maps=GRID_IMAGES)
+        except Exception as error:  # noqa: BLE001 - reported with the method and model, after the others ran
+            log.error("%s failed on model %s: %s: %s", method, study.model, type(error).__name__, error)
+            failed[method] = error
+            continue
         grid[method] = rows["attribution"]
+    if failed:
+        kept = [m for m in cfg.methods if m not in failed]
+        for method in kept:
+            cache.keep(method, attribution_path("data/attributions", name, study.model, method))
+        raise MethodsFailed(
+            "; ".join(f"method {m} failed on model {study.model}: {type(e).__name__}: {str(e).strip()[:300]}"
+                      for m, e in failed.items())
+            + (f". The finished methods ({', '.join(kept)}) are kept in {cache.folder} and reused by the next run"
+               if kept else "")
+            + f"; fix the failing method(s), or remove them from studies.{name}.attribute.methods")
+    cache.clear()
     figure = f"data/attributions/{name}/heatmaps.png"
     shown = min(GRID_IMAGES, cfg.n_images, len(test["ids"]))
     heatmap_grid(test["images"][:shown] / 255.0, grid, figure, titles=list(test["ids"][:shown]))
