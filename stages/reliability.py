@@ -29,6 +29,12 @@ def main(name: str) -> None:
     setup_stage(params.seed)
     cfg = params.reliability
     study = params.study(name)
+    if cfg is None or name not in cfg.studies:   # dvc.yaml runs the stage for every study
+        with atomic_outputs(f"metrics/plots/reliability/{name}"):
+            write_json(f"metrics/{name}_reliability.json", {"checked": False, "reason": f"{name} is not in "
+                       f"reliability.studies of params.yaml: add it there for intervals, controls and the "
+                       f"reliability verdict"})
+        return
     with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run, \
             atomic_outputs(f"metrics/plots/reliability/{name}"):
         rows, sections, plots = RELIABILITY_CHECKS[study.kind](name, study, params, cfg, run)

@@ -80,3 +80,46 @@ def test_read_rows_copies_a_memory_mapped_chunk(tmp_path):
     chunk = read_rows(mapped, 2, 5)
     assert np.array_equal(chunk, images[2:5]) and chunk.flags.writeable and not isinstance(chunk, np.memmap)
     assert np.array_equal(read_rows(mapped, 0, 2), images[:2])   # still readable after the pages were dropped
+
+
+# --- issue 22: Ray addresses and GPUs --------------------------------------------------------
+
+def test_the_ray_client_form_of_the_address_can_be_used():
+    """``ray://head:10001`` needs Ray Client, which needs grpc (ray[client] in the lock)."""
+    import grpc  # noqa: F401
+    from ray.util.client import ray as client  # noqa: F401
+    from ray.util.client.worker import Worker  # noqa: F401  (imports grpc-generated stubs)
+
+
+def test_an_unreachable_address_fails_in_bounded_time_and_names_it():
+    import socket
+    import time
+
+    from xaibench.compute import host_and_port, wait_for_address
+
+    assert host_and_port("ray://head:10001") == ("head", 10001) and host_and_port("head") == ("head", 6379)
+    with socket.socket() as probe:            # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=rf"compute.address: cannot reach the Ray cluster at 127.0.0.1:{port} "
+                                         r"\(127.0.0.1:\d+\) within 1.5 s"):
+        wait_for_address(f"127.0.0.1:{port}", 1.5)
+    assert time.monotonic() - start < 10
+    with socket.socket() as server:           # a listening port is reachable at once
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        wait_for_address(f"ray://127.0.0.1:{server.getsockname()[1]}", 5)
+
+
+def test_gpus_per_worker_without_a_gpu_is_refused_for_a_local_ray(monkeypatch):
+    from xaibench.compute import start_ray
+    from xaibench.params import Compute
+
+    import ray
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)   # another test file may have started one
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ValueError, match="compute.gpus_per_worker: 1 but this machine has no CUDA GPU"):
+        start_ray(Compute(backend="ray", gpus_per_worker=1))

@@ -68,3 +68,18 @@ def test_every_module_a_stage_imports_is_among_its_deps(stage, script, deps):
     missing = sorted(m for m in imported_modules(script) - OUTPUT_FREE.keys() if not covered(m, deps))
     files = [module_file(m).relative_to(ROOT).as_posix() for m in missing]
     assert not missing, f"dvc.yaml stage {stage!r}: add {files} to its deps"
+
+
+def test_no_stage_depends_on_another_datasets_folder():
+    """``dvc repro reliability@<study>`` runs that study's chain only: a stage that reads a
+    dataset's folders names the one it reads (``data/prepared/${item.dataset}``), never
+    the whole ``data/prepared`` (every dataset's download and preprocess)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    # the report reads every study's outputs; gad_support and gad_reliability span the GAD
+    # grid, whose datasets are a params list (dvc.yaml cannot list one dep per entry)
+    for name, stage in stages.items():
+        if name in ("report", "gad_support", "gad_reliability"):
+            continue
+        for dep in stage.get("do", stage)["deps"]:
+            for shared in ("data/prepared", "data/cues", "data/raw", "data/attributions", "data/models"):
+                assert str(dep).rstrip("/") != shared, f"stage {name}: depends on all of {shared}"

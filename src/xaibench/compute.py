@@ -61,8 +61,10 @@ class ChunkWorker:
         self.device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
         self.model = None
 
-    def set_model(self, model) -> None:
+    def set_model(self, model) -> str:
+        """Hold ``model`` on this worker's device; returns the device type (``cuda`` / ``cpu``)."""
         self.model = model.to(self.device).eval()
+        return self.device.type
 
     def run(self, task: Callable, payload):
         return task(self.model, _to_device(payload, self.device))
@@ -80,18 +82,60 @@ def map_chunks(task: Callable, model, payloads: Iterable, compute=None, total: i
     yield from _map_on_ray(task, model, payloads, compute)
 
 
+def host_and_port(address: str) -> tuple[str, int]:
+    """(host, port) of a Ray address: ``ray://head:10001`` (Ray Client) or ``head:6379``
+    (the GCS); a missing port is the form's default."""
+    client = address.startswith("ray://")
+    rest = address.removeprefix("ray://").rstrip("/")
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    try:
+        return host, int(port) if port else (10001 if client else 6379)
+    except ValueError:
+        raise ValueError(f"compute.address: {address!r} is not host:port or ray://host:port") from None
+
+
+def wait_for_address(address: str, timeout_s: float) -> None:
+    """Return once a TCP connection to ``address`` opens; a ValueError naming it after
+    ``timeout_s`` seconds (Ray itself retries an unreachable GCS for minutes, printing
+    retries, before it gives up)."""
+    import socket
+    import time
+
+    host, port = host_and_port(address)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, min(2.0, deadline - time.monotonic()))):
+                return
+        except OSError as error:
+            last = error
+        if time.monotonic() >= deadline:
+            raise ValueError(f"compute.address: cannot reach the Ray cluster at {address} ({host}:{port}) within "
+                             f"{timeout_s:g} s ({type(last).__name__}: {last}); check the address and that the "
+                             f"head node is running (ray status on it), or raise compute.connect_timeout_s")
+        time.sleep(0.2)
+
+
 def start_ray(compute):
-    """``ray.init`` for ``compute``: the cluster at ``compute.address`` / ``$RAY_ADDRESS``, or
-    a local Ray of ``compute.workers`` CPUs (``gpus_per_worker`` x workers GPUs)."""
+    """``ray.init`` for ``compute``: the cluster at ``compute.address`` / ``$RAY_ADDRESS``
+    (reached within ``compute.connect_timeout_s``), or a local Ray of ``compute.workers``
+    CPUs (``gpus_per_worker`` x workers GPUs: refused on a machine without a CUDA GPU,
+    where Ray would never schedule the workers)."""
     import ray
 
     if ray.is_initialized():
         return ray
     address = compute.address or os.environ.get("RAY_ADDRESS")
     if address:
+        wait_for_address(address, compute.connect_timeout_s)
         log.info("joining the Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=False)
     else:
+        if compute.gpus_per_worker > 0 and not torch.cuda.is_available():
+            raise ValueError(f"compute.gpus_per_worker: {compute.gpus_per_worker:g} but this machine has no CUDA GPU "
+                             f"(torch.cuda.is_available() is False) for the local Ray: set it to 0, or give "
+                             f"compute.address of a cluster with GPUs")
         log.info("starting a local Ray with %d workers", compute.workers)
         ray.init(num_cpus=compute.workers, num_gpus=int(round(compute.gpus_per_worker * compute.workers)) or None,
                  include_dashboard=False, log_to_driver=False,
@@ -114,7 +158,10 @@ def _map_on_ray(task: Callable, model, payloads: Iterable, compute) -> Iterator:
     ray = start_ray(compute)
     workers = _ray_workers(ray, compute)
     model_ref = ray.put(model.cpu())     # through the object store, once per worker
-    ray.get([worker.set_model.remote(model_ref) for worker in workers])
+    devices = ray.get([worker.set_model.remote(model_ref) for worker in workers])
+    if compute.gpus_per_worker > 0 and "cpu" in devices:
+        log.warning("compute.gpus_per_worker is %g but %d of %d Ray workers found no CUDA GPU and run on the CPU",
+                    compute.gpus_per_worker, devices.count("cpu"), len(devices))
     task_ref = ray.put(task)
     pending: deque = deque()
     for k, payload in enumerate(payloads):

@@ -488,6 +488,7 @@ class Compute(Strict):
 
     backend: Literal["local", "ray"] = "local"
     address: str | None = None                       # null: a local Ray (or $RAY_ADDRESS if set)
+    connect_timeout_s: float = Field(default=30, gt=0)  # an unreachable address fails after this long
     workers: int = Field(default=2, ge=1)            # Ray actors, each holds the model once
     gpus_per_worker: float = Field(default=0, ge=0)  # 0: CPU workers
     chunk_images: int = Field(default=512, ge=1)     # images per chunk: bounds memory, one Ray task

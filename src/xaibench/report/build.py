@@ -205,7 +205,10 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
     metrics_name, reliability_name, runtime_name = ref.json_names()[:3]
     reliability = content.read_json(root / reliability_name)
     missing = []
-    if reliability is None:
+    if reliability is not None and reliability.get("checked") is False:   # not in reliability.studies
+        missing.append(f"{reliability_name}: {reliability.get('reason', 'not checked')}.")
+        reliability = None
+    elif reliability is None:
         checked = params.reliability is not None and (ref.kind == "gad" or ref.name in params.reliability.studies)
         stage = "gad_reliability" if ref.kind == "gad" else f"reliability@{ref.name}"
         missing.append(f"{reliability_name} is missing, so this page has no metric table with intervals and no "

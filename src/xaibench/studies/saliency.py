@@ -134,5 +134,8 @@ def evaluate(name: str, study, params, run) -> dict:
         run.log_metrics({f"{k}.{method}": v for k, v in results[method].items()})
     write_insertion_deletion(name, fractions, curves, run)
     write_csv(f"data/reports/{name}/per_image_scores.csv", pd.concat(per_image, ignore_index=True))
+    # n_images beyond the test split explains the whole split: say how many were
+    results["explained"] = {"n_images": int(len(frame)), "n_images_requested": study.attribute.n_images,
+                            "n_test": int(len(test["ids"]))}
     return results
 
