@@ -132,3 +132,81 @@ def test_train_stage_explains_a_checkpoint_as_it_is_with_zero_epochs(tmp_path):
     assert torch.allclose(model(pixels), expected, atol=1e-5)
     metrics = json.loads((tmp_path / "metrics/mine_model.json").read_text())
     assert metrics["model"] == "torchvision:resnet18" and 0 <= metrics["test_accuracy"] <= 1
+
+
+# --- issue 22: corrupt files, key mismatches, models that cannot run at the input size ------
+
+def corrupt_checkpoints(folder):
+    """{name: path} of files a user may hand in by mistake."""
+    import os
+
+    from safetensors.torch import save_file
+
+    net = torch.nn.Linear(3, 2)
+    torch.save(net.state_dict(), folder / "good.pt")
+    good = (folder / "good.pt").read_bytes()
+    save_file(net.state_dict(), str(folder / "good.safetensors"))
+    files = {"random.pt": os.urandom(2048), "empty.pt": b"", "truncated.pt": good[: len(good) // 2],
+             "empty.safetensors": b"", "truncated.safetensors": (folder / "good.safetensors").read_bytes()[:40]}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+@pytest.mark.parametrize("name, message", [
+    ("random.pt", r"random.pt is corrupt \(2048 bytes that are not a PyTorch checkpoint\)"),
+    ("empty.pt", "empty.pt is empty"),
+    ("truncated.pt", r"truncated.pt is incomplete or corrupt"),
+    ("empty.safetensors", "empty.safetensors is empty"),
+    ("truncated.safetensors", r"truncated.safetensors is corrupt or incomplete \(40 bytes; SafetensorError"),
+])
+def test_a_corrupt_checkpoint_is_one_line_naming_the_file(tmp_path, name, message):
+    from xaibench.models.external import read_checkpoint
+
+    path = corrupt_checkpoints(tmp_path)[name]
+    with pytest.raises(WeightsError, match=message) as error:
+        read_checkpoint(path)
+    text = str(error.value)
+    assert "\n" not in text and "would run the code" not in text and text.endswith("save the checkpoint again")
+
+
+def test_a_checkpoint_with_wrong_keys_gives_counts_and_the_first_few(tmp_path):
+    torch.save(build_external("torchvision:resnet18", num_classes=3).state_dict(), tmp_path / "r18.pt")
+    with pytest.raises(WeightsError) as error:
+        build_external("torchvision:resnet50", num_classes=3, weights=str(tmp_path / "r18.pt"))
+    text = str(error.value)
+    assert "198 missing (e.g. layer1.0.conv3.weight" in text and "24 of another shape" in text
+    assert "of its 320 keys" in text and len(text) < 1000        # not ~90 key names on one line
+
+
+@pytest.mark.parametrize("name, size, weights, message", [
+    ("torchvision:vit_b_16", 75, "none", "does not run on 75 px inputs .*Input shape indivisible by patch size"),
+    ("torchvision:vit_b_16", 80, "imagenet", "does not run on 80 px inputs .*Wrong image height"),
+    ("torchvision:vgg16", 16, "none", "does not run on 16 px inputs .*Output size is too small"),
+])
+def test_a_model_that_cannot_run_at_the_input_size_is_refused_before_it_runs(name, size, weights, message):
+    from xaibench.models.external import check_runs_at
+
+    with pytest.raises(ValueError, match=message):
+        check_runs_at(name, size, weights)
+
+
+def test_models_with_auxiliary_heads_and_a_vit_at_its_own_size_train_and_explain():
+    from xaibench.models.external import check_runs_at
+
+    for name, size in (("torchvision:googlenet", 64), ("torchvision:inception_v3", 80), ("torchvision:vit_b_16", 32)):
+        check_runs_at(name, size)                   # on the meta device: no memory, no time
+    googlenet = build_external("torchvision:googlenet", num_classes=3, image_size=64).train()
+    out = googlenet(torch.rand(2, 3, 64, 64))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3)   # not GoogLeNetOutputs (aux heads off)
+    vit = build_external("torchvision:vit_b_16", num_classes=3, image_size=32).eval()
+    assert vit(torch.rand(1, 3, 32, 32)).shape == (1, 3)            # built for the dataset's size
+
+
+def test_a_checkpoint_with_auxiliary_heads_loads_into_the_plain_net(tmp_path):
+    from torchvision import models
+
+    full = models.get_model("googlenet", weights=None, num_classes=3, aux_logits=True, init_weights=True)
+    torch.save(full.state_dict(), tmp_path / "googlenet.pt")
+    loaded = build_external("torchvision:googlenet", num_classes=3, image_size=64, weights=str(tmp_path / "googlenet.pt"))
+    assert torch.equal(loaded.fc.weight, full.fc.weight)

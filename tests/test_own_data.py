@@ -86,6 +86,7 @@ def test_my_model_on_my_folder_gets_every_method_metric_and_reliability_output(o
     assert model["model"] == "timm:test_resnet" and model["n_test"] == 9
     results = json.loads((work / "metrics/mine.json").read_text())
     catsdogs = json.loads((work / "metrics/catsdogs.json").read_text())
+    assert results.pop("explained") == {"n_images": 7, "n_images_requested": 7, "n_test": 9}
     assert set(results) == set(METHODS) and all(set(v) == set(catsdogs["lrp"]) for v in results.values())
     frame = pd.read_parquet(work / "data/attributions/mine/timm-test_resnet/lrp.parquet")
     assert len(frame) == 7 and (frame.height == 48).all() and set(frame.predicted) <= {0, 1, 2}
@@ -121,3 +122,62 @@ def test_ray_backend_gives_the_same_maps_and_metrics(own_project):
         pd.testing.assert_frame_equal(ray_maps[path], frame, check_exact=True)
     for name in OUTPUTS:
         assert (work / name).read_bytes() == local_metrics[name], name
+
+
+@pytest.mark.slow
+def test_the_report_describes_my_study_from_its_params(own_project, tmp_path):
+    """A folder study is not the cats-vs-dogs reproduction: its page names its own model,
+    dataset, classes and size, cites no paper, and its gallery legend has no cue mask."""
+    from xaibench.params import load_params
+    from xaibench.report.build import build_report
+
+    work, _, _ = own_project
+    assert build_report(work, tmp_path / "report", load_params(work / "params.yaml")) == ["catsdogs", "mine"]
+    mine = (tmp_path / "report" / "mine.html").read_text()
+    assert "timm:test_resnet on mine" in mine and "3 classes: class_0, class_1 and class_2" in mine
+    assert "48 px" in mine and "your image folder" in mine
+    assert "cats vs dogs" not in mine and "Siwek" not in mine and "Reproduces" not in mine
+    assert "cue mask" not in mine                     # the folder has none
+    catsdogs = (tmp_path / "report" / "catsdogs.html").read_text()
+    assert "Reproduces: Siwek" in catsdogs and "Yellow outline: the twin's cue mask" in catsdogs
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "Siwek" in index and index.count("Siwek") == 1
+
+
+@pytest.mark.slow
+def test_a_failing_method_names_itself_and_keeps_the_others_for_the_next_run(own_project, monkeypatch, caplog):
+    """DeepLIFT made to fail mid-stage on the own model: the stage ends with one error that
+    names the method and the model; the other methods' maps are kept and the next run
+    explains only DeepLIFT."""
+    import logging
+
+    from xaibench.explain import METHODS as REGISTRY
+    from xaibench.params import Compute, load_params
+    from xaibench.studies import saliency
+    from xaibench.tracking import _NoRun
+
+    work, _, _ = own_project
+    monkeypatch.chdir(work)
+    params = load_params("params.yaml")
+    params = params.model_copy(update={"compute": Compute()})       # local, whatever the Ray test left
+    study = params.studies["mine"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a ReLU module called twice")
+
+    monkeypatch.setitem(REGISTRY, "deeplift", broken)
+    with pytest.raises(saliency.MethodsFailed) as error:
+        saliency.attribute("mine", study, params, _NoRun())
+    text = str(error.value)
+    assert text.startswith("method deeplift failed on model timm:test_resnet: RuntimeError: a ReLU module")
+    assert "lrp, gradcam, lime, random, edge" in text and "reused by the next run" in text
+    kept = sorted(p.name for p in (work / "data/cache/attributions/mine").glob("*.parquet"))
+    assert kept == sorted(f"{m}.parquet" for m in METHODS if m != "deeplift")
+    monkeypatch.undo()
+    monkeypatch.chdir(work)
+    with caplog.at_level(logging.INFO, logger="xaibench"):
+        saliency.attribute("mine", study, params, _NoRun())
+    reused = [r.getMessage().split(":")[0] for r in caplog.records if "reused the maps" in r.getMessage()]
+    assert reused == [m for m in METHODS if m != "deeplift"]
+    assert not (work / "data/cache/attributions/mine").exists()        # used up
+    assert len(pd.read_parquet(work / "data/attributions/mine/timm-test_resnet/deeplift.parquet")) == 7

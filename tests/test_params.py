@@ -158,3 +158,13 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 0\nstudies: [a\n")
     with pytest.raises(ParamsError, match=r"params.yaml: line 3, column 1: not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_named_model_that_cannot_run_at_the_datasets_size_is_refused_at_validation():
+    raw = with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"),
+                       ("studies.catsdogs.train.weights", "imagenet"))
+    with pytest.raises(ParamsError, match=r"studies.catsdogs.model: torchvision:vit_b_16 does not run on 128 px "
+                                          r"inputs .*set the dataset's preprocess.image_size to torchvision:vit_b_16"):
+        validate_params(raw)
+    # random weights: the ViT is built for the dataset's 128 px (a multiple of its 16 px patches)
+    assert validate_params(with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"))).studies["catsdogs"]

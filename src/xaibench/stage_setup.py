@@ -14,15 +14,20 @@ import numpy as np
 import torch
 
 
+def configure_logging() -> None:
+    """``HH:MM:SS LEVEL logger: message`` lines at INFO (a no-op once configured)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def setup_stage(seed: int) -> None:
     """Readable logs; fixed thread count and seeds so that CPU results are byte-identical.
 
     Threads: ``$XAIBENCH_THREADS`` (default 2): float reductions depend on the count.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     torch.set_num_threads(int(os.environ.get("XAIBENCH_THREADS", "2")))
     # warn_only: captum's DeepLIFT uses max_unpool2d, which torch flags although on the CPU
     # (non-overlapping pooling windows) it writes each output once.
@@ -35,6 +40,7 @@ def setup_stage(seed: int) -> None:
 
 def fail(message: str) -> None:
     """Exit the stage with a one-line error (no traceback) that says what to do."""
+    configure_logging()   # a failure before setup_stage (params, arguments) reads the same
     logging.getLogger("xaibench").error(message)
     raise SystemExit(2)
 
