@@ -137,7 +137,7 @@ def test_the_report_describes_my_study_from_its_params(own_project, tmp_path):
     assert "timm:test_resnet on mine" in mine and "3 classes: class_0, class_1 and class_2" in mine
     assert "48 px" in mine and "your image folder" in mine
     assert "cats vs dogs" not in mine and "Siwek" not in mine and "Reproduces" not in mine
-    assert "cue mask" not in mine                     # the folder has none
+    assert "Yellow outline" not in mine and "no cue masks" in mine   # the folder has none: said, not drawn
     catsdogs = (tmp_path / "report" / "catsdogs.html").read_text()
     assert "Reproduces: Siwek" in catsdogs and "Yellow outline: the twin's cue mask" in catsdogs
     index = (tmp_path / "report" / "index.html").read_text()

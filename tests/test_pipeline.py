@@ -567,3 +567,8 @@ def test_report_builds_every_page_whichever_metric_is_undefined(project, tmp_pat
     assert build.build_report(root, tmp_path / "all_null", params) == expected
     catsdogs = (tmp_path / "all_null" / "catsdogs.html").read_text()
     assert "n/a" in catsdogs and "undefined" in catsdogs
+    (root / "metrics/catsdogs_reliability.json").unlink()     # a reliability stage not run yet
+    assert build.build_report(root, tmp_path / "no_reliability", params) == expected
+    page = (tmp_path / "no_reliability" / "catsdogs.html").read_text()
+    assert "metrics/catsdogs_reliability.json is missing" in page and "dvc repro reliability@catsdogs" in page
+    assert "metrics/catsdogs_reliability.json is missing" in (tmp_path / "no_reliability" / "index.html").read_text()
