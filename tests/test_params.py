@@ -58,6 +58,7 @@ def test_default_params_are_valid():
     ("studies.catsdogs.weights", "my.pt", "studies.catsdogs: `weights` is now `train.weights`"),
     ("studies.catsdogs.train.weights", "my.pt", "train.weights: 'my.pt' needs a torchvision:<builder> or timm:<name> model"),
     ("studies.catsdogs.train.weights", "my.onnx", "studies.catsdogs.train.weights: give none, imagenet or a .pt"),
+    ("compute.gpus_per_worker", 1, "compute: gpus_per_worker places Ray workers on GPUs: it needs backend: ray"),
     ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
     ("report.base", 3, "report.base: Input should be a valid string"),
 ])

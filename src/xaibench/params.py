@@ -493,6 +493,13 @@ class Compute(Strict):
     gpus_per_worker: float = Field(default=0, ge=0)  # 0: CPU workers
     chunk_images: int = Field(default=512, ge=1)     # images per chunk: bounds memory, one Ray task
 
+    @model_validator(mode="after")
+    def _gpus_need_ray(self):
+        if self.gpus_per_worker > 0 and self.backend != "ray":
+            raise ValueError("gpus_per_worker places Ray workers on GPUs: it needs backend: ray (the local "
+                             "backend runs on this process's CPU); set backend: ray, or gpus_per_worker: 0")
+        return self
+
 
 class Params(Strict):
     seed: int = Field(ge=0)

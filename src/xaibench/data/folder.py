@@ -67,6 +67,9 @@ def class_folders(folder: str | Path) -> list[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"real.folder: {folder} is not a folder (one sub-folder of images per class)")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    hidden = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith("."))
+    if hidden:
+        log.info("%s: hidden sub-folder(s) %s are not classes", folder, ", ".join(hidden))
     if len(classes) < 2:
         raise FileNotFoundError(f"real.folder: {folder} has {len(classes)} class sub-folder(s); give at least "
                                 f"two (one sub-folder of images per class)")
