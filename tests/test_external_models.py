@@ -183,6 +183,7 @@ def test_a_checkpoint_with_wrong_keys_gives_counts_and_the_first_few(tmp_path):
     ("torchvision:vit_b_16", 75, "none", "does not run on 75 px inputs .*Input shape indivisible by patch size"),
     ("torchvision:vit_b_16", 80, "imagenet", "does not run on 80 px inputs .*Wrong image height"),
     ("torchvision:vgg16", 16, "none", "does not run on 16 px inputs .*Output size is too small"),
+    ("torchvision:vit_h_14", 224, "imagenet", "does not run on 224 px inputs .*Expected 518 but got 224"),
 ])
 def test_a_model_that_cannot_run_at_the_input_size_is_refused_before_it_runs(name, size, weights, message):
     from xaibench.models.external import check_runs_at
@@ -196,6 +197,7 @@ def test_models_with_auxiliary_heads_and_a_vit_at_its_own_size_train_and_explain
 
     for name, size in (("torchvision:googlenet", 64), ("torchvision:inception_v3", 80), ("torchvision:vit_b_16", 32)):
         check_runs_at(name, size)                   # on the meta device: no memory, no time
+    check_runs_at("torchvision:vit_h_14", 518, "imagenet")   # its SWAG weights' own size (not the builder's 224)
     googlenet = build_external("torchvision:googlenet", num_classes=3, image_size=64).train()
     out = googlenet(torch.rand(2, 3, 64, 64))
     assert isinstance(out, torch.Tensor) and out.shape == (2, 3)   # not GoogLeNetOutputs (aux heads off)

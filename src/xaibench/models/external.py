@@ -75,11 +75,15 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
     """torchvision builder keywords that make a net a plain classifier at ``image_size``:
     no auxiliary heads (GoogLeNet and Inception v3 return a named tuple in training mode
     otherwise; xaibench trains and explains the main output), and a ViT built for the
-    input size (random weights only: ImageNet weights fix its position embedding)."""
+    input size (with ImageNet weights: the weights' size, which their position embedding fixes)."""
     options = {}
     if arch in AUXILIARY_HEADS:
         options["aux_logits"] = False
-    if arch.startswith("vit_") and weights != "imagenet" and image_size:
+    if arch.startswith("vit_") and weights == "imagenet":  # the weights' own size (torchvision sets it too)
+        from torchvision import models
+
+        options["image_size"] = models.get_model_weights(arch).DEFAULT.meta["min_size"][0]
+    elif arch.startswith("vit_") and image_size:
         options["image_size"] = image_size
     return options
 
@@ -91,7 +95,7 @@ def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | No
     if weights != "imagenet":
         return models.get_model(arch, weights=None, num_classes=num_classes, **options)
     default = models.get_model_weights(arch).DEFAULT
-    options.pop("image_size", None)
+    options.pop("image_size", None)   # get_model sets it from the weights' metadata
     try:
         net = models.get_model(arch, weights=default, **options)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
@@ -125,7 +129,7 @@ def check_runs_at(name: str, image_size: int, weights: str = "none") -> None:
     built on PyTorch's ``meta`` device (shapes only, no memory, a fraction of a second), it
     must map a batch of two [3, S, S] images to [2, classes] logits in training and in
     eval mode. Catches e.g. a ViT with ImageNet weights at another size than its own
-    ("Wrong image height!"), a Swin whose windows do not tile the input, a size too small
+    (built at the weights' size, :func:`_builder_options`: "Wrong image height!"), a Swin whose windows do not tile the input, a size too small
     for the net's downsampling. Raises ValueError saying what to change."""
     library, _, arch = name.partition(":")
     try:
@@ -148,12 +152,6 @@ def check_runs_at(name: str, image_size: int, weights: str = "none") -> None:
         raise ValueError(f"{name} does not run on {image_size} px inputs ({type(error).__name__}: "
                          f"{_first_line(error)}); set the dataset's preprocess.image_size to {name}"
                          + (f" (its own size, {own} px)" if own else " or to a size it accepts")) from None
-    if library == "torchvision" and arch.startswith("vit_") and weights == "imagenet":
-        own = input_normalisation(name)["image_size"]
-        if own and own != image_size:
-            raise ValueError(f"{name}'s ImageNet weights are for {own} px inputs (their position embedding), "
-                             f"the dataset is prepared at {image_size} px: set the dataset's "
-                             f"preprocess.image_size to {name}, or use weights: none")
 
 
 def torch_load(path: str | Path):
