@@ -45,9 +45,10 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-# What a user's input can cause: bad params (ParamsError is a ValueError), a missing file, a
-# checksum mismatch (RuntimeError subclasses of data.download), a corrupt input. Anything
-# else is a bug and keeps its traceback.
+# What a user's input can cause in every stage: bad params (ParamsError is a ValueError), a
+# missing file, a corrupt input. A stage adds its own (download: the checksum errors, which
+# are RuntimeErrors) through run_stage's ``errors``. Anything else is a bug and keeps its
+# traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
 
 

@@ -173,8 +173,9 @@ def runtime_rows(runtime: dict | None, json_name: str) -> tuple[list[dict], dict
     def walk(node, path):
         if "runtime_ms_mean" in node:
             label = "/".join(path)
-            if content.number(node["runtime_ms_mean"]) is not None:
-                means[label] = content.number(node["runtime_ms_mean"])
+            mean = content.number(node["runtime_ms_mean"])
+            if mean is not None:                 # an undefined mean has no bar
+                means[label] = mean
             rows.append({"name": label, "n": node.get("n"),
                          "cells": [content.Cell(node.get(k), json_name, [*path, k])
                                    for k in ("runtime_ms_mean", "runtime_ms_std", "runtime_ms_cold", "samples_mean")]})

@@ -164,8 +164,8 @@ def metric_table(reliability: dict, json_name: str, base_trees: dict | None = No
     for metric, values in by_metric.items():
         sign = 1 if directions.get(metric, "higher") == "higher" else -1
         for group in {_group(m) for m in values}:
-            candidates = {m: number(v.get("mean")) for m, v in values.items()
-                          if _group(m) == group and not is_control(m) and number(v.get("mean")) is not None}
+            means = {m: number(v.get("mean")) for m, v in values.items() if _group(m) == group and not is_control(m)}
+            candidates = {m: v for m, v in means.items() if v is not None}
             if candidates:
                 top = max(sign * v for v in candidates.values())
                 best.update({(metric, m): True for m, v in candidates.items() if sign * v == top})
@@ -253,9 +253,9 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
             continue
         flip = lookup(loc, ["cue_flip", "cue_flip_rate"])
         means = loc.get("means", {})
-        mass = sorted(((number(v["relevance_mass"]), m) for m, v in means.items()
-                       if "relevance_mass" in v and number(v["relevance_mass"]) is not None), reverse=True)
-        undefined = sorted(m for m, v in means.items() if "relevance_mass" in v and number(v["relevance_mass"]) is None)
+        masses = {m: number(v["relevance_mass"]) for m, v in means.items() if "relevance_mass" in v}
+        mass = sorted(((v, m) for m, v in masses.items() if v is not None), reverse=True)
+        undefined = sorted(m for m, v in masses.items() if v is None)
         ranking = " > ".join(f"{m} {fmt(v)}" for v, m in mass) or "undefined for every method"
         text = f"{prefix}the cue covers {fmt(loc.get('chance_level'))} of the image (chance level)"
         if flip is not None:

@@ -90,7 +90,7 @@ def _listing(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else "no methods"
 
 
-def study_info(kind: str, study=None, dataset=None, classes=None, dataset_name: str = "") -> StudyInfo:
+def study_info(kind: str, study=None, dataset=None, classes=None) -> StudyInfo:
     """The report's text for a study of ``kind``: the reproduction's entry when ``study``
     (its validated params) uses the reproduction's dataset (not a folder of your own) and
     model; otherwise a description from its params (dataset, classes, model, image size,
@@ -111,7 +111,7 @@ def study_info(kind: str, study=None, dataset=None, classes=None, dataset_name: 
         if classes else "classes as prepared"
     methods = getattr(getattr(study, "attribute", None), "methods", None) or []
     explained = f", explained by {_listing(methods)}" if methods else ""
-    summary = (f"{model} on {dataset_name or study.dataset} ({source + ', ' if source else ''}{class_text}"
+    summary = (f"{model} on {study.dataset} ({source + ', ' if source else ''}{class_text}"
                f"{f', {size} px' if size else ''}){explained}. The maps are scored by "
                f"{KIND_SCORES.get(kind, 'the metrics of its kind')}.")
-    return StudyInfo(f"{model} on {dataset_name or study.dataset}", summary, None)
+    return StudyInfo(f"{model} on {study.dataset}", summary, None)

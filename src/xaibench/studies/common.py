@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,22 @@ def load_model_and_test(name: str, study, n: int | None = None, pixels: bool = T
     return load_model(f"data/models/{name}/model.pt"), test, to_tensor(test["images"][:n]) if pixels else None
 
 
+def attribute_digest(study, params, *extra) -> str:
+    """:func:`~xaibench.params.params_hash` of what a study's maps depend on: its dataset's
+    params, model, train and attribute params, the seed (and ``extra``)."""
+    return params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed,
+                       *extra)
+
+
+def images_to_explain(name: str, requested: int, available: int) -> int:
+    """``min(requested, available)``, with a warning when ``n_images`` asks for more test
+    images than the split has (the whole split is explained)."""
+    if requested > available:
+        log.warning("studies.%s.attribute.n_images is %d but the test split has %d images: explaining %d",
+                    name, requested, available, available)
+    return min(requested, available)
+
+
 class ResumeCache:
     """Where an attribute stage keeps the finished methods' files when another method
     fails (``data/cache/attributions/<study>/``, outside DVC's outputs, which a rerun
@@ -41,10 +58,15 @@ class ResumeCache:
 
     def __init__(self, name: str, study, params, root: str | Path = "data/cache/attributions"):
         self.folder = Path(root) / name
-        model_file = Path(f"data/models/{name}/model.pt")
+        self._name, self._study, self._params = name, study, params
+
+    @cached_property
+    def key(self) -> str:
+        """Computed when first needed (a kept file to compare, or one to keep): hashing the
+        model file costs a read of it, which a run without a failure need not pay."""
+        model_file = Path(f"data/models/{self._name}/model.pt")
         model_digest = hashlib.sha256(model_file.read_bytes()).hexdigest() if model_file.exists() else ""
-        self.key = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute,
-                               params.seed, model_digest)
+        return attribute_digest(self._study, self._params, model_digest)
 
     def _files(self, method: str) -> tuple[Path, Path]:
         return self.folder / f"{method}.parquet", self.folder / f"{method}.key.json"
@@ -103,7 +125,7 @@ def explain_and_store(name: str, study, params, run, method: str, options: dict,
     columns but ``attribution``, which holds the first ``keep_maps`` maps (None: all)."""
     model, test, _ = load_model_and_test(name, study, pixels=False)
     n = min(study.attribute.n_images, len(test["labels"]))
-    digest = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed)
+    digest = attribute_digest(study, params)
     bounds = chunk_bounds(n, params.compute.chunk_images)
     payloads = ({"pixels": to_tensor(read_rows(test["images"], a, b)), "labels": np.asarray(test["labels"][a:b]),
                  "ids": np.asarray(test["ids"][a:b]), "method": method, "model_name": study.model,

@@ -106,7 +106,7 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.explain.detection import BOX_METHODS, scaled_segments
     from xaibench.figures import heatmap_grid
     from xaibench.models.ssd import BoxLogit
-    from xaibench.params import params_hash
+    from xaibench.studies.common import attribute_digest
     from xaibench.store import attribution_path, sampling_columns, write_attributions
 
     cfg = study.attribute
@@ -122,7 +122,7 @@ def attribute(name: str, study, params, run) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "boxes.json", chosen)
     np.savez_compressed(out / "segments.npz", segments=segments)
-    digest = params_hash(params.datasets[study.dataset], study.model, study.train, study.attribute, params.seed)
+    digest = attribute_digest(study, params)
     grid = {}
     for method in cfg.methods:
         explain = BOX_METHODS[method]

@@ -173,13 +173,11 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.models import load_model
     from xaibench.params import params_hash
     from xaibench.store import attribution_path, sampling_columns, write_attributions
+    from xaibench.studies.common import images_to_explain
 
     cfg = study.attribute
     test = load_split(f"data/prepared/{study.dataset}", "test")
-    n = min(cfg.n_images, len(test["ids"]))
-    if n < cfg.n_images:
-        log.warning("studies.%s.attribute.n_images is %d but the test split has %d images: explaining %d",
-                    name, cfg.n_images, len(test["ids"]), n)
+    n = images_to_explain(name, cfg.n_images, len(test["ids"]))
     pixels = to_tensor(test["images"][:n])
     digest = params_hash(params.datasets[study.dataset], study.train, cfg, params.seed)
     models = {arch: load_model(model_path(name, arch)) for arch in _architectures(study)}

@@ -16,8 +16,8 @@ from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
 from xaibench.store import attribution_path, iter_attributions, maps_of, read_attributions
-from xaibench.studies.common import (ResumeCache, explain_and_store, load_model_and_test, write_csv,
-                                     write_insertion_deletion)
+from xaibench.studies.common import (ResumeCache, explain_and_store, images_to_explain, load_model_and_test,
+                                     write_csv, write_insertion_deletion)
 from xaibench.training.classifier import cross_entropy_loss, to_tensor
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,7 @@ def attribute(name: str, study, params, run) -> None:
     is missing."""
     cfg = study.attribute
     test = load_split(f"data/prepared/{study.dataset}", "test", mmap=True)  # ids and grid images only
-    n_test = len(test["ids"])
-    if cfg.n_images > n_test:
-        log.warning("studies.%s.attribute.n_images is %d but the test split has %d images: explaining %d",
-                    name, cfg.n_images, n_test, n_test)
+    images_to_explain(name, cfg.n_images, len(test["ids"]))
     cache = ResumeCache(name, study, params)
     grid, failed = {}, {}
     for method in cfg.methods:
