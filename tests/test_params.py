@@ -168,4 +168,20 @@ def test_a_named_model_that_cannot_run_at_the_datasets_size_is_refused_at_valida
                                           r"inputs .*set the dataset's preprocess.image_size to torchvision:vit_b_16"):
         validate_params(raw)
     # random weights: the ViT is built for the dataset's 128 px (a multiple of its 16 px patches)
-    assert validate_params(with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"))).studies["catsdogs"]
+    assert validate_params(with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"),
+                                        ("studies.catsdogs.attribute.methods", ["gradcam", "lime", "random"]))
+                           ).studies["catsdogs"]
+
+
+@pytest.mark.parametrize("model, method, reason", [
+    ("torchvision:vit_b_16", "lrp", "zennit's LRP composite has no rule for .*layer normalisation.*use attnlrp"),
+    ("torchvision:convnext_tiny", "deeplift", "DeepLIFT's Rescale rule .* layer normalisation"),
+    ("torchvision:resnet18", "attention_rollout", "attention rollout needs global self-attention"),
+    ("torchvision:efficientnet_b0", "guided_backprop", "Guided Backpropagation / Deconvolution are defined for ReLU "
+                                                    "networks"),
+])
+def test_a_method_the_model_has_no_rule_for_is_refused_at_validation_naming_both(model, method, reason):
+    raw = with_changes(("studies.catsdogs.model", model), ("studies.catsdogs.attribute.methods", [method, "random"]))
+    with pytest.raises(ParamsError, match=f"studies.catsdogs.attribute.methods: {method} cannot explain {model}: "
+                                          f"{reason}"):
+        validate_params(raw)

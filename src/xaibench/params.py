@@ -159,10 +159,17 @@ class LimeParams(Sampled):
         return self
 
 
+class GradCamParams(Strict):
+    """``layer``: ``auto`` (the last spatial map the head reads; a transformer's last block
+    tokens), ``last_conv``, or a module name of the net (:mod:`xaibench.explain.gradcam`)."""
+    layer: str = "auto"
+
+
 class Attribute(Strict):
     n_images: int = Field(ge=1)
     methods: list[str] = Field(min_length=1)
     lime: LimeParams
+    gradcam: GradCamParams = GradCamParams()
 
     @field_validator("methods")
     @classmethod
@@ -591,6 +598,33 @@ class Params(Strict):
                     check_runs_at(study.model, size, study.train.weights)
                 except ValueError as error:
                     raise ParamsError(f"params.yaml: studies.{name}.model: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _methods_explain_the_model(self):
+        """Each (method, model) pair of a saliency study is one the method has rules for
+        (:func:`xaibench.explain.refusal`, on the model built on the meta device)."""
+        import torch
+
+        from xaibench.explain import refusal
+        from xaibench.models import MODELS
+        from xaibench.models.external import is_external, meta_net
+
+        for name, study in self.studies.items():
+            if study.kind != "saliency":
+                continue
+            size = self.datasets[study.dataset].preprocess.image_size
+            if is_external(study.model):
+                net = meta_net(study.model, size, study.train.weights)
+            else:
+                with torch.device("meta"):
+                    net = MODELS[study.model](num_classes=2, image_size=size)
+            options = study.attribute.model_dump()
+            for method in study.attribute.methods:
+                reason = refusal(method, net, size, options.get(method) or {})
+                if reason:
+                    raise ParamsError(f"params.yaml: studies.{name}.attribute.methods: {method} cannot explain "
+                                      f"{study.model}: {reason}. Remove {method} from the study's methods")
         return self
 
     @model_validator(mode="after")

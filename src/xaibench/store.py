@@ -22,6 +22,10 @@ samples        int64           model evaluations a sampling method (LIME, SHAP) 
                                for this map, null for the others
 stopped_early  bool            adaptive sampling stopped before ``num_samples``
                                (false when fixed), null for non-sampling methods
+axiom_error    float64         relative distance of the map's sum from its method's
+                               axiom (completeness, conservation:
+                               :mod:`xaibench.explain.axioms`); null for a method
+                               without one
 =============  ==============  ====================================================
 
 Plain pandas reads it: ``pd.read_parquet(path)``; one map is
@@ -57,6 +61,7 @@ SCHEMA = pa.schema([
     ("box", pa.list_(pa.float32())),
     ("samples", pa.int64()),
     ("stopped_early", pa.bool_()),
+    ("axiom_error", pa.float64()),
 ])
 
 
@@ -117,6 +122,8 @@ def _table(rows: dict) -> pa.Table:
     columns.setdefault("box", [None] * n)
     columns.setdefault("samples", [None] * n)
     columns.setdefault("stopped_early", [None] * n)
+    columns["axiom_error"] = [None if e is None or not np.isfinite(e) else float(e)
+                              for e in columns.get("axiom_error", [None] * n)]
     return pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
 
 

@@ -7,6 +7,15 @@
 The map is channel-summed and has the image's height and width; larger = more
 evidence for the target. ``options`` are the method's own section of
 ``studies.<study>.attribute`` (e.g. ``lime``), if it has one.
+
+Each method also states, at registration:
+
+* ``refuses(net, image_size, options) -> str | None``: why it cannot explain this network
+  (an operation it has no rule for, no spatial layer for a CAM), or None. Params validation
+  asks it for every (method, model) pair of a study before any stage runs.
+* ``axiom``: the sum its paper says the map adds up to, gauged on every map
+  (:mod:`xaibench.explain.axioms`): ``"completeness"`` (Σ map = f(x) − f(x₀)),
+  ``"conservation"`` (Σ map = f(x)), or None.
 """
 
 from __future__ import annotations
@@ -16,7 +25,30 @@ from typing import Callable
 from xaibench.registry import registrar
 
 METHODS: dict[str, Callable] = {}
-register_method = registrar(METHODS, "attribution method")
+_register = registrar(METHODS, "attribution method")
 
 
-from xaibench.explain import edge_method, gradient_methods, lime_method, random_method  # noqa: E402,F401
+def _accepts_every_network(net, image_size=None, options=None) -> None:
+    return None
+
+
+def register_method(name: str, refuses: Callable | None = None, axiom: str | None = None):
+    """``@register_method("lrp", refuses=lrp_refuses, axiom="conservation")``."""
+    if axiom not in (None, "completeness", "conservation"):
+        raise ValueError(f"axiom of {name!r}: {axiom!r} (completeness | conservation | None)")
+
+    def decorate(method):
+        method.refuses = refuses or _accepts_every_network
+        method.axiom = axiom
+        return _register(name)(method)
+
+    return decorate
+
+
+def refusal(method: str, net, image_size: int, options: dict | None = None) -> str | None:
+    """Why ``method`` (with its ``options``) cannot explain ``net`` at ``image_size`` px, or None."""
+    return METHODS[method].refuses(net, image_size, options or {})
+
+
+from xaibench.explain import edge_method, gradcam, gradient_methods, lime_method, random_method  # noqa: E402,F401
+from xaibench.explain import transformer_methods  # noqa: E402,F401

@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from xaibench.explain import METHODS
+from xaibench.explain.axioms import axiom_errors, target_logits
 from xaibench.models import predict_proba
 from xaibench.store import sampling_columns
 
@@ -21,7 +22,8 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
     ``offset``: the index of ``pixels[0]`` in the whole set (a chunk's start), so that
     seeded methods draw per image the same whatever the chunking. Sampling methods
     (LIME) log their samples per image (``sampling_log``): the ``samples`` and
-    ``stopped_early`` columns."""
+    ``stopped_early`` columns. ``axiom_error``: the registered method's axiom gauge
+    (:mod:`xaibench.explain.axioms`), null for an ``explain`` override or no axiom."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
     explain = explain or METHODS[method]
@@ -34,10 +36,16 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
         maps.append(np.asarray(heat[0].detach().cpu() if isinstance(heat, torch.Tensor) else heat[0],
                                dtype=np.float32))
     n = len(pixels)
+    axiom = None if explain is not METHODS.get(method) else METHODS[method].axiom
+    errors = [None] * n
+    if axiom:
+        logits, baseline = target_logits(model, pixels, predicted)
+        errors = axiom_errors(axiom, np.stack(maps).reshape(n, -1).sum(1), logits, baseline).tolist()
     return {
         "image_id": [str(v) for v in ids], "label": [int(v) for v in labels],
         "target": predicted.tolist(), "predicted": predicted.tolist(),
         "probability": probs[torch.arange(n, device=probs.device), predicted].double().cpu().tolist(),
         "method": [method] * n, "model": [model_name] * n, "attribution": np.stack(maps),
         "runtime_ms": runtimes, "params_hash": [params_hash] * n, **sampling_columns(sampling_log, n),
+        "axiom_error": errors,
     }

@@ -124,6 +124,19 @@ def _timm(arch: str, num_classes: int, weights: str, image_size: int | None = No
                              f"cache (HF_HOME) with HF_HUB_OFFLINE=1") from error
 
 
+def meta_net(name: str, image_size: int, weights: str = "none", num_classes: int = 2) -> nn.Module:
+    """``name`` built on PyTorch's ``meta`` device (shapes and structure, no memory, no
+    weights read): what validation inspects."""
+    library, _, arch = name.partition(":")
+    with torch.device("meta"):
+        if library == "torchvision":
+            from torchvision import models
+
+            options = _builder_options(arch, weights, image_size)
+            return models.get_model(arch, weights=None, num_classes=num_classes, **options)
+        return _timm(arch, num_classes, "none", image_size)
+
+
 def check_runs_at(name: str, image_size: int, weights: str = "none") -> None:
     """Refuse a model that cannot classify ``image_size`` px inputs, before any stage runs:
     built on PyTorch's ``meta`` device (shapes only, no memory, a fraction of a second), it
@@ -131,16 +144,9 @@ def check_runs_at(name: str, image_size: int, weights: str = "none") -> None:
     eval mode. Catches e.g. a ViT with ImageNet weights at another size than its own
     (built at the weights' size, :func:`_builder_options`: "Wrong image height!"), a Swin whose windows do not tile the input, a size too small
     for the net's downsampling. Raises ValueError saying what to change."""
-    library, _, arch = name.partition(":")
     try:
+        net = meta_net(name, image_size, weights)
         with torch.device("meta"):
-            if library == "torchvision":
-                from torchvision import models
-
-                options = _builder_options(arch, weights, image_size)
-                net = models.get_model(arch, weights=None, num_classes=2, **options)
-            else:
-                net = _timm(arch, 2, "none", image_size)
             batch = torch.empty(2, 3, image_size, image_size)
             for mode in (True, False):
                 out = net.train(mode)(batch)

@@ -12,6 +12,8 @@ import torch
 
 from xaibench.compute import map_chunks
 from xaibench.data.images import load_split, read_rows
+from xaibench.explain import METHODS
+from xaibench.explain.axioms import axiom_summary
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
@@ -115,7 +117,7 @@ def evaluate(name: str, study, params, run) -> dict:
     reliability stage's bootstrap)."""
     cfg = study.evaluate
     model, test, _ = load_model_and_test(name, study, pixels=False)
-    results, curves, per_image = {}, {}, []
+    results, curves, per_image, axioms = {}, {}, [], {}
     fractions = np.linspace(0, 1, cfg.steps + 1)
     fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
     for method in study.attribute.methods:
@@ -124,6 +126,9 @@ def evaluate(name: str, study, params, run) -> dict:
                                           params.compute.chunk_images, params.compute)
         values = {metric: fn(evidence) for metric, fn in METRICS.items()}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
+        gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
+        if gauge:
+            axioms[method] = gauge
         per_image += [pd.DataFrame({"method": method, "image_id": frame.image_id.to_numpy(), "metric": metric,
                                     "value": np.asarray(v, np.float64)}) for metric, v in values.items()]
         curves[method] = {"insertion": evidence.insertion_scores.mean(0), "deletion": evidence.deletion_scores.mean(0)}
@@ -132,6 +137,8 @@ def evaluate(name: str, study, params, run) -> dict:
     write_insertion_deletion(name, fractions, curves, run)
     write_csv(f"data/reports/{name}/per_image_scores.csv", pd.concat(per_image, ignore_index=True))
     # n_images beyond the test split explains the whole split: say how many were
+    if axioms:   # the axiom gauge: median relative error per method (xaibench.explain.axioms)
+        results["axioms"] = axioms
     results["explained"] = {"n_images": int(len(frame)), "n_images_requested": study.attribute.n_images,
                             "n_test": int(len(test["ids"]))}
     return results
