@@ -3,7 +3,7 @@
 Which layer (``attribute.gradcam.layer``):
 
 * ``auto``: on a CNN, the last module whose output is a spatial map (4-D, more than one
-  position): torchcam's ``locate_candidate_layer``, which stops before the global pooling
+  position): torchcam's ``locate_candidate_layer`` rule (an adaptive pooling skipped), which stops before the global pooling
   (ResNet: ``layer4``; ConvNeXt: its last stage; EfficientNet: the head convolution's
   block; VGG: the last max pooling). On a vision transformer, pytorch-grad-cam's
   convention: the tokens entering the last block's attention (timm ViT / DeiT:
@@ -67,9 +67,27 @@ def _last_child(container: nn.Module) -> str:
 
 
 def _located(net: nn.Module, image_size: int) -> str | None:
-    from torchcam.methods._utils import locate_candidate_layer
-
-    return locate_candidate_layer(net, (3, image_size, image_size))
+    """torchcam's ``locate_candidate_layer`` rule: the last module (in the order modules
+    finish) whose output is 4-D with more than one position, except an adaptive pooling:
+    VGG's ``AdaptiveAvgPool2d(7)`` replicates a 1x1 map to 7x7 at small inputs, where
+    torchcam would pick it (a constant map)."""
+    shapes: list[tuple[str, nn.Module, tuple]] = []
+    handles = [module.register_forward_hook(
+        lambda m, i, output, name=name: shapes.append((name, m, tuple(output.shape)))
+        if isinstance(output, torch.Tensor) else None) for name, module in net.named_modules()]
+    training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, image_size, image_size, device=next(net.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(training)
+    for name, module, shape in reversed(shapes):
+        if len(shape) == 4 and any(v != 1 for v in shape[2:]) and \
+                not isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            return name
+    return None
 
 
 def target_layer(net: nn.Module, image_size: int, layer: str = "auto") -> tuple[str, object]:

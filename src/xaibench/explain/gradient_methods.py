@@ -34,8 +34,11 @@ def channel_sum(attribution: torch.Tensor) -> np.ndarray:
 
 
 def _own_modules(net: nn.Module):
-    """``net`` traced with a module per ReLU / max-pooling call (:func:`functional_to_modules`)."""
-    return cached_rewrite(net, "own_modules", lambda n: functional_to_modules(trace(n)))
+    """``net`` traced with a module per ReLU / pooling call (:func:`functional_to_modules`),
+    each ReLU with an input tensor of its own (:func:`separate_hooked_modules`): captum's
+    Guided Backprop and Deconvolution hook ReLU modules as its DeepLIFT does."""
+    return cached_rewrite(net, "own_modules",
+                          lambda n: separate_hooked_modules(functional_to_modules(trace(n)), (nn.ReLU,)))
 
 
 # --- LRP (zennit) --------------------------------------------------------------------------
@@ -90,14 +93,6 @@ def lrp_epsilon_alpha2beta1_flat(model, pixels, targets, seed=0, **_):
 
 # --- DeepLIFT (captum) -----------------------------------------------------------------------
 
-# Measured, cause not found: every operation of these has a rule, yet Σ map misses
-# f(x) − f(x₀) on the support matrix's instances (tests/test_support_matrix.py).
-DEEPLIFT_FAILS_ON = {
-    name: f"DeepLIFT's summation-to-delta fails on {name} (Inception blocks) as captum computes it: {error} "
-          f"error on random-weight instances, where every operation has a rule; refused until the cause is found"
-    for name, error in (("GoogLeNet", "100 %"), ("Inception3", "11 %"))}
-
-
 def deeplift_refuses(net: nn.Module, image_size=None, options=None) -> str | None:
     """captum's DeepLIFT (Rescale rule) has multipliers for linear layers and for the
     element-wise nonlinearities in ``SUPPORTED_NON_LINEAR`` (ReLU, ELU, LeakyReLU, sigmoid,
@@ -106,8 +101,6 @@ def deeplift_refuses(net: nn.Module, image_size=None, options=None) -> str | Non
     from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
 
     supported = tuple(SUPPORTED_NON_LINEAR)
-    if type(net).__name__ in DEEPLIFT_FAILS_ON:
-        return DEEPLIFT_FAILS_ON[type(net).__name__]
     missing = unsupported_operations(net, {"linear", "relu", "maxpool"},
                                      exceptions=[("activation", lambda m: isinstance(m, supported))])
     return None if missing is None else (
@@ -177,8 +170,8 @@ def _exact_max_pooling():
 
 
 def _deeplift_graph(net: nn.Module):
-    """A module per ReLU / max-pooling call, and a clone between chained hooked modules
-    (:func:`separate_hooked_modules`: captum's multipliers are wrong on a ReLU -> MaxPool pair)."""
+    """A module per ReLU / pooling call, each hooked module with an input tensor of its own
+    (:func:`separate_hooked_modules`: captum loses the other users' gradients of a shared one)."""
     from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
 
     return cached_rewrite(net, "deeplift", lambda n: separate_hooked_modules(functional_to_modules(trace(n)),

@@ -242,15 +242,21 @@ def functional_to_modules(gm: fx.GraphModule) -> fx.GraphModule:
 
 
 def separate_hooked_modules(gm: fx.GraphModule, kinds: tuple) -> fx.GraphModule:
-    """Put a ``clone()`` between two directly chained modules of ``kinds`` (a ReLU feeding a
-    max pooling). captum 0.9's DeepLIFT gets the multipliers of such a pair wrong: on
-    Conv -> ReLU -> MaxPool -> Linear, Σ attributions is -0.166 for f(x) - f(x₀) = -0.202,
-    exact (to 1e-7) with a clone between the two; a clone changes no value and no gradient."""
+    """Give each module of ``kinds`` an input tensor of its own: a ``clone()`` before it
+    when its input also feeds another operation (an Inception block's max-pooling branch
+    beside its convolutions) or is a hooked module's output (a ReLU feeding a max pooling).
+    captum 0.9's DeepLIFT replaces the gradient *of the input tensor* by its multipliers,
+    so the other users' gradients through a shared tensor are lost: on GoogLeNet every
+    attribution was 0 past its second Inception block; on Conv -> ReLU -> MaxPool -> Linear
+    Σ attributions was -0.166 for f(x) - f(x₀) = -0.202. Exact (to 1e-7) with the clones;
+    a clone changes no value and no gradient."""
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), kinds):
             continue
         for argument in node.all_input_nodes:
-            if argument.op == "call_module" and isinstance(gm.get_submodule(argument.target), kinds):
+            shared = len(argument.users) > 1
+            chained = argument.op == "call_module" and isinstance(gm.get_submodule(argument.target), kinds)
+            if shared or chained:
                 with gm.graph.inserting_before(node):
                     copied = gm.graph.call_method("clone", (argument,))
                 node.replace_input_with(argument, copied)

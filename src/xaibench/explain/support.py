@@ -30,10 +30,10 @@ from xaibench.models.external import IMAGENET_MEAN, IMAGENET_STD, build_external
 
 # (model name, test input size in px)
 ARCHITECTURES = [
-    ("torchvision:vgg16_bn", 64), ("torchvision:resnet18", 64), ("torchvision:resnet50", 64),
-    ("torchvision:densenet121", 64), ("torchvision:efficientnet_b0", 64), ("torchvision:mobilenet_v3_small", 64),
-    ("torchvision:convnext_tiny", 64), ("torchvision:googlenet", 64), ("torchvision:inception_v3", 96),
-    ("torchvision:vit_b_16", 32), ("timm:resnet50", 64), ("timm:vit_tiny_patch16_224", 32),
+    ("torchvision:vgg16_bn", 48), ("torchvision:resnet18", 48), ("torchvision:resnet50", 48),
+    ("torchvision:densenet121", 48), ("torchvision:efficientnet_b0", 48), ("torchvision:mobilenet_v3_small", 48),
+    ("torchvision:convnext_tiny", 48), ("torchvision:googlenet", 48), ("torchvision:inception_v3", 80),
+    ("torchvision:vit_b_16", 32), ("timm:resnet50", 48), ("timm:vit_tiny_patch16_224", 32),
     ("timm:deit_tiny_patch16_224", 32), ("timm:swin_tiny_patch4_window7_224", 64),
 ]
 # Fewer blocks / channels, the same layer types (the full sizes take seconds per image on 2 cores).
