@@ -177,3 +177,17 @@ def test_figures_are_written(tmp_path):
                tmp_path / "r.png", "randomisation")
     for name in ("g.png", "r.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_axiom_rows_flag_a_method_above_its_tolerance():
+    study = {"axioms": {"lrp": {"axiom": "conservation", "median_error": 0.02, "max_error": 0.1, "tolerance": 0.3},
+                        "deeplift": {"axiom": "completeness", "median_error": 0.4, "max_error": 0.9,
+                                     "tolerance": 0.05},
+                        "ig": {"axiom": "completeness", "median_error": None, "max_error": None,
+                               "tolerance": 0.05}}}
+    rows = {row["method"]: row for row in content.axiom_rows(study, "metrics/x.json")}
+    assert not rows["lrp"]["flagged"] and rows["lrp"]["note"] == "within tolerance"
+    assert rows["deeplift"]["flagged"] and "above its tolerance" in rows["deeplift"]["note"]
+    assert not rows["ig"]["flagged"] and rows["ig"]["note"] == "undefined on these maps"
+    assert rows["deeplift"]["median"].key == ["axioms", "deeplift", "median_error"]
+    assert content.axiom_rows(None, "m.json") == [] and content.axiom_rows({"axioms": None}, "m.json") == []

@@ -51,7 +51,8 @@ def test_a_folder_is_copied_decoded_split_and_its_corrupt_files_counted(tmp_path
     dataset = validated(folder_params(tmp_path / "mine"))
     report = materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
     assert report == {"source": "real", "folder": str(tmp_path / "mine"), "images": 26, "classes": 3,
-                      "files_not_images": 1, "dangling_symlinks": 0}   # class_2/readme.md
+                      "files_not_images": 1, "dangling_symlinks": 0,  # class_2/readme.md
+                      "mask_files": 0, "boxes_file": False}
     prepared = dataset_spec("mine", "folder").prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
     assert prepared["images_skipped"] == 2 and prepared["images_kept"] == 24 and prepared["classes"] == 3
     assert prepared["n_test"] == 6 and prepared["n_val"] == 3 + 3 and prepared["n_train"] == 12
@@ -196,3 +197,63 @@ def test_a_folder_too_small_for_a_test_split_is_refused_at_preprocess(tmp_path):
                                          r"4 decodable images in 2 classes; add images, or raise "
                                          r"preprocess.test_fraction"):
         prepare_folder(tmp_path, tmp_path / "mine", test_fraction=0.1, val_fraction=0.1)
+
+
+def test_box_mask_by_hand():
+    from xaibench.data.folder import box_mask
+
+    # a 100 x 50 image resized to 10 x 10: x scales by 0.1, y by 0.2
+    mask = box_mask([(20, 10, 60, 30)], (100, 50), 10)
+    expected = np.zeros((10, 10), np.uint8)
+    expected[2:6, 2:6] = 1
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_malformed_boxes_are_named_by_line(tmp_path):
+    from xaibench.data.folder import read_boxes
+
+    (tmp_path / "b.csv").write_text("image,x1,y1,x2,y2\nclass_0/a.png,1,2,3,4\nclass_0/b.png,5,5,2,9\n")
+    with pytest.raises(ValueError, match=r"b.csv, line 3: a box needs x1 < x2 and y1 < y2"):
+        read_boxes(tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text("file,x,y\n")
+    with pytest.raises(ValueError, match="expected the columns image,x1,y1,x2,y2"):
+        read_boxes(tmp_path / "c.csv")
+
+
+def test_a_folder_with_masks_and_boxes_gets_cue_masks_for_localisation(tmp_path):
+    """masks/ mirrors the class folders (not a class); boxes.csv adds boxes; their union
+    is each test image's ground truth in data/cues, as the twins' cue masks are."""
+    from xaibench.data.images import load_cues
+
+    write_image_folder(tmp_path / "mine", n_classes=2, n_per_class=8, image_size=40, seed=0, masks=True)
+    boxed = [f"class_1/1_{k:05d}.{('jpg', 'png', 'webp')[k % 3]}" for k in range(8)]
+    (tmp_path / "mine" / "boxes.csv").write_text("image,x1,y1,x2,y2\n" + "".join(f"{i},0,0,10,10\n" for i in boxed))
+    dataset = validated(folder_params(tmp_path / "mine", test_fraction=0.5))
+    report = materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
+    assert report["classes"] == 2 and report["mask_files"] == 16 and report["boxes_file"] is True
+    spec = dataset_spec("mine", "folder")
+    spec.prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
+    summary = spec.prepare_cues(tmp_path / "raw", tmp_path / "prepared", tmp_path / "cues", dataset)
+    assert summary["cue_masks"] is True and summary["images_without_ground_truth"] == 0
+    cues = load_cues(tmp_path / "cues")
+    test = load_split(tmp_path / "prepared", "test")
+    assert list(cues["ids"]) == list(test["ids"]) and cues["cue_masks"].shape == (8, 32, 32)
+    assert sum(str(i) in boxed for i in test["ids"]) == 4
+    from xaibench.data.images import load_mask
+
+    for k, image_id in enumerate(test["ids"]):
+        expected = load_mask(tmp_path / "mine" / "masks" / str(image_id).replace(".jpg", ".png")
+                             .replace(".webp", ".png"), 32)
+        if str(image_id) in boxed:
+            expected[:8, :8] = 1     # the 10 px box of a 40 px image at 32 px
+        np.testing.assert_array_equal(cues["cue_masks"][k], expected)
+
+
+def test_a_folder_without_ground_truth_says_so(tmp_path):
+    write_image_folder(tmp_path / "mine", n_classes=2, n_per_class=6, image_size=40, seed=0)
+    dataset = validated(folder_params(tmp_path / "mine"))
+    materialize("mine", dataset, 0, tmp_path / "raw", tmp_path / "downloads")
+    spec = dataset_spec("mine", "folder")
+    spec.prepare(tmp_path / "raw", tmp_path / "prepared", dataset, 0)
+    summary = spec.prepare_cues(tmp_path / "raw", tmp_path / "prepared", tmp_path / "cues", dataset)
+    assert summary["cue_masks"] is False and "no object masks" in summary["note"]

@@ -21,6 +21,14 @@ caches what was explained; rerun it with ``dvc repro -f download@<name>`` after 
 the folder's files); preprocess resizes and splits it (stratified, seeded) streaming
 through memory maps: memory holds a chunk, not the dataset.
 
+**Ground truth, optional.** A ``masks/`` tree beside the class folders, mirroring them
+(``masks/<class>/<file stem>.png``: non-zero = the object, any size: resized like the
+image), and/or a ``boxes.csv`` (columns ``image,x1,y1,x2,y2``: the image id
+``<class>/<file>``, a box in the original image's pixels; several rows per image are
+joined). Then the test split's object masks go to ``data/cues/<name>`` and the
+localisation metrics and the pointing game apply as on the twins; an image with neither
+gets an empty mask (counted as ``images_without_ground_truth``). ``masks`` is not a class.
+
 No synthetic twin of its own: :func:`write_image_folder` generates a folder in this layout
 (textured objects from the ImageNet twin, in JPEG, PNG and WebP, with a few corrupt files)
 for the tests and the memory benchmark.
@@ -51,6 +59,8 @@ ARCHIVES = ()
 CLASSES = ()  # found in the folder: data.dataset_classes reads them from stats.json
 IMAGE_SUFFIXES = pillow_suffixes()
 CHUNK_ROWS = 512
+MASKS = "masks"          # optional object masks, mirroring the class folders
+BOXES = "boxes.csv"      # optional boxes: image,x1,y1,x2,y2 (original pixels)
 
 
 class SyntheticParams(Strict):
@@ -66,7 +76,8 @@ def class_folders(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"real.folder: {folder} is not a folder (one sub-folder of images per class)")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and p.name != MASKS)
     hidden = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith("."))
     if hidden:
         log.info("%s: hidden sub-folder(s) %s are not classes", folder, ", ".join(hidden))
@@ -125,7 +136,15 @@ def copy_folder(folder: str | Path, dest: str | Path) -> dict:
         target = Path(dest) / image_id
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-    return {"images": len(scan["items"]), "classes": len(scan["classes"]),
+    folder, masks = Path(folder), 0
+    if (folder / MASKS).is_dir():
+        shutil.copytree(folder / MASKS, Path(dest) / MASKS, dirs_exist_ok=True)
+        masks = sum(1 for p in (folder / MASKS).rglob("*.png"))
+    if (folder / BOXES).is_file():
+        read_boxes(folder / BOXES)   # a malformed file stops here, naming the line
+        shutil.copy2(folder / BOXES, Path(dest) / BOXES)
+    return {"images": len(scan["items"]), "classes": len(scan["classes"]), "mask_files": masks,
+            "boxes_file": (folder / BOXES).is_file(),
             "files_not_images": len(scan["other_files"]), "dangling_symlinks": len(scan["dangling"])}
 
 
@@ -177,11 +196,75 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
             "classes": len(classes), "has_masks": False}
 
 
+def read_boxes(path: str | Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """``boxes.csv`` as {image id: [(x1, y1, x2, y2), ...]}; a row that is not four numbers
+    with x1 < x2 and y1 < y2 is a ValueError naming its line."""
+    import csv
+
+    boxes: dict[str, list] = {}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"image", "x1", "y1", "x2", "y2"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected the columns image,x1,y1,x2,y2 (got {reader.fieldnames})")
+        for line, row in enumerate(reader, start=2):
+            try:
+                x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: x1,y1,x2,y2 must be numbers (got {row})") from None
+            if not (x1 < x2 and y1 < y2):
+                raise ValueError(f"{path}, line {line}: a box needs x1 < x2 and y1 < y2 (got {x1},{y1},{x2},{y2})")
+            boxes.setdefault(row["image"], []).append((x1, y1, x2, y2))
+    return boxes
+
+
+def box_mask(boxes, original_size: tuple[int, int], image_size: int) -> np.ndarray:
+    """uint8 [S, S] of ``boxes`` (original pixels of a (width, height) image) on the image
+    resized to S x S, as preprocess resizes it."""
+    width, height = original_size
+    mask = np.zeros((image_size, image_size), np.uint8)
+    for x1, y1, x2, y2 in boxes:
+        c1, c2 = (int(np.clip(round(v * image_size / width), 0, image_size)) for v in (x1, x2))
+        r1, r2 = (int(np.clip(round(v * image_size / height), 0, image_size)) for v in (y1, y2))
+        mask[r1:max(r2, r1 + 1), c1:max(c2, c1 + 1)] = 1
+    return mask
+
+
+def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
+    """The test split's object masks from ``masks/`` and ``boxes.csv`` (their union), or a
+    cue folder that says the folder has none."""
+    from xaibench.data.images import load_mask, load_split, save_cues
+
+    raw_dir = Path(raw_dir)
+    test = load_split(prepared_dir, "test")
+    ids = [str(i) for i in test["ids"]]
+    size = test["images"].shape[1]
+    boxes = read_boxes(raw_dir / BOXES) if (raw_dir / BOXES).is_file() else {}
+    if not (raw_dir / MASKS).is_dir() and not boxes:
+        return save_cues(out_dir, np.asarray(test["ids"]), note="no object masks (masks/) or boxes (boxes.csv) "
+                                                                  "in the folder")
+    masks = []
+    for image_id in ids:
+        mask = load_mask(raw_dir / MASKS / Path(image_id).with_suffix(".png"), size)
+        if image_id in boxes:
+            with Image.open(raw_dir / image_id) as image:
+                mask = mask | box_mask(boxes[image_id], image.size, size)
+        masks.append(mask)
+    masks = np.stack(masks)
+    summary = save_cues(out_dir, np.asarray(test["ids"]), masks,
+                        note="the folder's object masks (masks/) and boxes (boxes.csv)")
+    summary["images_without_ground_truth"] = int((masks.reshape(len(masks), -1).max(1) == 0).sum())
+    if summary["images_without_ground_truth"]:
+        log.warning("%s: %d of %d test images have no mask or box (empty ground truth)", raw_dir,
+                    summary["images_without_ground_truth"], len(masks))
+    return summary
+
+
 def write_image_folder(root: str | Path, n_classes: int, n_per_class: int, image_size: int, seed: int,
-                       n_corrupt: int = 0) -> dict:
+                       n_corrupt: int = 0, masks: bool = False) -> dict:
     """Generate an ImageFolder tree ``root/class_<k>/<k>_<i>.<jpg|png|webp>``: class k is the
     ImageNet twin's texture k (objects, clutter and lines as there; at most five classes),
-    formats in turn; ``n_corrupt`` undecodable files in the first class."""
+    formats in turn; ``n_corrupt`` undecodable files in the first class; ``masks``: each
+    object's mask in ``root/masks/`` (a PNG per image)."""
     from xaibench.data.imagenet import TEXTURES, draw_image
 
     if not 2 <= n_classes <= len(TEXTURES):
@@ -192,8 +275,12 @@ def write_image_folder(root: str | Path, n_classes: int, n_per_class: int, image
         folder = Path(root) / f"class_{label}"
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(n_per_class):
-            image = Image.fromarray(draw_image(rng, label, image_size)[0])
-            image.save(folder / f"{label}_{k:05d}.{formats[k % 3]}", quality=90)
+            pixels, mask = draw_image(rng, label, image_size)
+            Image.fromarray(pixels).save(folder / f"{label}_{k:05d}.{formats[k % 3]}", quality=90)
+            if masks:
+                mask_folder = Path(root) / MASKS / folder.name
+                mask_folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask.astype(np.uint8) * 255).save(mask_folder / f"{label}_{k:05d}.png")
     for k in range(n_corrupt):
         (Path(root) / "class_0" / f"broken_{k}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated"[: 4 + k])
     return {"images": n_classes * n_per_class, "corrupt": n_corrupt}

@@ -3,7 +3,8 @@
 Which layer (``attribute.gradcam.layer``):
 
 * ``auto``: on a CNN, the last module whose output is a spatial map (4-D, more than one
-  position): torchcam's ``locate_candidate_layer`` rule (an adaptive pooling skipped), which stops before the global pooling
+  position): torchcam's ``locate_candidate_layer`` rule (adaptive pools skipped), which
+  stops before the global pooling
   (ResNet: ``layer4``; ConvNeXt: its last stage; EfficientNet: the head convolution's
   block; VGG: the last max pooling). On a vision transformer, pytorch-grad-cam's
   convention: the tokens entering the last block's attention (timm ViT / DeiT:
@@ -30,7 +31,7 @@ from torch.nn import functional as F
 from xaibench.explain import register_method
 from xaibench.explain.graph import patch_grid
 
-LAYER_CHOICES = ("auto", "last_conv")
+# torchcam is imported inside the functions (with matplotlib: about a second at start-up).
 
 
 def _family(net: nn.Module) -> str:

@@ -53,7 +53,8 @@ def lrp_refuses(net: nn.Module, image_size=None, options=None) -> str | None:
     """zennit's composites have rules for linear layers, (merged) batch norms, pooling, sums
     and element-wise activation *modules* (``Pass``, the identity rule); none for a product
     of two activations, a LayerNorm or attention."""
-    missing = unsupported_operations(net, {"linear", "relu", "maxpool"}, exceptions=[("activation", _zennit_activation)])
+    missing = unsupported_operations(net, {"linear", "relu", "maxpool"},
+                                     exceptions=[("activation", _zennit_activation)])
     return None if missing is None else (
         f"zennit's LRP composite has no rule for {missing}; use attnlrp (AttnLRP's rules for these "
         f"operations, Achtibat et al. 2024)")

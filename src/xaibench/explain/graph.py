@@ -163,8 +163,12 @@ def categorised(gm: fx.GraphModule, cuts=()) -> list[tuple[fx.Node, str]]:
 def unsupported_operations(net: nn.Module, handled: set[str], exceptions=()) -> str | None:
     """None if every input-dependent operation of ``net`` is in a ``handled`` category; else
     what is not, as one line: counts per category with the first example of each.
-    ``exceptions``: (category, predicate(module or function)) pairs also accepted."""
-    gm = trace(net)
+    ``exceptions``: (category, predicate(module or function)) pairs also accepted. A net
+    ``torch.fx`` cannot trace is not checked: the reason says so."""
+    try:
+        gm = trace(net)
+    except Untraceable as error:
+        return f"operations it cannot read: {error}"
     missing: Counter = Counter()
     examples: dict[str, str] = {}
     for node, category in categorised(gm):

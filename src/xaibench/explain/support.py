@@ -115,7 +115,7 @@ def check_cell(model: NormalizedClassifier, method: str, size: int, n_images: in
     if reason:
         return {"refused": reason}
     generator = torch.Generator().manual_seed(seed)
-    pixels = torch.rand(n_images, 3, size, size, generator=generator)
+    pixels = torch.rand(n_images, 3, size, size, generator=generator).to(model.mean.device)
     with torch.no_grad():
         targets = model(pixels).argmax(-1)
     function = METHODS[method]

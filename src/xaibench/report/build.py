@@ -245,6 +245,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "sections": sections, "galleries": galleries, "curves": curve_figures(root, ref, out),
             "runtime_rows": runtime_table, "runtime_figure": runtime_figure, "runtime_json": runtime_name,
             "study_table": content.flat_table(study_json, metrics_name, base) if study_json else None,
+            "axiom_rows": content.axiom_rows(study_json, metrics_name),
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
             "headline": content.headline(sections[0].table) if sections else []}
 

@@ -213,6 +213,26 @@ def flat_table(tree: dict, json_name: str, base_trees: dict | None = None) -> di
     return {"columns": columns, "rows": table_rows}
 
 
+def axiom_rows(study_json: dict | None, json_name: str) -> list[dict]:
+    """The axiom gauge of a study's methods (``axioms`` in its metrics JSON: median relative
+    error of each map's sum from its method's axiom, :mod:`xaibench.explain.axioms`): one
+    row per method, ``flagged`` when the median is above the axiom's tolerance."""
+    rows = []
+    for method, gauge in ((study_json or {}).get("axioms") or {}).items():
+        if not isinstance(gauge, dict):
+            continue
+        median, tolerance = number(gauge.get("median_error")), number(gauge.get("tolerance"))
+        flagged = median is not None and tolerance is not None and median > tolerance
+        rows.append({"method": method, "axiom": gauge.get("axiom", ""),
+                     "median": Cell(gauge.get("median_error"), json_name, ["axioms", method, "median_error"]),
+                     "max": Cell(gauge.get("max_error"), json_name, ["axioms", method, "max_error"]),
+                     "tolerance": fmt(tolerance), "flagged": flagged,
+                     "note": (f"above its tolerance: Σ map is {fmt(median)} (relative) from what {gauge.get('axiom')} "
+                              f"requires; the maps do not add up as the method defines them" if flagged else
+                              "undefined on these maps" if median is None else "within tolerance")})
+    return rows
+
+
 def model_facts(model_json: dict | None, json_name: str, base_trees: dict | None = None) -> list[tuple[str, Cell]]:
     """The model's quality numbers (every key with ``accuracy`` or ``map`` in its name)."""
     if not model_json:
