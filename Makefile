@@ -25,12 +25,12 @@ test: $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
+# lxt goes in with --no-deps: its declared dependencies (accelerate, bitsandbytes, open_clip)
+# serve its LLM and CLIP patches; xaibench uses its rules, which need torch and transformers (locked).
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
-	# lxt's declared dependencies (accelerate, bitsandbytes, open_clip) serve its LLM and CLIP
-	# patches; xaibench uses its rules alone, which need torch and transformers (in the lock).
 	$(PY) -m pip install -q --no-deps lxt==2.1
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@

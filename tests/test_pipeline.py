@@ -148,6 +148,8 @@ def test_all_outputs_and_metrics(project):
     assert data["images_skipped"] == 3 and data["images_kept"] == 28
     results = json.loads((work / "metrics/catsdogs.json").read_text())
     assert results.pop("explained") == {"n_images": 4, "n_images_requested": 4, "n_test": 6}
+    axioms = results.pop("axioms")   # the axiom gauge of the methods that have one
+    assert set(axioms) == {"lrp", "deeplift"} and axioms["deeplift"]["median_error"] < 1e-3, axioms
     assert set(results) == {"lrp", "gradcam", "deeplift", "lime", "random", "edge"}
     assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC"} for v in results.values())
     model = json.loads((work / "metrics/catsdogs_model.json").read_text())

@@ -189,8 +189,14 @@ def _first_line(error: Exception, containing: str = "") -> str:
 def _corrupt(path: Path, error: Exception) -> WeightsError:
     """A file the loader could not parse: empty, cut short, or not a checkpoint at all."""
     size = path.stat().st_size if path.exists() else 0
+    head = path.read_bytes()[:4] if size else b""
+    # torch.save writes a zip archive (older versions a pickle, protocol header 0x80): random
+    # bytes are neither, whichever error the unpickler happens to raise on them
+    looks_like_one = head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")
     if size == 0:
         what = "is empty"
+    elif path.suffix in (".pt", ".pth") and not looks_like_one:
+        what = f"is corrupt ({size} bytes that are not a PyTorch checkpoint)"
     elif isinstance(error, EOFError):
         what = f"is incomplete ({size} bytes: it ends early)"
     elif isinstance(error, pickle.UnpicklingError):
