@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from xaibench.explain import register_method
 from xaibench.explain.graph import patch_grid
+from xaibench.models import last_conv_layer
 
 # torchcam is imported inside the functions (with matplotlib: about a second at start-up).
 
@@ -108,10 +109,11 @@ def target_layer(net: nn.Module, image_size: int, layer: str = "auto") -> tuple[
         if layer is None:
             raise ValueError("no module of this net outputs a spatial map (4-D, more than one position) for Grad-CAM")
     elif layer == "last_conv":
-        convs = [name for name, m in names.items() if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise ValueError("the net has no Conv2d layer (gradcam.layer: last_conv)")
-        layer = convs[-1]
+        try:
+            last = last_conv_layer(net)
+        except ValueError:
+            raise ValueError("the net has no Conv2d layer (gradcam.layer: last_conv)") from None
+        layer = next(name for name, m in names.items() if m is last)
     if layer not in names:
         close = [n for n in names if n and n.split(".")[-1] == layer.split(".")[-1]][:5]
         raise ValueError(f"gradcam.layer {layer!r} is not a module of the net"
