@@ -2,8 +2,8 @@
 -> metrics/<study>_reliability.json with the sections ``localisation`` (against the
 twin's cue masks, with ``cue_flip_rate``), ``randomisation`` (cascading model-parameter
 randomisation), ``controls``, ``intervals``, ``agreement``, ``fills``, ``saturation``
-(issue 13), and the randomisation curves -> metrics/plots/reliability/<study>/.
-What is checked comes from the study kind's entry in src/xaibench/studies/reliability.py."""
+and the randomisation curves -> metrics/plots/reliability/<study>/.
+What is checked is the study kind's ``reliability`` (:mod:`xaibench.studies.kind`)."""
 
 from pathlib import Path
 
@@ -13,7 +13,8 @@ from xaibench.atomic import atomic_outputs, write_json
 from xaibench.metrics.reliability import reliability_report
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
-from xaibench.studies.reliability import RELIABILITY_CHECKS, final_spearmans
+from xaibench.studies import study_kind
+from xaibench.studies.reliability import final_spearmans
 from xaibench.studies.common import write_csv
 from xaibench.tracking import stage_run
 
@@ -37,7 +38,7 @@ def main(name: str) -> None:
         return
     with stage_run(name, "reliability", cfg.model_dump(), params.datasets[study.dataset].source) as run, \
             atomic_outputs(f"metrics/plots/reliability/{name}"):
-        rows, sections, plots = RELIABILITY_CHECKS[study.kind](name, study, params, cfg, run)
+        rows, sections, plots = study_kind(study.kind).reliability(name, study, params, cfg, run)
         run.log_metrics(final_spearmans(sections["randomisation"]))
         stored = Path(f"data/reports/{name}/per_image_scores.csv")  # evaluate's per-image scores, where it writes them
         scores = pd.concat(([pd.read_csv(stored, dtype={"image_id": str})] if stored.exists() else [])

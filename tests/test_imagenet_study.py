@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench.params import Sampled
+from xaibench.schema import Sampled
 from xaibench.studies.imagenet import lime_top_labels, quickshift_segments, shap_gradient, shap_partition
 
 

@@ -5,7 +5,8 @@ import copy
 import pytest
 import yaml
 
-from xaibench.params import ParamsError, load_params, params_hash, validate_params
+from xaibench.params import ParamsError, load_params, validate_params
+from xaibench.schema import params_hash
 
 DEFAULT = yaml.safe_load(open("params.yaml"))
 

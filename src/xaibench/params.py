@@ -8,21 +8,17 @@ field below is required unless the YAML file may legitimately leave it null.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-
-class ParamsError(ValueError):
-    """A params.yaml key is missing, unknown or has a bad value."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from xaibench.data import DATASETS
+from xaibench.models.external import check_name, input_normalisation, is_external
+from xaibench.schema import ParamsError, Strict
+from xaibench.studies import STUDY_KINDS
+from xaibench.studies.gad import GAD
 
 
 class RealArchive(Strict):
@@ -36,19 +32,6 @@ class RealArchive(Strict):
         if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
             raise ValueError("must be a 64-character hexadecimal SHA-256 digest or null")
         return value
-
-
-def _check_registered(value, registry: dict, what: str):
-    """``value`` (a name, or a list of names) if every name is in ``registry``; else a
-    ValueError naming the unknown ones and the known ones."""
-    if isinstance(value, str):
-        if value not in registry:
-            raise ValueError(f"unknown {what} {value!r}; known: {sorted(registry)}")
-        return value
-    unknown = [v for v in value if v not in registry]
-    if unknown:
-        raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(registry)}")
-    return value
 
 
 class Preprocess(Strict):
@@ -65,8 +48,6 @@ class Preprocess(Strict):
         type, so a bad number gets one message, not one per member of a union)."""
         if not isinstance(value, str):
             return value
-        from xaibench.models.external import check_name, input_normalisation, is_external
-
         if not is_external(value):
             raise ValueError("give a number of pixels, or torchvision:<builder> / timm:<name> for the input "
                              "size of that model's weights")
@@ -99,363 +80,8 @@ class Dataset(Strict):
         return self
 
 
-class Train(Strict):
-    epochs: int = Field(ge=0)                        # 0: explain the model as it is (its weights)
-    lr: float = Field(gt=0, lt=1)
-    batch_size: int = Field(ge=1)
-    rotation_degrees: float = Field(ge=0, le=180)
-    horizontal_flip: bool
-
-
-class StoppingParams(Strict):
-    """Adaptive sampling's stopping rule (xaibench.explain.perturbation.StoppingRule): stop
-    once the top_k segments are the same set in >= agreement of n_bootstrap refits."""
-
-    batch_samples: int = Field(50, ge=1)              # samples drawn between two checks
-    min_samples: int = Field(100, ge=1)               # never stop before
-    top_k: int = Field(5, ge=1)
-    agreement: float = Field(0.95, gt=0, le=1)
-    n_bootstrap: int = Field(50, ge=2)
-
-
-class Sampled(Strict):
-    """How a sampling explainer (LIME, KernelSHAP) spends its num_samples (issue 16)."""
-
-    sampling: Literal["fixed", "adaptive"] = "fixed"  # fixed: the studies' counts; adaptive: at most num_samples
-    paired: bool = False                              # antithetic samples (each followed by its complement)
-    stopping: StoppingParams = StoppingParams()
-
-    @model_validator(mode="after")
-    def _stopping_needs_adaptive(self):
-        if "stopping" in self.model_fields_set and self.sampling == "fixed":
-            raise ValueError("stopping is given but sampling is fixed, so it would not take effect: set "
-                             "sampling: adaptive, or remove stopping")
-        return self
-
-    def check_budget(self, num_samples: int, n_segments: int | None, segments_key: str = "n_segments") -> None:
-        """Refuse stopping settings that cannot take effect: ``min_samples`` above the
-        budget ``num_samples`` (the rule would never be consulted) and ``top_k`` not below
-        the number of segments (the top-k set is then every segment, always "stable")."""
-        if self.sampling != "adaptive":
-            return
-        if self.stopping.min_samples > num_samples:
-            raise ValueError(f"stopping.min_samples ({self.stopping.min_samples}) is above num_samples "
-                             f"({num_samples}): the stopping rule would never be checked; lower min_samples "
-                             f"or raise num_samples")
-        if n_segments is not None and self.stopping.top_k >= n_segments:
-            raise ValueError(f"stopping.top_k ({self.stopping.top_k}) is not below the number of segments "
-                             f"({segments_key}: {n_segments}): the top-k set would be every segment, "
-                             f"stable from the first check; lower top_k")
-
-
-class LimeParams(Sampled):
-    num_samples: int = Field(ge=10)                  # the count (fixed) or the most (adaptive)
-    n_segments: int = Field(ge=2)
-    batch_size: int = Field(ge=1)
-
-    @model_validator(mode="after")
-    def _budget(self):
-        self.check_budget(self.num_samples, self.n_segments)
-        return self
-
-
-class GradCamParams(Strict):
-    """``layer``: ``auto`` (the last spatial map the head reads; a transformer's last block
-    tokens), ``last_conv``, or a module name of the net (:mod:`xaibench.explain.gradcam`)."""
-    layer: str = "auto"
-
-
-class Attribute(Strict):
-    n_images: int = Field(ge=1)
-    methods: list[str] = Field(min_length=1)
-    lime: LimeParams
-    gradcam: GradCamParams = GradCamParams()
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, value):
-        from xaibench.explain import METHODS
-
-        _check_registered(value, METHODS, "method")
-        if len(set(value)) != len(value):
-            raise ValueError("methods must not repeat")
-        return value
-
-
-class Evaluate(Strict):
-    steps: int = Field(ge=2)
-    deletion_fill: Literal["mean", "black"]
-    insertion_blur_sigma: float = Field(gt=0)
-    batch_size: int = Field(ge=1)
-
-
-class _StudyBase(Strict):
-    dataset: str
-    model: str
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value):
-        from xaibench.models import MODELS
-        from xaibench.models.external import check_name, is_external
-
-        return check_name(value) if is_external(value) else _check_registered(value, MODELS, "model")
-
-
-class SaliencyTrain(Train):
-    """``train`` of a saliency study: ``weights`` are what training starts from (kept under
-    ``train`` so that changing them reruns the train stage, like ``pretrained`` elsewhere)."""
-
-    weights: str = "none"                            # none | imagenet | checkpoint path; torchvision:/timm: only
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value):
-        if value not in ("none", "imagenet") and not value.endswith((".pt", ".pth", ".safetensors")):
-            raise ValueError(f"give none, imagenet or a .pt/.pth/.safetensors path (given: {value!r})")
-        return value
-
-
-class SaliencyStudy(_StudyBase):
-    """A classifier explained by heatmap methods, scored by perturbation faithfulness.
-    ``model`` may be ``torchvision:<builder>`` or ``timm:<name>`` (issue 15) with
-    ``train.weights`` none | imagenet | a checkpoint path."""
-
-    kind: Literal["saliency"]
-    train: SaliencyTrain
-    attribute: Attribute
-    evaluate: Evaluate
-
-    @model_validator(mode="before")
-    @classmethod
-    def _weights_moved(cls, data):
-        if isinstance(data, dict) and "weights" in data:
-            raise ValueError("`weights` is now `train.weights` (there, a new checkpoint reruns the train stage)")
-        return data
-
-    @model_validator(mode="after")
-    def _weights_need_a_named_model(self):
-        from xaibench.models.external import is_external
-
-        if self.train.weights != "none" and not is_external(self.model):
-            raise ValueError(f"train.weights: {self.train.weights!r} needs a torchvision:<builder> or timm:<name> "
-                             f"model (given: {self.model!r}); registered models train from scratch")
-        return self
-
-
-class SENNTrain(Train):
-    reconstruction_weight: float = Field(ge=0)       # weighs the conceptizer's reconstruction MSE (study: 1)
-    sparsity_weight: float = Field(ge=0)             # weighs mean |h(x)|, the study's xi (2e-5)
-    robustness_weight: float = Field(ge=0)           # weighs the robustness loss, the study's lambda (1e-4)
-    conceptizer_pretrain_epochs: int = Field(ge=0)   # reconstruction-only epochs first (twin; the study: 0)
-    conceptizer_pretrain_lr: float = Field(gt=0, lt=1)
-
-
-class SENNAttribute(Strict):
-    n_images: int = Field(ge=1)
-    ig_steps: int = Field(ge=2)
-    lime: LimeParams
-
-
-class SENNEvaluate(Strict):
-    removal_fractions: list[float] = Field(min_length=1)
-    n_removal_images: int = Field(ge=1)
-    noise_sigmas: list[float] = Field(min_length=1)
-    n_stability_images: int = Field(ge=1)
-    top_superpixels: int = Field(ge=1)
-    lime_stability_segments: Literal["resegment", "fixed"] = "resegment"  # the study: each noisy image anew
-
-    @field_validator("removal_fractions")
-    @classmethod
-    def _fractions(cls, value):
-        if any(not 0 < f < 1 for f in value):
-            raise ValueError("every fraction must be in (0, 1)")
-        return value
-
-    @field_validator("noise_sigmas")
-    @classmethod
-    def _sigmas(cls, value):
-        if any(s <= 0 for s in value):
-            raise ValueError("every sigma must be > 0")
-        return value
-
-
-class SENNStudy(_StudyBase):
-    """A self-explaining network against LIME and Integrated Gradients."""
-
-    kind: Literal["senn"]
-    train: SENNTrain
-    attribute: SENNAttribute
-    evaluate: SENNEvaluate
-
-
-class DetectionTrain(Strict):
-    epochs: int = Field(ge=0)                        # 0 with pretrained: true (no fine-tuning)
-    lr: float = Field(gt=0, lt=1)
-    batch_size: int = Field(ge=1)
-    horizontal_flip: bool
-    pretrained: bool                                 # COCO weights (ssd300_vgg16, real profile)
-
-
-class DetectionAttribute(Strict):
-    n_boxes: int = Field(ge=1)                       # explanations (100 in the study)
-    min_score: float = Field(ge=0, lt=1)             # explain the top box of an image if it scores this
-    methods: list[str] = Field(min_length=1)
-    lrp_gamma: float = Field(ge=0)                   # Gamma rule (and the DeepLIFT variant's weight boost)
-    deeplift_blur_sigma: float = Field(gt=0)         # on a reference_size image; scaled to the input
-    n_segments: int = Field(ge=4)                    # SLIC superpixels on a reference_size image
-    reference_size: int = Field(ge=32)
-    num_samples: int = Field(ge=10)                  # LIME / KernelSHAP coalitions (1000 in the study)
-    kernel_width: float = Field(gt=0)                # LIME cosine-distance kernel
-    batch_size: int = Field(ge=1)
-    lime: Sampled = Sampled()                        # how LIME spends num_samples (fixed: the study's)
-    kernel_shap: Sampled = Sampled()                 # how KernelSHAP spends num_samples
-
-    @field_validator("methods")
-    @classmethod
-    def _known_box_methods(cls, value):
-        from xaibench.explain.detection import BOX_METHODS
-
-        return _check_registered(value, BOX_METHODS, "detection method")
-
-    @model_validator(mode="after")
-    def _budgets(self):
-        for name in ("lime", "kernel_shap"):
-            try:
-                getattr(self, name).check_budget(self.num_samples, None)
-            except ValueError as error:
-                raise ValueError(f"{name}.{error}") from None
-        return self
-
-    def segments_at(self, image_size: int) -> int:
-        """SLIC's requested segment count at ``image_size`` (``n_segments`` is for a
-        ``reference_size`` image, scaled by area: explain.detection.scaled_segments)."""
-        return max(4, round(self.n_segments * (image_size / self.reference_size) ** 2))
-
-
-class DetectionEvaluate(Strict):
-    steps: int = Field(ge=2)                         # pixel-flipping curve points - 1
-    batch_size: int = Field(ge=1)
-
-
-class DetectionStudy(Strict):
-    """A detector explained one box at a time (Dreyer 2021)."""
-
-    kind: Literal["detection"]
-    dataset: str
-    model: str
-    train: DetectionTrain
-    attribute: DetectionAttribute
-    evaluate: DetectionEvaluate
-
-    @field_validator("model")
-    @classmethod
-    def _known_detector(cls, value):
-        from xaibench.models.ssd import DETECTORS
-
-        return _check_registered(value, DETECTORS, "detector")
-
-
-class ImagenetTrain(Strict):
-    epochs: int = Field(ge=0)                        # 0 with pretrained: true
-    lr: float = Field(gt=0, lt=1)
-    batch_size: int = Field(ge=1)
-    pretrained: bool                                 # ImageNet weights (real profile)
-
-
-class QuickshiftLime(Sampled):
-    num_samples: int = Field(ge=10)
-    batch_size: int = Field(ge=1)
-    kernel_size: float = Field(gt=0)                 # lime's quickshift defaults: 4, 200, 0.2
-    max_dist: float = Field(gt=0)
-    ratio: float = Field(ge=0, le=1)
-    top_labels: int = Field(ge=1)                    # 5 in the study
-    top_superpixels: int = Field(ge=1)               # 10 in the study's figure
-
-    @model_validator(mode="after")
-    def _budget(self):
-        self.check_budget(self.num_samples, None)  # quickshift's segment count is the image's
-        return self
-
-
-class ShapParams(Strict):
-    nsamples: int = Field(ge=1)                      # GradientExplainer samples per image
-    partition_max_evals: int = Field(ge=10)          # PartitionExplainer budget per image
-    blur: int = Field(ge=1)                          # blur(k, k) masker kernel
-
-
-class ImagenetAttribute(Strict):
-    n_images: int = Field(ge=1)
-    lime: QuickshiftLime
-    shap: ShapParams
-
-
-class ImagenetModels(Strict):
-    lime: Literal["inception_v3"]                    # the study's LIME model
-    shap: Literal["resnet50"]                        # the study's SHAP model
-
-
-class ImagenetStudy(Strict):
-    """LIME (InceptionV3) and SHAP (ResNet50) on ImageNet classifiers."""
-
-    kind: Literal["imagenet"]
-    dataset: str
-    model: ImagenetModels
-    train: ImagenetTrain
-    attribute: ImagenetAttribute
-    evaluate: Evaluate
-
-
-Study = Annotated[Union[SaliencyStudy, SENNStudy, DetectionStudy, ImagenetStudy], Field(discriminator="kind")]
-STUDY_KIND_TAGS = ("saliency", "senn", "detection", "imagenet")
-
-
-class GADTrain(Strict):
-    epochs: int = Field(ge=1)
-    lr: float = Field(gt=0, lt=1)
-    batch_size: int = Field(ge=1)
-    max_train_images: int | None = Field(default=None, ge=4)
-    pretrained: bool                                   # ImageNet weights (real profile; needs the network)
-
-
-class GADSupport(Strict):
-    alphas: list[float] = Field(min_length=1)
-    max_images: int | None = Field(default=None, ge=4)  # training images the regressions see
-    epochs: int = Field(ge=1)
-    lr: float = Field(gt=0, lt=1)
-    batch_size: int = Field(ge=1)
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas(cls, value):
-        if any(a < 0 for a in value) or len(set(value)) != len(value):
-            raise ValueError("alphas must be distinct and >= 0")
-        return value
-
-
-GAD_METHODS = ("saliency", "deconvolution", "input_x_gradient", "guided_backprop", "integrated_gradients")
-
-
-class GADAttribute(Strict):
-    n_per_class: int = Field(ge=1)                     # 256 per class in the paper
-    methods: list[Literal[GAD_METHODS]] = Field(min_length=1)
-    ig_steps: int = Field(ge=2)
-
-
-class GADEvaluate(Strict):
-    hull_fraction: float = Field(gt=0, le=1)           # hull of each map's own top 50 % of pixels
-
-
-class GAD(Strict):
-    """The top-level ``gad:`` section (the GAD study's grid)."""
-
-    datasets: list[str] = Field(min_length=1)
-    architectures: list[Literal["resnet18", "vgg16"]] = Field(min_length=1)
-    image_size: int = Field(ge=32)
-    train: GADTrain
-    support: GADSupport
-    attribute: GADAttribute
-    evaluate: GADEvaluate
+# ``studies.<name>``: the registered study kinds' schemas, told apart by ``kind``
+Study = Annotated[Union[tuple(kind.schema for kind in STUDY_KINDS.values())], Field(discriminator="kind")]
 
 
 class Randomisation(Strict):
@@ -555,8 +181,6 @@ class Params(Strict):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value):
-        from xaibench.data import DATASETS
-
         unknown = [name for name, dataset in value.items() if name not in DATASETS and dataset.source != "folder"]
         if unknown:
             raise ValueError(f"unknown dataset(s) {unknown}; known: {sorted(DATASETS)}, or any name "
@@ -565,8 +189,6 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _synthetic_params_match_dataset(self):
-        from xaibench.data import DATASETS
-
         for name, dataset in self.datasets.items():
             if dataset.source == "folder":
                 continue
@@ -588,67 +210,20 @@ class Params(Strict):
         return self
 
     @model_validator(mode="after")
-    def _named_models_run_at_the_input_size(self):
-        from xaibench.models.external import check_runs_at, is_external
-
+    def _each_kinds_own_checks(self):
+        """What a study kind checks across sections (its ``check``: a method the model has
+        no rule for, a stopping rule the segment count defeats, ...)."""
         for name, study in self.studies.items():
-            if study.kind == "saliency" and is_external(study.model):
-                size = self.datasets[study.dataset].preprocess.image_size
-                try:
-                    check_runs_at(study.model, size, study.train.weights)
-                except ValueError as error:
-                    raise ParamsError(f"params.yaml: studies.{name}.model: {error}") from None
+            STUDY_KINDS[study.kind].check(name, study, self)
         return self
 
-    @model_validator(mode="after")
-    def _methods_explain_the_model(self):
-        """Each (method, model) pair of a saliency study is one the method has rules for
-        (:func:`xaibench.explain.refusal`, on the model built on the meta device)."""
-        import torch
-
-        from xaibench.explain import refusal
-        from xaibench.models import MODELS
-        from xaibench.models.external import is_external, meta_net
-
-        for name, study in self.studies.items():
-            if study.kind != "saliency":
-                continue
-            size = self.datasets[study.dataset].preprocess.image_size
-            if is_external(study.model):
-                net = meta_net(study.model, size, study.train.weights)
-            else:
-                with torch.device("meta"):
-                    net = MODELS[study.model](num_classes=2, image_size=size)
-            options = study.attribute.model_dump()
-            for method in study.attribute.methods:
-                reason = refusal(method, net, size, options.get(method) or {})
-                if reason:
-                    raise ParamsError(f"params.yaml: studies.{name}.attribute.methods: {method} cannot explain "
-                                      f"{study.model}: {reason}. Remove {method} from the study's methods")
-        return self
-
-    @model_validator(mode="after")
-    def _detection_top_k_below_segments(self):
-        for name, study in self.studies.items():
-            if study.kind != "detection":
-                continue
-            size = self.datasets[study.dataset].preprocess.image_size
-            for method in ("lime", "kernel_shap"):
-                try:
-                    getattr(study.attribute, method).check_budget(
-                        study.attribute.num_samples, study.attribute.segments_at(size),
-                        f"n_segments {study.attribute.n_segments} at reference_size "
-                        f"{study.attribute.reference_size}, scaled to {size} px")
-                except ValueError as error:
-                    raise ParamsError(f"params.yaml: studies.{name}.attribute.{method}.{error}") from None
-        return self
 
 
 def _format_error(error: ValidationError, source: str, prefix: str = "") -> str:
     lines = []
     for item in error.errors():
         loc = [str(part) for part in item["loc"]]
-        if len(loc) > 2 and loc[0] == "studies" and loc[2] in STUDY_KIND_TAGS:
+        if len(loc) > 2 and loc[0] == "studies" and loc[2] in STUDY_KINDS:
             del loc[2]  # pydantic names the union member; the YAML path has no such level
         key = ".".join([prefix] * bool(prefix) + loc) or "<root>"
         given = item.get("input")
@@ -715,10 +290,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.exists():
         raise ParamsError(f"{path} not found: run stages from the project root")
     return validate_params(read_yaml(path), source=str(path))
-
-
-def params_hash(*sections: BaseModel | dict | int | str) -> str:
-    """Short SHA-256 of the canonical JSON of the given params sections (12 hex digits)."""
-    payload = [s.model_dump(mode="json") if isinstance(s, BaseModel) else s for s in sections]
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

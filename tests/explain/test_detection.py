@@ -9,7 +9,7 @@ from torch import nn
 
 from xaibench.explain.detection import BOX_METHODS, flat_rule, gamma_weights, lrp_relevance, scaled_segments
 from xaibench.models.ssd import BoxLogit, build_detector, detect
-from xaibench.params import Sampled
+from xaibench.schema import Sampled
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_metric_directions_include_variants_and_localisation():
     from xaibench.metrics.reliability import higher_is_better
 
     assert not higher_is_better("DAUC") and not higher_is_better("DAUC:black") and higher_is_better("relevance_mass")
-    with pytest.raises(KeyError, match="no direction known"):
+    with pytest.raises(KeyError, match="no metric .mystery. is declared"):
         higher_is_better("mystery")
 
 
@@ -152,7 +152,7 @@ def test_localisation_section_puts_chance_beside_the_means():
 def test_randomisation_exclusions_are_checked_against_the_study_methods():
     from types import SimpleNamespace
 
-    from xaibench.params import ParamsError
+    from xaibench.schema import ParamsError
     from xaibench.studies.reliability import excluded_methods
 
     cfg = SimpleNamespace(randomisation=SimpleNamespace(exclude={"ssd_coco": ["lime", "shap"]}))

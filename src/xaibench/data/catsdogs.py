@@ -28,7 +28,7 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from xaibench.data.images import cues_from_files, prepare as prepare_images
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)
 

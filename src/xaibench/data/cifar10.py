@@ -26,7 +26,7 @@ from pydantic import Field
 
 from xaibench.data.images import channel_stats, save_cues, save_split, stratified_split
 from xaibench.atomic import write_json
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from xaibench.atomic import write_json
 from xaibench.data.images import channel_stats, decode_rgb, save_split
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)
 

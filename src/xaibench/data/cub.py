@@ -29,7 +29,7 @@ from pydantic import Field
 
 from xaibench.atomic import write_json
 from xaibench.data.images import channel_stats, cues_from_files, load_resized, save_split, stratified_split
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 ARCHIVE_NAME = "CUB_200_2011.tgz"

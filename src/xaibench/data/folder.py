@@ -48,7 +48,7 @@ import logging
 
 from xaibench.data.images import (channel_stats_streaming, decode_into, pillow_suffixes, require_splits,
                                   stratified_split, write_npz)
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)
 

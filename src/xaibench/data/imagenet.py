@@ -40,7 +40,7 @@ from pydantic import Field
 
 from xaibench.atomic import write_json
 from xaibench.data.images import channel_stats, cues_from_files, load_resized, save_split, stratified_split
-from xaibench.params import Strict
+from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaibench.explain import register_method
+from xaibench.explain.registry import register_method
 
 
 @register_method("edge")

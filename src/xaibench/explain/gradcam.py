@@ -28,11 +28,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xaibench.explain import register_method
 from xaibench.explain.graph import patch_grid
+from xaibench.explain.registry import register_method
 from xaibench.models import last_conv_layer
+from xaibench.schema import Strict
 
 # torchcam is imported inside the functions (with matplotlib: about a second at start-up).
+
+
+class GradCamParams(Strict):
+    """``layer``: ``auto`` (the last spatial map the head reads; a transformer's last block
+    tokens), ``last_conv``, or a module name of the net."""
+
+    layer: str = "auto"
 
 
 def _family(net: nn.Module) -> str:

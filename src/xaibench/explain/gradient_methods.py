@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xaibench.explain import register_method
+from xaibench.explain.registry import register_method
 from xaibench.explain.graph import (cached_rewrite, functional_to_modules, fuse_batch_norms, separate_hooked_modules,
                                     sums_to_modules, trace, unsupported_operations)
 

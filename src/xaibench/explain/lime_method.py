@@ -8,11 +8,27 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
-from xaibench.explain import register_method
+from xaibench.explain.registry import register_method
+from xaibench.schema import Sampled
 
 # lime (with scikit-learn and scikit-image) is imported inside the functions: it costs
 # seconds at start-up, and most stages never call it.
+
+
+class LimeParams(Sampled):
+    """The options of ``lime`` and ``lime_package``: ``num_samples`` perturbations of
+    ``n_segments`` SLIC superpixels, scored ``batch_size`` at a time."""
+
+    num_samples: int = Field(ge=10)                  # the count (fixed) or the most (adaptive)
+    n_segments: int = Field(ge=2)
+    batch_size: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _budget(self):
+        self.check_budget(self.num_samples, self.n_segments)
+        return self
 
 
 @contextmanager
@@ -66,8 +82,7 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
     until the ``stopping`` rule holds); ``paired``: antithetic samples. ``sampling_log``:
     a list that gets one (samples, stopped_early) per image."""
     from xaibench.explain.perturbation import lime
-    from xaibench.params import Sampled
-
+    
     given = {"stopping": stopping} if stopping and sampling == "adaptive" else {}  # fixed: the rule is unused
     engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, **given))
     maps = []

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xaibench.explain import register_method
+from xaibench.explain.registry import register_method
 from xaibench.explain.gradcam import _family, _prefix_tokens
 from xaibench.explain.graph import (as_module, cached_rewrite, categorised, insert_after, patch_grid, trace,
                                     unsupported_operations)

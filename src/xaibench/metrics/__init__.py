@@ -1,19 +1,14 @@
-"""Metric registry: each metric maps the evidence gathered for one (model, method) to one
-value per image; stages report the mean over images.
-
-    metric(evidence: FaithfulnessEvidence) -> np.ndarray [N]
+"""Metrics: every score a study reports, declared once with its direction and definition
+(:mod:`xaibench.metrics.registry`), and the functions that compute them.
 
 Adding a metric = one decorated function (formula + source in its docstring) + one test.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from xaibench.metrics.registry import METRIC_INFO, METRICS, declare_metric, metric_info, register_metric
 
-from xaibench.registry import registrar
+# each module declares its scores when imported
+from xaibench.metrics import complexity, detection, faithfulness, localisation, stability  # noqa: F401
 
-METRICS: dict[str, Callable] = {}
-register_metric = registrar(METRICS, "metric")
-
-
-from xaibench.metrics import faithfulness  # noqa: E402,F401
+__all__ = ["METRICS", "METRIC_INFO", "declare_metric", "metric_info", "register_metric"]

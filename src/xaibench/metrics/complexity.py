@@ -21,17 +21,20 @@ import numpy as np
 import torch
 from skimage.morphology import convex_hull_image
 
+from xaibench.metrics.registry import declare_metric
+
 # direction of each per-image score (reliability intervals): GAD's claim is a less complex
 # region (RC < 1) that matters more to the model (higher RS) than its complement
-HIGHER_IS_BETTER = {"RC": False, "RS_gad": True, "RS_supplementary": True}
-DEFINITIONS = {
-    "RC": "Relative complexity: area of the GAD map's convex hull over the original map's "
-          "(Mazini Rodrigues, Boutry & Najman 2024, section 6); below 1 = a simpler region",
-    "RS_gad": "Relative sensitivity of the GAD hull: score drop per pixel when the region is removed "
-              "(Mazini Rodrigues et al. 2024)",
-    "RS_supplementary": "Relative sensitivity of the supplementary region (original hull minus GAD hull) "
-                        "(Mazini Rodrigues et al. 2024)",
-}
+declare_metric("RC", higher_is_better=False,
+               definition=("Relative complexity: area of the GAD map's convex hull over the original "
+                           "map's (Mazini Rodrigues, Boutry & Najman 2024, section 6); below 1 = a "
+                           "simpler region"))
+declare_metric("RS_gad", higher_is_better=True,
+               definition=("Relative sensitivity of the GAD hull: score drop per pixel when the "
+                           "region is removed (Mazini Rodrigues et al. 2024)"))
+declare_metric("RS_supplementary", higher_is_better=True,
+               definition=("Relative sensitivity of the supplementary region (original hull minus GAD"
+                           " hull) (Mazini Rodrigues et al. 2024)"))
 
 
 def most_important_pixels(attribution: np.ndarray, fraction: float) -> np.ndarray:

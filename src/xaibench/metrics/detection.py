@@ -27,24 +27,27 @@ import numpy as np
 import torch
 
 from xaibench.metrics.faithfulness import area_under_curve, perturbation_curve
+from xaibench.metrics.registry import declare_metric
 
 # direction of each per-box score (the reliability stage's bootstrap and controls): the
 # study reads lower entropy as a more focused map, lower flipping AUC as a more faithful one
-HIGHER_IS_BETTER = {"entropy_pixels": False, "entropy_superpixels": False, "mass_entropy_pixels": False,
-                    "mass_entropy_superpixels": False, "relevance_in_box": True, "flipping_auc_pixels": False,
-                    "flipping_auc_superpixels": False}
-DEFINITIONS = {
-    "entropy_pixels": "Entropy (bits) of the distribution of the map's relevance values over pixels "
-                      "(Dreyer 2021, eq. 4.1): lower = a more concentrated explanation",
-    "entropy_superpixels": "Entropy (bits) of the relevance values of the map averaged over SLIC superpixels "
-                           "(Dreyer 2021)",
-    "mass_entropy_pixels": "Entropy (bits) of |relevance| normalised to a distribution over pixels",
-    "mass_entropy_superpixels": "Entropy (bits) of |relevance| summed per superpixel, normalised",
-    "relevance_in_box": "Share of the positive relevance inside the explained box (Dreyer 2021)",
-    "flipping_auc_pixels": "Pixel-flipping AUC: area under the box score as pixels are flipped to gray, most "
-                           "relevant first (Dreyer 2021; Samek et al. 2017)",
-    "flipping_auc_superpixels": "Pixel-flipping AUC with whole superpixels flipped (Dreyer 2021)",
-}
+declare_metric("entropy_pixels", higher_is_better=False,
+               definition=("Entropy (bits) of the distribution of the map's relevance values over "
+                           "pixels (Dreyer 2021, eq. 4.1): lower = a more concentrated explanation"))
+declare_metric("entropy_superpixels", higher_is_better=False,
+               definition=("Entropy (bits) of the relevance values of the map averaged over SLIC "
+                           "superpixels (Dreyer 2021)"))
+declare_metric("mass_entropy_pixels", higher_is_better=False,
+               definition="Entropy (bits) of |relevance| normalised to a distribution over pixels")
+declare_metric("mass_entropy_superpixels", higher_is_better=False,
+               definition="Entropy (bits) of |relevance| summed per superpixel, normalised")
+declare_metric("relevance_in_box", higher_is_better=True,
+               definition="Share of the positive relevance inside the explained box (Dreyer 2021)")
+declare_metric("flipping_auc_pixels", higher_is_better=False,
+               definition=("Pixel-flipping AUC: area under the box score as pixels are flipped to "
+                           "gray, most relevant first (Dreyer 2021; Samek et al. 2017)"))
+declare_metric("flipping_auc_superpixels", higher_is_better=False,
+               definition="Pixel-flipping AUC with whole superpixels flipped (Dreyer 2021)")
 
 
 def value_entropy_bits(attribution: np.ndarray) -> float:

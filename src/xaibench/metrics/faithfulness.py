@@ -27,7 +27,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from xaibench.explain.perturbation import deletion_insertion_curves, saliency_ranks, step_boundaries
-from xaibench.metrics import register_metric
+from xaibench.metrics.registry import register_metric
 
 
 @dataclass
@@ -128,40 +128,28 @@ def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (a * b).sum(-1) / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-# Which way is better, per registered metric (the docstrings below say why).
-HIGHER_IS_BETTER = {"IAUC": True, "DAUC": False, "IC": True, "DC": True, "AD": False, "IIC": True}
-# One line per metric for people reading a report (the docstrings below give the formulas).
-DEFINITIONS = {
-    "IAUC": "Insertion AUC: area under the target probability as pixels are inserted, most relevant "
-            "first, into a blurred canvas (Petsiuk et al. 2018, RISE)",
-    "DAUC": "Deletion AUC: area under the target probability as pixels are deleted, most relevant first "
-            "(Petsiuk et al. 2018, RISE)",
-    "IC": "Insertion correlation: Pearson correlation between the relevance inserted at each step and the "
-          "probability it adds (Gomez, Fréour & Mouchère 2022)",
-    "DC": "Deletion correlation: Pearson correlation between the relevance deleted at each step and the "
-          "probability it removes (Gomez, Fréour & Mouchère 2022)",
-    "AD": "Average drop %: mean relative fall of the target score on the image masked by the map "
-          "(Chattopadhay et al. 2018, Grad-CAM++)",
-    "IIC": "Increase in confidence %: share of images whose target score rises on the image masked by the "
-           "map (Chattopadhay et al. 2018, Grad-CAM++)",
-}
-
-
-@register_metric("IAUC")
+@register_metric("IAUC", higher_is_better=True,
+                definition=("Insertion AUC: area under the target probability as pixels are inserted,"
+                            " most relevant first, into a blurred canvas (Petsiuk et al. 2018, RISE)"))
 def insertion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Insertion AUC (RISE, Petsiuk et al. 2018): ``IAUC = ∫_0^1 i(x) dx`` by the trapezoid
     rule over the insertion curve. Higher is better."""
     return area_under_curve(evidence.insertion_scores)
 
 
-@register_metric("DAUC")
+@register_metric("DAUC", higher_is_better=False,
+                definition=("Deletion AUC: area under the target probability as pixels are deleted, "
+                            "most relevant first (Petsiuk et al. 2018, RISE)"))
 def deletion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Deletion AUC (RISE, Petsiuk et al. 2018): ``DAUC = ∫_0^1 d(x) dx`` by the trapezoid
     rule over the deletion curve. Lower is better."""
     return area_under_curve(evidence.deletion_scores)
 
 
-@register_metric("IC")
+@register_metric("IC", higher_is_better=True,
+                definition=("Insertion correlation: Pearson correlation between the relevance "
+                            "inserted at each step and the probability it adds (Gomez, Fréour & "
+                            "Mouchère 2022)"))
 def insertion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Insertion correlation (Gomez, Fréour & Mouchère 2022, "Metrics for saliency map
     evaluation of deep learning explanation methods", ICPRAI): Pearson correlation, over
@@ -171,7 +159,10 @@ def insertion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     return rowwise_pearson(evidence.insertion_step_saliency, np.diff(evidence.insertion_scores, axis=-1))
 
 
-@register_metric("DC")
+@register_metric("DC", higher_is_better=True,
+                definition=("Deletion correlation: Pearson correlation between the relevance deleted "
+                            "at each step and the probability it removes (Gomez, Fréour & Mouchère "
+                            "2022)"))
 def deletion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Deletion correlation (Gomez, Fréour & Mouchère 2022): Pearson correlation between
     the saliency of the pixels deleted at step k and the score drop it caused
@@ -179,7 +170,9 @@ def deletion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     return rowwise_pearson(evidence.deletion_step_saliency, -np.diff(evidence.deletion_scores, axis=-1))
 
 
-@register_metric("AD")
+@register_metric("AD", higher_is_better=False,
+                definition=("Average drop %: mean relative fall of the target score on the image "
+                            "masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"))
 def average_drop(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Average Drop % (Chattopadhay et al. 2018, "Grad-CAM++", WACV):
     ``AD = 100 · mean_i max(0, Y_i − O_i) / Y_i``, with Y the score on the image and O the
@@ -189,7 +182,9 @@ def average_drop(evidence: FaithfulnessEvidence) -> np.ndarray:
     return 100.0 * np.maximum(0.0, y - o) / np.maximum(y, 1e-12)
 
 
-@register_metric("IIC")
+@register_metric("IIC", higher_is_better=True,
+                definition=("Increase in confidence %: share of images whose target score rises on "
+                            "the image masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"))
 def increase_in_confidence(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Increase in Confidence % (Chattopadhay et al. 2018, "Grad-CAM++"):
     ``IIC = 100 · mean_i 1[Y_i < O_i]``, the share of images whose target score rises on

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xaibench.metrics.registry import declare_metric
+
 
 def _flat(maps, masks):
     maps = np.asarray(maps, np.float64).reshape(len(maps), -1)
@@ -69,15 +71,15 @@ def chance_level(masks) -> np.ndarray:
     return masks.reshape(len(masks), -1).mean(1)
 
 
-HIGHER_IS_BETTER = {"relevance_mass": True, "relevance_rank": True, "pointing_game": True}
-DEFINITIONS = {
-    "relevance_mass": "Relevance mass accuracy: share of the positive relevance that falls on the cue mask "
-                      "(Arras, Osman & Samek 2022, CLEVR-XAI)",
-    "relevance_rank": "Relevance rank accuracy: share of the K most relevant pixels (K = mask size) inside the "
-                      "cue mask (Arras, Osman & Samek 2022)",
-    "pointing_game": "Pointing game: share of images whose most relevant pixel lies on the cue mask "
-                     "(Zhang et al. 2018)",
-}
+declare_metric("relevance_mass", higher_is_better=True,
+               definition=("Relevance mass accuracy: share of the positive relevance that falls on "
+                           "the cue mask (Arras, Osman & Samek 2022, CLEVR-XAI)"))
+declare_metric("relevance_rank", higher_is_better=True,
+               definition=("Relevance rank accuracy: share of the K most relevant pixels (K = mask "
+                           "size) inside the cue mask (Arras, Osman & Samek 2022)"))
+declare_metric("pointing_game", higher_is_better=True,
+               definition=("Pointing game: share of images whose most relevant pixel lies on the cue "
+                           "mask (Zhang et al. 2018)"))
 LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_rank": relevance_rank_accuracy,
                         "pointing_game": pointing_game}
 

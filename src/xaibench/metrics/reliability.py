@@ -15,6 +15,9 @@ import warnings
 import numpy as np
 from scipy.stats import kendalltau
 
+# the package, not its registry module: importing it declares every metric
+from xaibench.metrics import METRIC_INFO, metric_info
+
 
 def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
     """[R, N]: R resamples of N image indices drawn with replacement (seeded)."""
@@ -90,32 +93,17 @@ def controls_of(method: str, methods: list[str], controls) -> list[str]:
     return [c for c in methods if is_control(c, controls) and (c.rsplit("/", 1)[0] if "/" in c else "") == group]
 
 
-def _metric_table(name: str) -> dict:
-    """The union of the metric modules' ``name`` tables (HIGHER_IS_BETTER, DEFINITIONS)."""
-    from xaibench.metrics import complexity, detection, faithfulness, localisation, stability
-
-    table = {}
-    for module in (faithfulness, localisation, detection, complexity, stability):
-        table.update(getattr(module, name))
-    return table
-
-
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric of the score table; ``NAME:variant`` (e.g. ``DAUC:black``)
-    has NAME's direction."""
-    directions = _metric_table("HIGHER_IS_BETTER")
-    base = metric.split(":", 1)[0]
-    if base not in directions:
-        raise KeyError(f"no direction known for metric {metric!r}; add it to the metric's HIGHER_IS_BETTER")
-    return directions[base]
+    """Direction of a metric of the score table, as declared with it; ``NAME:variant``
+    (e.g. ``DAUC:black``) has NAME's direction."""
+    return metric_info(metric).higher_is_better
 
 
 def metric_definition(metric: str) -> str:
-    """One line saying what ``metric`` measures and whose it is (the metric module's
-    DEFINITIONS); ``NAME:variant`` adds the variant (``DAUC:black``: deletion fill black)."""
-    definitions = _metric_table("DEFINITIONS")
+    """One line saying what ``metric`` measures and whose it is, as declared with it;
+    ``NAME:variant`` adds the variant (``DAUC:black``: deletion fill black)."""
     base, _, variant = metric.partition(":")
-    text = definitions.get(base, "")
+    text = METRIC_INFO[base].definition if base in METRIC_INFO else ""
     if variant and text:
         text += f"; variant {variant}" + (" (deletion fill)" if base == "DAUC" else "")
     return text

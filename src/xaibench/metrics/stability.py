@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from xaibench.metrics.registry import declare_metric
+
 
 # direction of the per-image removal score (reliability intervals): a larger confidence
 # drop when the top pixels are removed = a more faithful ranking (the SENN study)
-HIGHER_IS_BETTER = {"removal_drop": True}
-DEFINITIONS = {
-    "removal_drop": "Confidence drop when the map's top fraction of pixels is removed (Rampazzo, SENN on "
-                    "CIFAR-10, faithfulness by removal); the suffix is the fraction",
-}
+declare_metric("removal_drop", higher_is_better=True,
+               definition=("Confidence drop when the map's top fraction of pixels is removed "
+                           "(Rampazzo, SENN on CIFAR-10, faithfulness by removal); the suffix is the "
+                           "fraction"))
 
 
 def jaccard(a: set, b: set) -> float:

@@ -13,10 +13,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from xaibench.registry import registrar
+from xaibench.models.registry import MODELS, register_model  # noqa: F401
 
-MODELS: dict[str, Callable[..., nn.Module]] = {}
-register_model = registrar(MODELS, "model")
+# each module registers its builders when imported
+from xaibench.models import cnn, senn, torchvision_models  # noqa: F401  isort:skip
 
 
 class NormalizedClassifier(nn.Module):
@@ -85,7 +85,3 @@ def load_model(path) -> NormalizedClassifier:
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 
-
-from xaibench.models import cnn  # noqa: E402,F401  (registers its builders)
-from xaibench.models import senn  # noqa: E402,F401
-from xaibench.models import torchvision_models  # noqa: E402,F401

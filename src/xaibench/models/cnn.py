@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from xaibench.models import register_model
+from xaibench.models.registry import register_model
 
 
 @register_model("catsdogs_cnn")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from xaibench.models import register_model
+from xaibench.models.registry import register_model
 
 
 @dataclass

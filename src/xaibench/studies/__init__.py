@@ -1,30 +1,26 @@
-"""Study-kind registry: what `train`, `attribute` and `evaluate` do for each kind of study.
+"""Study kinds: each is one module that owns its params schema, its stages, its
+reliability checks and its report text, and registers a
+:class:`~xaibench.studies.kind.StudyKind` (the contract is in :mod:`xaibench.studies.kind`).
 
-``studies.<name>.kind`` in params.yaml picks the entry. Each kind module provides
-
-    loss_fn(study) -> callable(model, pixels, labels) -> (total, terms, logits)
-    attribute(name, study, params, run) -> None   # writes data/attributions/<name>/
-    evaluate(name, study, params, run) -> dict    # the JSON for metrics/<name>.json
-
-where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``). A kind whose
-model is not a classifier provides ``train(name, study, params, run) -> dict`` (the JSON
-for metrics/<name>_model.json) instead of ``loss_fn``.
-
-Entries are module names, imported on first use: a stage that needs one study kind does
-not pay the start-up cost of the others' libraries.
+``studies.<name>.kind`` in params.yaml picks the entry. The GAD study (``gad:`` in
+params.yaml) is a grid of (architecture, dataset) cells with support regressions per α
+shared by the stages of a cell; its module :mod:`xaibench.studies.gad` keeps its own
+stage functions.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from xaibench.studies.kind import STUDY_KINDS, StudyKind
 
-STUDY_KINDS = {"saliency": "xaibench.studies.saliency", "senn": "xaibench.studies.senn",
-               "detection": "xaibench.studies.detection", "imagenet": "xaibench.studies.imagenet"}
+# each module registers its kind when imported
+from xaibench.studies import detection, imagenet, saliency, senn  # noqa: F401  isort:skip
 
 
-def study_kind(kind: str) -> ModuleType:
-    """The module that implements study kind ``kind``."""
+def study_kind(kind: str) -> StudyKind:
+    """The registered study kind ``kind``."""
     if kind not in STUDY_KINDS:
         raise KeyError(f"unknown study kind {kind!r}; known: {sorted(STUDY_KINDS)}")
-    return importlib.import_module(STUDY_KINDS[kind])
+    return STUDY_KINDS[kind]
+
+
+__all__ = ["STUDY_KINDS", "StudyKind", "study_kind"]

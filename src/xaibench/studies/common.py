@@ -17,7 +17,7 @@ from xaibench.compute import chunk_bounds, map_chunks
 from xaibench.data.images import load_split, read_rows
 from xaibench.explain.batch import explain_images
 from xaibench.models import load_model
-from xaibench.params import params_hash
+from xaibench.schema import params_hash
 from xaibench.store import attribution_path, attribution_writer
 from xaibench.training.classifier import to_tensor
 

@@ -14,19 +14,90 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, field_validator, model_validator
 from tqdm import tqdm
 
 from xaibench.atomic import write_json
 from xaibench.data.images import load_split
+from xaibench.explain.detection import BOX_METHODS
+from xaibench.metrics.detection import box_mask
+from xaibench.models.ssd import DETECTORS, BoxLogit
+from xaibench.schema import ParamsError, Sampled, Strict, check_registered
+from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
+from xaibench.studies.reliability import excluded_methods, randomisation
 from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
 COCO_CLASSES = 91  # torchvision's COCO detectors index the 91 original category ids
 GRID_BOXES = 6
+
+
+class DetectionTrain(Strict):
+    epochs: int = Field(ge=0)                        # 0 with pretrained: true (no fine-tuning)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    horizontal_flip: bool
+    pretrained: bool                                 # COCO weights (ssd300_vgg16, real profile)
+
+
+class DetectionAttribute(Strict):
+    n_boxes: int = Field(ge=1)                       # explanations (100 in the study)
+    min_score: float = Field(ge=0, lt=1)             # explain the top box of an image if it scores this
+    methods: list[str] = Field(min_length=1)
+    lrp_gamma: float = Field(ge=0)                   # Gamma rule (and the DeepLIFT variant's weight boost)
+    deeplift_blur_sigma: float = Field(gt=0)         # on a reference_size image; scaled to the input
+    n_segments: int = Field(ge=4)                    # SLIC superpixels on a reference_size image
+    reference_size: int = Field(ge=32)
+    num_samples: int = Field(ge=10)                  # LIME / KernelSHAP coalitions (1000 in the study)
+    kernel_width: float = Field(gt=0)                # LIME cosine-distance kernel
+    batch_size: int = Field(ge=1)
+    lime: Sampled = Sampled()                        # how LIME spends num_samples (fixed: the study's)
+    kernel_shap: Sampled = Sampled()                 # how KernelSHAP spends num_samples
+
+    @field_validator("methods")
+    @classmethod
+    def _known_box_methods(cls, value):
+        return check_registered(value, BOX_METHODS, "detection method")
+
+    @model_validator(mode="after")
+    def _budgets(self):
+        for name in ("lime", "kernel_shap"):
+            try:
+                getattr(self, name).check_budget(self.num_samples, None)
+            except ValueError as error:
+                raise ValueError(f"{name}.{error}") from None
+        return self
+
+    def segments_at(self, image_size: int) -> int:
+        """SLIC's requested segment count at ``image_size`` (``n_segments`` is for a
+        ``reference_size`` image, scaled by area: explain.detection.scaled_segments)."""
+        return max(4, round(self.n_segments * (image_size / self.reference_size) ** 2))
+
+
+class DetectionEvaluate(Strict):
+    steps: int = Field(ge=2)                         # pixel-flipping curve points - 1
+    batch_size: int = Field(ge=1)
+
+
+class DetectionStudy(Strict):
+    """A detector explained one box at a time (Dreyer 2021)."""
+
+    kind: Literal["detection"]
+    dataset: str
+    model: str
+    train: DetectionTrain
+    attribute: DetectionAttribute
+    evaluate: DetectionEvaluate
+
+    @field_validator("model")
+    @classmethod
+    def _known_detector(cls, value):
+        return check_registered(value, DETECTORS, "detector")
 
 
 def _model_path(name: str) -> Path:
@@ -210,3 +281,59 @@ def evaluate(name: str, study, params, run) -> dict:
                   title="mean flipping curve ({kind})", y_label="detection score")
     run.log_artifact(figure)
     return {"n_boxes": len(chosen), "methods": results}
+
+
+def check(name: str, study, params) -> None:
+    """The stopping rules of LIME and KernelSHAP fit the SLIC segment count at the
+    dataset's image size."""
+    size = params.datasets[study.dataset].preprocess.image_size
+    for method in ("lime", "kernel_shap"):
+        try:
+            getattr(study.attribute, method).check_budget(
+                study.attribute.num_samples, study.attribute.segments_at(size),
+                f"n_segments {study.attribute.n_segments} at reference_size "
+                f"{study.attribute.reference_size}, scaled to {size} px")
+        except ValueError as error:
+            raise ParamsError(f"params.yaml: studies.{name}.attribute.{method}.{error}") from None
+
+
+def reliability(name: str, study, params, cfg, run):
+    """SSD study: randomisation of every method on the first ``n_images`` explained
+    boxes (the detector's layers, head first; the explained box keeps its anchor and
+    class; Spearman over the pixels of the box: outside it, the anchor's receptive field
+    makes even a random detector's map zero, which would count as agreement); the per-box
+    scores of evaluate get the intervals. No cue masks: the boxes are
+    the detection study's ground truth (``relevance_in_box``)."""
+    model, test, pixels = load_detector_and_test(name, study)
+    chosen = json.loads(Path(f"data/attributions/{name}/boxes.json").read_text())
+    segments = np.load(f"data/attributions/{name}/segments.npz")["segments"]
+    n = min(cfg.randomisation.n_images, len(chosen))
+
+    def explainer(method):
+        def explain(detector):
+            return np.stack([BOX_METHODS[method](BoxLogit(detector, c["anchor"]).eval(), pixels[c["row"]:c["row"] + 1],
+                                                 c["label"], segments[k], study.attribute, params.seed + k)
+                             for k, c in enumerate(chosen[:n])])
+        return explain
+
+    boxes = np.stack([box_mask(c["box"], *pixels.shape[-2:]) for c in chosen[:n]])
+    explainers = {m: explainer(m) for m in study.attribute.methods}
+    section, curves = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
+                                    params.seed, net_of=lambda detector: detector, regions=boxes,
+                                    excluded=excluded_methods(cfg, name, explainers))
+    return [], {"localisation": {"available": False, "reason": "detection: see relevance_in_box (the box is the "
+                                                               "ground truth)"},
+                "randomisation": section}, {"randomisation": curves}
+
+
+KIND = register_study_kind(StudyKind(
+    name="detection", schema=DetectionStudy, train=train, attribute=attribute, evaluate=evaluate,
+    reliability=reliability, check=check,
+    info=StudyInfo(
+        "Explaining an SSD object detector on COCO",
+        "One predicted box at a time of an SSD detector is explained by LRP (γ + flat rules), DeepLIFT "
+        "with a blurred reference, LIME and SHAP on SLIC superpixels. The maps are scored by their "
+        "entropy, pixel-flipping AUC, the share of relevance inside the box and their runtime.",
+        Citation("Dreyer", "2021", "Comparison of Explainable AI Methods for Object Detection (University of "
+                 "Potsdam research seminar)", "ssd-coco-lrp-deeplift-lime-shap.md"), "coco"),
+    scores="entropy, pixel-flipping AUC and the share of relevance inside the box"))

@@ -11,17 +11,82 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
 from xaibench.models import NormalizedClassifier, build_model, load_model
+from xaibench.metrics.reliability import reliability_report
+from xaibench.schema import Strict
+from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.studies.kind import Citation, StudyInfo
+from xaibench.studies.reliability import excluded_methods, localisation, randomisation, registry_explainer, study_cues, with_controls
 from xaibench.training.classifier import to_tensor
 
 ROOT = Path("data/models/gad")
+
+
+class GADTrain(Strict):
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    max_train_images: int | None = Field(default=None, ge=4)
+    pretrained: bool                                   # ImageNet weights (real profile; needs the network)
+
+
+class GADSupport(Strict):
+    alphas: list[float] = Field(min_length=1)
+    max_images: int | None = Field(default=None, ge=4)  # training images the regressions see
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, value):
+        if any(a < 0 for a in value) or len(set(value)) != len(value):
+            raise ValueError("alphas must be distinct and >= 0")
+        return value
+
+
+GAD_METHODS = ("saliency", "deconvolution", "input_x_gradient", "guided_backprop", "integrated_gradients")
+
+
+class GADAttribute(Strict):
+    n_per_class: int = Field(ge=1)                     # 256 per class in the paper
+    methods: list[Literal[GAD_METHODS]] = Field(min_length=1)
+    ig_steps: int = Field(ge=2)
+
+
+class GADEvaluate(Strict):
+    hull_fraction: float = Field(gt=0, le=1)           # hull of each map's own top 50 % of pixels
+
+
+class GAD(Strict):
+    """The top-level ``gad:`` section (the GAD study's grid)."""
+
+    datasets: list[str] = Field(min_length=1)
+    architectures: list[Literal["resnet18", "vgg16"]] = Field(min_length=1)
+    image_size: int = Field(ge=32)
+    train: GADTrain
+    support: GADSupport
+    attribute: GADAttribute
+    evaluate: GADEvaluate
+
+
+INFO = StudyInfo(
+    "GAD: gradient artificial distancing",
+    "Support regression models pull the classes of a ResNet18 / VGG16 apart (α = 0..8), and five "
+    "gradient methods keep only the pixels whose relevance survives that distancing. The maps are "
+    "scored by the convex-hull complexity RC and the sensitivity RS of the kept region.",
+    Citation("Mazini Rodrigues, Boutry & Najman", "2024",
+             "Transforming gradient-based techniques into interpretable methods", "gad-gradient-artificial-distancing.md"))
 
 
 def original_path(arch: str, dataset: str) -> Path:
@@ -117,7 +182,7 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
 
     from xaibench.explain import METHODS
     from xaibench.explain.gad import gad_map, intersected_alphas
-    from xaibench.params import params_hash
+    from xaibench.schema import params_hash
     from xaibench.store import attribution_path, write_attributions
     from xaibench.models import predict_proba
 
@@ -216,3 +281,46 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
                     }
                 results.setdefault(arch, {}).setdefault(dataset, {})[method] = cell
     return results, panels, per_image
+
+
+def reliability(gad, cfg, seed: int) -> tuple[dict, dict]:
+    """GAD (a grid of its own): per (architecture, dataset) cell, the intervals of the
+    per-image RC and RS of every method (from gad_evaluate), the localisation of the
+    original and the GAD maps of the predicted class (``<method>+gad``) and of the
+    controls against the dataset's cue masks, and the randomisation of every gradient
+    method on the original classifier. Returns (report by cell, plots)."""
+    stored = pd.read_csv("data/reports/gad/per_image_scores.csv", dtype={"image_id": str})
+    report, plots = {}, {}
+    for arch in gad.architectures:
+        for dataset in gad.datasets:
+            cell = f"{arch}_{dataset}"
+            pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
+            position = {str(i): k for k, i in enumerate(ids)}
+            model = load_model(original_path(arch, dataset))
+            maps, picked, targets = {}, None, None
+            for method in gad.attribute.methods:
+                frame = read_attributions(attribution_path("data/attributions/gad", cell, arch, method))
+                frame = frame[frame.target == frame.predicted]
+                for variant, name in (("original", method), ("gad", f"{method}+gad")):
+                    rows = frame[frame.variant == variant]
+                    maps[name] = maps_of(rows)
+                    picked = [position[str(i)] for i in rows.image_id]
+                    targets = torch.tensor(rows.target.to_numpy())
+            image_ids = [str(ids[k]) for k in picked]
+            images = pixels[picked]
+            maps = with_controls(maps, images, targets, cfg.controls, seed)
+            rows, localisation_section = localisation(maps, image_ids, study_cues(dataset, image_ids))
+            n = min(cfg.randomisation.n_images, len(picked))
+            explainers = {m: registry_explainer(m, images[:n], targets[:n], seed,
+                                                {"n_steps": gad.attribute.ig_steps} if m == "integrated_gradients"
+                                                else {})
+                          for m in [*gad.attribute.methods, *cfg.controls]}
+            section, curves = randomisation(model, explainers, cfg.randomisation.steps,
+                                            cfg.randomisation.fail_threshold, seed,
+                                            excluded=excluded_methods(cfg, "gad", explainers))
+            cell_scores = stored[stored.cell == cell].drop(columns="cell")
+            intervals = reliability_report(pd.concat([cell_scores, pd.DataFrame(rows)], ignore_index=True),
+                                           cfg.controls, cfg.n_resamples, cfg.level, seed)
+            report[cell] = {"localisation": localisation_section, "randomisation": section, **intervals}
+            plots[f"randomisation_{cell}"] = curves
+    return report, plots

@@ -16,19 +16,76 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from xaibench.data.images import load_split
 from xaibench.models import predict_proba
+from xaibench.schema import Sampled, Strict
+from xaibench.studies.classification import Evaluate
+from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
+from xaibench.studies.reliability import (classification_checks, excluded_methods, n_outputs, registry_explainer,
+                                         with_controls)
 from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FIGURE_IMAGES = 2
+
+
+class ImagenetTrain(Strict):
+    epochs: int = Field(ge=0)                        # 0 with pretrained: true
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    pretrained: bool                                 # ImageNet weights (real profile)
+
+
+class QuickshiftLime(Sampled):
+    num_samples: int = Field(ge=10)
+    batch_size: int = Field(ge=1)
+    kernel_size: float = Field(gt=0)                 # lime's quickshift defaults: 4, 200, 0.2
+    max_dist: float = Field(gt=0)
+    ratio: float = Field(ge=0, le=1)
+    top_labels: int = Field(ge=1)                    # 5 in the study
+    top_superpixels: int = Field(ge=1)               # 10 in the study's figure
+
+    @model_validator(mode="after")
+    def _budget(self):
+        self.check_budget(self.num_samples, None)  # quickshift's segment count is the image's
+        return self
+
+
+class ShapParams(Strict):
+    nsamples: int = Field(ge=1)                      # GradientExplainer samples per image
+    partition_max_evals: int = Field(ge=10)          # PartitionExplainer budget per image
+    blur: int = Field(ge=1)                          # blur(k, k) masker kernel
+
+
+class ImagenetAttribute(Strict):
+    n_images: int = Field(ge=1)
+    lime: QuickshiftLime
+    shap: ShapParams
+
+
+class ImagenetModels(Strict):
+    lime: Literal["inception_v3"]                    # the study's LIME model
+    shap: Literal["resnet50"]                        # the study's SHAP model
+
+
+class ImagenetStudy(Strict):
+    """LIME (InceptionV3) and SHAP (ResNet50) on ImageNet classifiers."""
+
+    kind: Literal["imagenet"]
+    dataset: str
+    model: ImagenetModels
+    train: ImagenetTrain
+    attribute: ImagenetAttribute
+    evaluate: Evaluate
 
 
 def model_path(name: str, arch: str) -> Path:
@@ -171,7 +228,7 @@ def attribute(name: str, study, params, run) -> None:
     from xaibench.explain.lime_method import segment_weights_to_map
     from xaibench.figures import lime_top_superpixels_figure
     from xaibench.models import load_model
-    from xaibench.params import params_hash
+    from xaibench.schema import params_hash
     from xaibench.store import attribution_path, sampling_columns, write_attributions
     from xaibench.studies.common import images_to_explain
 
@@ -261,3 +318,62 @@ def evaluate(name: str, study, params, run) -> dict:
     write_insertion_deletion(name, fractions, curves, run)
     write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))  # for the reliability stage
     return results
+
+
+def reliability(name: str, study, params, cfg, run):
+    """Per architecture (methods named ``<arch>/<method>``): the classification checks,
+    the edge control added to each model's methods; LIME (quickshift) and the two SHAP
+    explainers re-run as the attribute stage runs them, for the randomisation."""
+    test = load_split(f"data/prepared/{study.dataset}", "test")
+    cfg_a, seed = study.attribute, params.seed
+
+    def study_explainer(method, images, pixels, targets):
+        def one(model, i):
+            if method == "lime":
+                segments = quickshift_segments(images[i] / 255.0, cfg_a.lime, seed)
+                _, weights = lime_top_labels(model, pixels[i], segments, cfg_a.lime, seed)
+                return segment_weights_to_map(segments, dict(enumerate(weights[:, 0])))
+            if method == "shap_gradient":
+                return shap_gradient(model, pixels[i], int(targets[i]), cfg_a.shap.nsamples, seed)
+            return shap_partition(model, pixels[i], int(targets[i]), cfg_a.shap.partition_max_evals,
+                                           cfg_a.shap.blur, cfg_a.lime.batch_size)
+
+        return lambda model: np.stack([one(model, i) for i in range(len(pixels))])
+
+    rows, sections, plots = [], {}, {}
+    ev = study.evaluate
+    by_architecture = methods_by_architecture(study)
+    excluded = excluded_methods(cfg, name, {*cfg.controls, *(m for names in by_architecture.values() for m in names)})
+    for arch, names in by_architecture.items():
+        model = load_model(model_path(name, arch))
+        frames = {m: read_attributions(attribution_path("data/attributions", name, arch, m)) for m in names}
+        first = next(iter(frames.values()))
+        ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
+        pixels = to_tensor(test["images"][: len(ids)])
+        maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, seed)
+        n = min(cfg.randomisation.n_images, len(ids))
+        explainers = {m: (registry_explainer(m, pixels[:n], targets[:n], seed, {}) if m in cfg.controls
+                          else study_explainer(m, test["images"][:n], pixels[:n], targets[:n])) for m in maps}
+        arch_rows, arch_sections, arch_plots = classification_checks(
+            model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, seed,
+            n_outputs(model, pixels),
+            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded)
+        rows += [{**r, "method": f"{arch}/{r['method']}"} for r in arch_rows]
+        for key, value in arch_sections.items():
+            sections.setdefault(key, {})[arch] = value
+        plots[f"randomisation_{arch}"] = arch_plots["randomisation"]
+    return rows, sections, plots
+
+
+KIND = register_study_kind(StudyKind(
+    name="imagenet", schema=ImagenetStudy, train=train, attribute=attribute, evaluate=evaluate,
+    reliability=reliability,
+    info=StudyInfo(
+        "LIME and SHAP on ImageNet classifiers",
+        "InceptionV3 is explained by LIME on quickshift segments, ResNet50 by SHAP (gradient and "
+        "partition explainers). The maps are scored by the insertion/deletion metrics of the "
+        "cats-vs-dogs study and by how much relevance falls on the object.",
+        Citation("Khalid", "2025",
+                 "Assignment 1: Interpretability with LIME and SHAP (Advanced Topics in Deep Learning, "
+                 "FAU Erlangen-Nürnberg)", "imagenet-lime-shap.md"), "imagenet"),
+    scores="insertion and deletion curves and the share of relevance on the object"))

@@ -1,33 +1,109 @@
-"""Saliency studies (cats-vs-dogs): heatmap methods scored by perturbation faithfulness."""
+"""Saliency studies (cats-vs-dogs, or your own model on your own images): a classifier
+explained by heatmap methods, scored by perturbation faithfulness.
+
+Reproduces Siwek et al., "Explainability of Convolutional Neural Network"
+(``shared/sources/catsdogs-lrp-gradcam-deeplift-lime.md``): a CNN on Kaggle cats vs dogs
+explained by LRP, Grad-CAM, DeepLIFT and LIME; insertion/deletion AUC and correlation,
+average drop and increase in confidence.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, field_validator, model_validator
 
 from xaibench.compute import map_chunks
+from xaibench.data import dataset_classes
 from xaibench.data.images import load_split, read_rows
-from xaibench.explain import METHODS
+from xaibench.explain import METHODS, refusal
+from xaibench.explain.gradcam import GradCamParams
+from xaibench.explain.lime_method import LimeParams
 from xaibench.explain.axioms import axiom_summary
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
+from xaibench.models import MODELS
+from xaibench.models.external import check_runs_at, is_external, meta_net
+from xaibench.schema import ParamsError, Strict, check_registered
 from xaibench.store import attribution_path, iter_attributions, maps_of, read_attributions
+from xaibench.studies.classification import ClassifierStudy, Evaluate, Train, train_classifier_study
 from xaibench.studies.common import (ResumeCache, explain_and_store, images_to_explain, load_model_and_test,
                                      write_csv, write_insertion_deletion)
+from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
+from xaibench.studies.reliability import classification_checks, excluded_methods, registry_explainer, with_controls
 from xaibench.training.classifier import cross_entropy_loss, to_tensor
 
 log = logging.getLogger(__name__)
 GRID_IMAGES = 6
 
 
-def loss_fn(study):
-    return cross_entropy_loss
+class Attribute(Strict):
+    """Explain the first ``n_images`` test images with each of ``methods``; a method's own
+    options are its section here (``lime``, ``gradcam``)."""
+
+    n_images: int = Field(ge=1)
+    methods: list[str] = Field(min_length=1)
+    lime: LimeParams
+    gradcam: GradCamParams = GradCamParams()
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value):
+        check_registered(value, METHODS, "method")
+        if len(set(value)) != len(value):
+            raise ValueError("methods must not repeat")
+        return value
+
+
+class SaliencyTrain(Train):
+    """``train`` of a saliency study: ``weights`` are what training starts from (kept under
+    ``train`` so that changing them reruns the train stage, like ``pretrained`` elsewhere)."""
+
+    weights: str = "none"                            # none | imagenet | checkpoint path; torchvision:/timm: only
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value):
+        if value not in ("none", "imagenet") and not value.endswith((".pt", ".pth", ".safetensors")):
+            raise ValueError(f"give none, imagenet or a .pt/.pth/.safetensors path (given: {value!r})")
+        return value
+
+
+class SaliencyStudy(ClassifierStudy):
+    """A classifier explained by heatmap methods, scored by perturbation faithfulness.
+    ``model`` may be ``torchvision:<builder>`` or ``timm:<name>`` with
+    ``train.weights`` none | imagenet | a checkpoint path."""
+
+    kind: Literal["saliency"]
+    train: SaliencyTrain
+    attribute: Attribute
+    evaluate: Evaluate
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_moved(cls, data):
+        if isinstance(data, dict) and "weights" in data:
+            raise ValueError("`weights` is now `train.weights` (there, a new checkpoint reruns the train stage)")
+        return data
+
+    @model_validator(mode="after")
+    def _weights_need_a_named_model(self):
+        if self.train.weights != "none" and not is_external(self.model):
+            raise ValueError(f"train.weights: {self.train.weights!r} needs a torchvision:<builder> or timm:<name> "
+                             f"model (given: {self.model!r}); registered models train from scratch")
+        return self
+
+
+def train(name: str, study, params, run) -> dict:
+    """The classifier, by cross-entropy (:func:`~xaibench.studies.classification.train_classifier_study`)."""
+    return train_classifier_study(name, study, params, run, cross_entropy_loss)
 
 
 class MethodsFailed(ValueError):
@@ -143,3 +219,62 @@ def evaluate(name: str, study, params, run) -> dict:
                             "n_test": int(len(test["ids"]))}
     return results
 
+
+def check(name: str, study, params) -> None:
+    """Validation across sections: a named model runs at the dataset's image size, and each
+    (method, model) pair is one the method has rules for (:func:`xaibench.explain.refusal`,
+    on the model built on the meta device)."""
+    size = params.datasets[study.dataset].preprocess.image_size
+    if is_external(study.model):
+        try:
+            check_runs_at(study.model, size, study.train.weights)
+        except ValueError as error:
+            raise ParamsError(f"params.yaml: studies.{name}.model: {error}") from None
+        net = meta_net(study.model, size, study.train.weights)
+    else:
+        with torch.device("meta"):
+            net = MODELS[study.model](num_classes=2, image_size=size)
+    options = study.attribute.model_dump()
+    for method in study.attribute.methods:
+        reason = refusal(method, net, size, options.get(method) or {})
+        if reason:
+            raise ParamsError(f"params.yaml: studies.{name}.attribute.methods: {method} cannot explain "
+                              f"{study.model}: {reason}. Remove {method} from the study's methods")
+
+
+def reliability(name: str, study, params, cfg, run):
+    """Localisation, cue flip rate, randomisation of every method, deletion fills and
+    saturation (:func:`~xaibench.studies.reliability.classification_checks`). Returns
+    (per-image rows, sections, plots)."""
+    model, test, _ = load_model_and_test(name, study)
+    frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m))
+              for m in study.attribute.methods}
+    first = next(iter(frames.values()))
+    ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
+    pixels = to_tensor(test["images"][: len(ids)])
+    maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, params.seed)
+    n = min(cfg.randomisation.n_images, len(ids))
+    options = study.attribute.model_dump()
+    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, options.get(m, {}))
+                  for m in maps}
+    ev = study.evaluate
+    return classification_checks(
+        model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
+        len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
+        excluded=excluded_methods(cfg, name, explainers), compute=params.compute)
+
+
+KIND = register_study_kind(StudyKind(
+    name="saliency", schema=SaliencyStudy, train=train, attribute=attribute, evaluate=evaluate,
+    reliability=reliability, check=check,
+    info=StudyInfo(
+        "Heatmaps of a CNN on cats vs dogs",
+        "A small CNN trained on Kaggle cats-vs-dogs (128 px, rotation 15°, flips) is explained by LRP "
+        "(zennit EpsilonAlpha2Beta1Flat), Grad-CAM, DeepLIFT and LIME. The maps are scored by insertion "
+        "and deletion curves (AUC and their correlation with the map), average drop and increase in "
+        "confidence, against two model-independent controls.",
+        Citation("Siwek, Sonbul, Markowicz, Podgórski & Kruszyński", "n.d.",
+                 "Explainability of Convolutional Neural Network: overview of methods (Warsaw University of "
+                 "Technology)", "catsdogs-lrp-gradcam-deeplift-lime.md"), "catsdogs", "catsdogs_cnn"),
+    scores="insertion and deletion curves (AUC and their correlation with the map), average drop and "
+           "increase in confidence, against model-independent controls"))

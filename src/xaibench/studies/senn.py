@@ -19,24 +19,85 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, field_validator
 
+from xaibench.data import DATASETS, dataset_classes
 from xaibench.explain import METHODS
-from xaibench.explain.lime_method import slic_segments
+from xaibench.explain.lime_method import LimeParams, slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
 from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
                                         removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
 from xaibench.models import predict_proba
 from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.training.classifier import to_tensor
+from xaibench.schema import Strict
+from xaibench.studies.classification import ClassifierStudy, Train, train_classifier_study
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
+from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
+from xaibench.studies.reliability import (classification_checks, excluded_methods, long_rows, registry_explainer,
+                                         with_controls)
 from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
 log = logging.getLogger(__name__)
 METHOD_NAMES = ("senn", "lime", "ig")
+
+
+class SENNTrain(Train):
+    reconstruction_weight: float = Field(ge=0)       # weighs the conceptizer's reconstruction MSE (study: 1)
+    sparsity_weight: float = Field(ge=0)             # weighs mean |h(x)|, the study's xi (2e-5)
+    robustness_weight: float = Field(ge=0)           # weighs the robustness loss, the study's lambda (1e-4)
+    conceptizer_pretrain_epochs: int = Field(ge=0)   # reconstruction-only epochs first (twin; the study: 0)
+    conceptizer_pretrain_lr: float = Field(gt=0, lt=1)
+
+
+class SENNAttribute(Strict):
+    n_images: int = Field(ge=1)
+    ig_steps: int = Field(ge=2)
+    lime: LimeParams
+
+
+class SENNEvaluate(Strict):
+    removal_fractions: list[float] = Field(min_length=1)
+    n_removal_images: int = Field(ge=1)
+    noise_sigmas: list[float] = Field(min_length=1)
+    n_stability_images: int = Field(ge=1)
+    top_superpixels: int = Field(ge=1)
+    lime_stability_segments: Literal["resegment", "fixed"] = "resegment"  # the study: each noisy image anew
+
+    @field_validator("removal_fractions")
+    @classmethod
+    def _fractions(cls, value):
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError("every fraction must be in (0, 1)")
+        return value
+
+    @field_validator("noise_sigmas")
+    @classmethod
+    def _sigmas(cls, value):
+        if any(s <= 0 for s in value):
+            raise ValueError("every sigma must be > 0")
+        return value
+
+
+class SENNStudy(ClassifierStudy):
+    """A self-explaining network against LIME and Integrated Gradients."""
+
+    kind: Literal["senn"]
+    train: SENNTrain
+    attribute: SENNAttribute
+    evaluate: SENNEvaluate
+
+
+def train(name: str, study, params, run) -> dict:
+    """The SENN classifier: the conceptizer's reconstruction epochs (:func:`pretrain`), then
+    the joint loss (:func:`xaibench.training.senn.senn_loss`)."""
+    return train_classifier_study(name, study, params, run, loss_fn(study), pretrain=pretrain)
 
 
 def loss_fn(study):
@@ -101,8 +162,6 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def _class_names(study):
-    from xaibench.data import DATASETS
-
     return DATASETS[study.dataset].classes
 
 
@@ -227,3 +286,49 @@ def evaluate(name: str, study, params, run) -> dict:
         if method in METHOD_NAMES:
             run.log_metrics({f"{k}.{method}": v for k, v in values.items()})
     return results
+
+
+def reliability(name: str, study, params, cfg, run):
+    """SENN study: localisation of LIME, IG and the controls against the twin's object
+    (= cue) masks; per-image confidence drop when the top ``removal_fractions`` of the
+    pixels by |attribution| take the mean colour (``removal_drop:<fraction>``, the
+    study's removal on pixels for every method); randomisation of LIME, IG and SENN's own
+    relevances θ (a k-vector: its Spearman is over the concepts)."""
+    model, test, _ = load_model_and_test(name, study)
+    frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m))
+              for m in METHOD_NAMES}
+    first = frames["senn"]
+    ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
+    pixels = to_tensor(test["images"][: len(ids)])
+    maps = with_controls({m: maps_of(f) for m, f in frames.items() if m != "senn"}, pixels, targets,
+                         cfg.controls, params.seed)
+    n = min(cfg.randomisation.n_images, len(ids))
+    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, method_options(study, m))
+                  for m in maps}
+    explainers["senn"] = lambda m: senn_relevance(m, pixels[:n], targets[:n])
+    rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
+                                                  test["ids"], cfg, params.seed,
+                                                  len(dataset_classes(study.dataset)),
+                                                  excluded=excluded_methods(cfg, name, explainers))
+    fill = model.mean.view(1, 3, 1, 1)
+    with torch.no_grad():
+        p0 = model(pixels).softmax(-1)[torch.arange(len(ids)), targets]
+        for method, method_maps in maps.items():
+            for fraction in study.evaluate.removal_fractions:
+                masks = torch.from_numpy(np.stack([removal_masks_pixels(np.abs(m), fraction) for m in method_maps]))
+                removed = torch.where(masks.unsqueeze(1), fill, pixels)
+                drop = (p0 - model(removed).softmax(-1)[torch.arange(len(ids)), targets]).numpy()
+                rows += long_rows(method, ids, {f"removal_drop:{fraction:g}": drop})
+    return rows, sections, plots
+
+
+KIND = register_study_kind(StudyKind(
+    name="senn", schema=SENNStudy, train=train, attribute=attribute, evaluate=evaluate, reliability=reliability,
+    info=StudyInfo(
+        "SENN against LIME and Integrated Gradients on CIFAR-10",
+        "A self-explaining neural network (concepts h(x), relevances θ(x)) is trained on CIFAR-10 and "
+        "compared with LIME and Integrated Gradients. Faithfulness is measured by concept ablation and "
+        "by removing the top pixels, stability by explaining noisy copies of each image.",
+        Citation("Rampazzo", "n.d.", "Comparing Ante-hoc and Post-hoc Interpretability Methods: SENN, LIME, and "
+                 "Integrated Gradients on CIFAR-10", "senn-cifar10.md"), "cifar10", "senn"),
+    scores="concept ablation, removal of the top pixels and stability under noise"))

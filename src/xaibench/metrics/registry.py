@@ -1,0 +1,62 @@
+"""The metric registry itself: every score a study reports, with which way is better and
+one line saying what it measures and whose it is, declared where the score is defined.
+
+Two kinds of entry:
+
+* ``@register_metric(name, higher_is_better=..., definition=...)`` on a function
+  ``metric(evidence: FaithfulnessEvidence) -> np.ndarray [N]``: a metric read from the
+  perturbation evidence of one (model, method), in :data:`METRICS` (the saliency and
+  ImageNet studies score every entry);
+* :func:`declare_metric` for a score another module computes (localisation, detection,
+  complexity, stability), so that the reliability layer and the report know its
+  direction and definition.
+
+A score name may carry a variant after a colon (``DAUC:black``, ``removal_drop:0.1``):
+it has its base name's direction and definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    higher_is_better: bool
+    definition: str          # one line for a reader of the report: what it measures, whose it is
+
+
+METRIC_INFO: dict[str, MetricInfo] = {}
+METRICS: dict[str, Callable] = {}
+
+
+def declare_metric(name: str, higher_is_better: bool, definition: str) -> MetricInfo:
+    """Record a score's direction and definition (each name once)."""
+    if name in METRIC_INFO:
+        raise ValueError(f"metric {name!r} declared twice")
+    if not definition:
+        raise ValueError(f"metric {name!r}: give a one-line definition")
+    METRIC_INFO[name] = MetricInfo(name, bool(higher_is_better), definition)
+    return METRIC_INFO[name]
+
+
+def register_metric(name: str, higher_is_better: bool, definition: str):
+    """``@register_metric("IAUC", higher_is_better=True, definition="Insertion AUC: ...")``."""
+
+    def decorate(metric: Callable) -> Callable:
+        declare_metric(name, higher_is_better, definition)
+        METRICS[name] = metric
+        return metric
+
+    return decorate
+
+
+def metric_info(metric: str) -> MetricInfo:
+    """The declared entry of ``metric`` (``NAME:variant`` has NAME's)."""
+    base = metric.split(":", 1)[0]
+    if base not in METRIC_INFO:
+        raise KeyError(f"no metric {metric!r} is declared; declare it where it is computed "
+                       f"(xaibench.metrics.registry.declare_metric)")
+    return METRIC_INFO[base]

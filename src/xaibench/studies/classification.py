@@ -1,0 +1,89 @@
+"""What every classifier study shares: the params sections of its model, training and
+perturbation evaluation, and the training of its model (saliency and SENN studies; the
+ImageNet study trains two).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+
+from xaibench.data import dataset_classes
+from xaibench.data.images import load_split
+from xaibench.models import MODELS, NormalizedClassifier, build_model, save_model
+from xaibench.models.external import check_name, input_normalisation, is_external
+from xaibench.schema import Strict, check_registered
+from xaibench.training.classifier import accuracy, to_tensor, train_classifier
+
+
+class Train(Strict):
+    epochs: int = Field(ge=0)                        # 0: explain the model as it is (its weights)
+    lr: float = Field(gt=0, lt=1)
+    batch_size: int = Field(ge=1)
+    rotation_degrees: float = Field(ge=0, le=180)
+    horizontal_flip: bool
+
+
+class Evaluate(Strict):
+    """Perturbation faithfulness (:mod:`xaibench.metrics.faithfulness`): ``steps`` points
+    of the deletion and insertion curves, deleted pixels take ``deletion_fill``, inserted
+    ones start from the image under a Gaussian blur of ``insertion_blur_sigma``."""
+
+    steps: int = Field(ge=2)
+    deletion_fill: Literal["mean", "black"]
+    insertion_blur_sigma: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+
+
+class ClassifierStudy(Strict):
+    """The fields every classifier study has: a dataset of ``datasets`` and a model of the
+    model registry (or ``torchvision:<builder>`` / ``timm:<name>``)."""
+
+    dataset: str
+    model: str
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value):
+        return check_name(value) if is_external(value) else check_registered(value, MODELS, "model")
+
+
+def model_sections(study) -> dict:
+    """The study's model fields (``model``, or an ImageNet study's per-method models)."""
+    return {k: v for k, v in study.model_dump().items() if k.endswith("model")}
+
+
+def train_classifier_study(name: str, study, params, run, loss_fn, pretrain=None) -> dict:
+    """Train the study's classifier on its prepared splits -> data/models/<name>/model.pt;
+    returns the accuracies and split sizes. A named model with ``train.weights`` keeps its
+    weights' input normalisation; otherwise the training split's mean and std.
+    ``pretrain(model, train_pixels, study, seed, run)`` runs first (SENN's conceptizer)."""
+    prepared = Path(f"data/prepared/{study.dataset}")
+    splits = {s: load_split(prepared, s) for s in ("train", "val", "test")}
+    x = {s: to_tensor(d["images"]) for s, d in splits.items()}
+    y = {s: torch.from_numpy(d["labels"]) for s, d in splits.items()}
+    stats = json.loads((prepared / "stats.json").read_text())
+    num_classes = len(dataset_classes(study.dataset, prepared))
+    image_size = int(x["train"].shape[-1])
+    weights = getattr(study.train, "weights", "none")
+    if is_external(study.model) and weights != "none":  # the weights' own input normalisation
+        norm = input_normalisation(study.model)
+        mean, std = norm["mean"], norm["std"]
+    else:
+        mean, std = stats["mean"], stats["std"]
+    options = {"weights": weights} if is_external(study.model) else {}
+    model = NormalizedClassifier(build_model(study.model, num_classes, image_size, **options), mean, std)
+    cfg = study.train
+    if pretrain is not None:
+        pretrain(model, x["train"], study, params.seed, run)
+    train_classifier(model, x["train"], y["train"], x["val"], y["val"], cfg.epochs, cfg.lr, cfg.batch_size,
+                     cfg.rotation_degrees, cfg.horizontal_flip, params.seed,
+                     on_epoch=lambda epoch, record: run.log_metrics(record, step=epoch), loss_fn=loss_fn)
+    result = {f"{s}_accuracy": round(accuracy(model, x[s], y[s]), 6) for s in x}
+    run.log_metrics(result)
+    save_model(f"data/models/{name}/model.pt", model, study.model, num_classes, image_size)
+    return {**result, **{f"n_{s}": len(y[s]) for s in y}}
