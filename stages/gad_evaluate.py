@@ -5,8 +5,8 @@ explanation -> metrics/gad_runtime.json."""
 import pandas as pd
 
 from xaibench.atomic import atomic_outputs, write_json
-from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.figures import gad_hulls_figure
+from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import gad as gad_study

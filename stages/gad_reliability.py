@@ -5,8 +5,8 @@ original and GAD maps against the cue masks, randomisation of the gradient metho
 from xaibench.atomic import write_json
 from xaibench.params import ParamsError, load_params
 from xaibench.stage_setup import run_stage, setup_stage
-from xaibench.studies.common import write_csv
 from xaibench.studies import gad
+from xaibench.studies.common import write_csv
 from xaibench.studies.reliability import final_spearmans
 from xaibench.tracking import stage_run
 

@@ -14,8 +14,8 @@ from xaibench.metrics.reliability import reliability_report
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind
-from xaibench.studies.reliability import final_spearmans
 from xaibench.studies.common import write_csv
+from xaibench.studies.reliability import final_spearmans
 from xaibench.tracking import stage_run
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 from collections import deque
 from typing import Callable, Iterable, Iterator
 
@@ -98,8 +100,6 @@ def wait_for_address(address: str, timeout_s: float) -> None:
     """Return once a TCP connection to ``address`` opens; a ValueError naming it after
     ``timeout_s`` seconds (Ray itself retries an unreachable GCS for minutes, printing
     retries, before it gives up)."""
-    import socket
-    import time
 
     host, port = host_and_port(address)
     deadline = time.monotonic() + timeout_s
@@ -122,7 +122,7 @@ def start_ray(compute):
     (reached within ``compute.connect_timeout_s``), or a local Ray of ``compute.workers``
     CPUs (``gpus_per_worker`` x workers GPUs: refused on a machine without a CUDA GPU,
     where Ray would never schedule the workers)."""
-    import ray
+    import ray  # lazy: Ray
 
     if ray.is_initialized():
         return ray

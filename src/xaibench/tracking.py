@@ -88,13 +88,13 @@ class _BackgroundRun:
 
     def _open(self, study, stage, params, tags):
         try:
-            from mlflow import MlflowClient
+            from mlflow import MlflowClient  # lazy: MLflow
             from mlflow.entities import Param
 
             client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
             experiment = client.get_experiment_by_name(study)
             experiment_id = experiment.experiment_id if experiment else client.create_experiment(study)
-            from mlflow.tracking.context.registry import resolve_tags
+            from mlflow.tracking.context.registry import resolve_tags  # lazy: MLflow
 
             run_id = client.create_run(experiment_id, run_name=stage, tags=resolve_tags(tags)).info.run_id
             flat = [Param(k, str(v)[:500]) for k, v in flatten(params).items()]
@@ -111,7 +111,7 @@ class _BackgroundRun:
 
     def _send(self, kind, payload):
         if kind == "metrics":
-            from mlflow.entities import Metric
+            from mlflow.entities import Metric  # lazy: MLflow
 
             metrics, step, timestamp = payload
             self._client.log_batch(self._run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()])

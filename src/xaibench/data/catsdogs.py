@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
-from xaibench.data.images import cues_from_files, prepare as prepare_images
+from xaibench.data.images import cues_from_files
+from xaibench.data.images import prepare as prepare_images
 from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)

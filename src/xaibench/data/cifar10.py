@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from xaibench.data.images import channel_stats, save_cues, save_split, stratified_split
 from xaibench.atomic import write_json
+from xaibench.data.images import channel_stats, save_cues, save_split, stratified_split
 from xaibench.schema import Strict
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

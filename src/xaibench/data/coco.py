@@ -158,7 +158,7 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
 
 
 def _quiet_coco(path: Path):
-    from pycocotools.coco import COCO
+    from pycocotools.coco import COCO  # lazy: pycocotools
 
     with redirect_stdout(io.StringIO()):  # pycocotools prints timing lines
         return COCO(str(path))

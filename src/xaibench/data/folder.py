@@ -36,6 +36,8 @@ for the tests and the memory benchmark.
 
 from __future__ import annotations
 
+import csv
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,10 +46,18 @@ import numpy as np
 from PIL import Image
 
 from xaibench.atomic import write_json
-import logging
-
-from xaibench.data.images import (channel_stats_streaming, decode_into, pillow_suffixes, require_splits,
-                                  stratified_split, write_npz)
+from xaibench.data.imagenet import TEXTURES, draw_image
+from xaibench.data.images import (
+    channel_stats_streaming,
+    decode_into,
+    load_mask,
+    load_split,
+    pillow_suffixes,
+    require_splits,
+    save_cues,
+    stratified_split,
+    write_npz,
+)
 from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)
@@ -199,7 +209,6 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
 def read_boxes(path: str | Path) -> dict[str, list[tuple[float, float, float, float]]]:
     """``boxes.csv`` as {image id: [(x1, y1, x2, y2), ...]}; a row that is not four numbers
     with x1 < x2 and y1 < y2 is a ValueError naming its line."""
-    import csv
 
     boxes: dict[str, list] = {}
     with open(path, newline="") as handle:
@@ -232,7 +241,6 @@ def box_mask(boxes, original_size: tuple[int, int], image_size: int) -> np.ndarr
 def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
     """The test split's object masks from ``masks/`` and ``boxes.csv`` (their union), or a
     cue folder that says the folder has none."""
-    from xaibench.data.images import load_mask, load_split, save_cues
 
     raw_dir = Path(raw_dir)
     test = load_split(prepared_dir, "test")
@@ -265,7 +273,6 @@ def write_image_folder(root: str | Path, n_classes: int, n_per_class: int, image
     ImageNet twin's texture k (objects, clutter and lines as there; at most five classes),
     formats in turn; ``n_corrupt`` undecodable files in the first class; ``masks``: each
     object's mask in ``root/masks/`` (a PNG per image)."""
-    from xaibench.data.imagenet import TEXTURES, draw_image
 
     if not 2 <= n_classes <= len(TEXTURES):
         raise ValueError(f"n_classes must be 2..{len(TEXTURES)}")

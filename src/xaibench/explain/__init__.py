@@ -18,10 +18,12 @@ Each method also states, at registration:
   ``"conservation"`` (Σ map = f(x)), or None.
 """
 
+from __future__ import annotations
+
 from xaibench.explain.registry import METHODS, refusal, register_method
 
 # each module registers its methods when imported
-from xaibench.explain import edge_method, gradcam, gradient_methods, lime_method, random_method  # noqa: F401
-from xaibench.explain import transformer_methods  # noqa: F401
+from xaibench.explain import edge_method, gradcam, gradient_methods, lime_method  # noqa: F401  isort:skip
+from xaibench.explain import random_method, transformer_methods  # noqa: F401  isort:skip
 
 __all__ = ["METHODS", "refusal", "register_method"]

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from xaibench.explain.gradient_methods import channel_sum
+from xaibench.explain.lime_method import sampling_options
+from xaibench.explain.perturbation import gaussian_blur, kernel_shap, lime, shapley_sampling
 from xaibench.models.ssd import L2Norm
 from xaibench.registry import registrar
 
@@ -32,9 +34,9 @@ def lrp_composite(gamma: float):
     relevance passed through activations and the L2Norm layer; batch norms merged into
     the preceding convolution. Biases take no relevance (``zero_params``), so relevance
     is conserved layer to layer (tests/explain/test_detection.py shows it)."""
-    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.canonizers import SequentialMergeBatchNorm  # lazy: zennit
     from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
-    from zennit.rules import Flat, Gamma, Pass
+    from zennit.rules import Flat, Gamma, Pass  # lazy: zennit
     from zennit.types import Convolution
 
     return SpecialFirstLayerMapComposite(
@@ -47,7 +49,7 @@ def lrp_composite(gamma: float):
 def lrp_relevance(box: nn.Module, normalized: torch.Tensor, label: int, gamma: float, record: list | None = None):
     """Input relevance [1, 3, S, S] of the box's class logit (relevance starts as the logit).
     ``record``: if a list, each Conv2d's output relevance sum is appended in backward order."""
-    from zennit.attribution import Gradient
+    from zennit.attribution import Gradient  # lazy: zennit
 
     handles = []
     if record is not None:
@@ -76,7 +78,6 @@ def lrp_gamma_flat(box, pixels, label, segments, cfg, seed=0, **_):
 
 def blurred_reference(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
     """DeepLIFT's reference: a Gaussian-blurred copy (:func:`xaibench.explain.perturbation.gaussian_blur`)."""
-    from xaibench.explain.perturbation import gaussian_blur
 
     return gaussian_blur(pixels, sigma)
 
@@ -111,7 +112,7 @@ def with_gradient_maxpool(module: nn.Module) -> nn.Module:
 
 def deeplift_attribution(box, pixels, label, cfg, return_delta: bool = False):
     """captum DeepLift (Rescale) of the box logit against the blurred reference: [1, 3, S, S]."""
-    from captum.attr import DeepLift
+    from captum.attr import DeepLift  # lazy: captum
 
     sigma = cfg.deeplift_blur_sigma * pixels.shape[-1] / cfg.reference_size
     x = box.normalize(pixels).detach().requires_grad_(True)
@@ -171,7 +172,7 @@ def deeplift_gamma(box, pixels, label, segments, cfg, seed=0, **_):
     ("the b-rule is also applied to the first layer"): DeepLIFT's contributions of the first
     convolution's outputs (captum ``LayerDeepLift``, Rescale, blurred reference) spread
     over their receptive fields by :func:`flat_rule`. Σ map = Σ first-layer contributions."""
-    from captum.attr import LayerDeepLift
+    from captum.attr import LayerDeepLift  # lazy: captum
 
     model = with_gradient_maxpool(gamma_weights(box, cfg.lrp_gamma, skip_first=True))
     sigma = cfg.deeplift_blur_sigma * pixels.shape[-1] / cfg.reference_size
@@ -212,8 +213,6 @@ def lime_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_log=Non
     (gray; 0 after normalisation), ``num_samples`` coalitions, lime's kernel on the cosine
     distance with width ``kernel_width``, ridge surrogate (α = 1) of the box logit.
     Map = each superpixel's weight."""
-    from xaibench.explain.lime_method import sampling_options
-    from xaibench.explain.perturbation import lime
 
     return _engine_surrogate(lime, box, pixels, label, segments, cfg, seed, sampling_log,
                              num_samples=cfg.num_samples, kernel_width=cfg.kernel_width, **sampling_options(cfg.lime))
@@ -235,7 +234,6 @@ def shapley_sampling_superpixels(box, pixels, label, segments, cfg, seed=0, samp
     differences averaged. The study runs 4 permutations of 250 superpixels = 1000 forward
     passes, LIME's count; here ``num_samples // K`` permutations of the K superpixels (at
     least 1), the same forward passes as LIME. Map = each superpixel's Shapley value of the box logit."""
-    from xaibench.explain.perturbation import shapley_sampling
 
     return _engine_surrogate(shapley_sampling, box, pixels, label, segments, cfg, seed, sampling_log,
                              n_permutations=shapley_permutations(segments, cfg))
@@ -247,8 +245,6 @@ def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_
     (:func:`xaibench.explain.perturbation.kernel_shap`), same gray baseline and sample count
     as LIME. Map = each superpixel's Shapley value of the box logit. Not the study's SHAP
     (that is ``shap``, permutation sampling); kept as its own method."""
-    from xaibench.explain.lime_method import sampling_options
-    from xaibench.explain.perturbation import kernel_shap
 
     return _engine_surrogate(kernel_shap, box, pixels, label, segments, cfg, seed, sampling_log,
                              num_samples=cfg.num_samples, **sampling_options(cfg.kernel_shap))
@@ -257,9 +253,9 @@ def kernel_shap_superpixels(box, pixels, label, segments, cfg, seed=0, sampling_
 @register_box_method("lime_captum")
 def lime_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``lime``: captum ``Lime`` (ridge α = 1, exp(−d²/w²) cosine kernel)."""
-    from captum._utils.models.linear_model import SkLearnRidge
+    from captum._utils.models.linear_model import SkLearnRidge  # lazy: captum
     from captum.attr import Lime
-    from captum.attr._core.lime import get_exp_kernel_similarity_function
+    from captum.attr._core.lime import get_exp_kernel_similarity_function  # lazy: captum
 
     lime = Lime(box, interpretable_model=SkLearnRidge(alpha=1.0),
                 similarity_func=get_exp_kernel_similarity_function("cosine", kernel_width=cfg.kernel_width))
@@ -269,7 +265,7 @@ def lime_captum(box, pixels, label, segments, cfg, seed=0, **_):
 @register_box_method("shap_captum")
 def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``shap``: captum ``ShapleyValueSampling`` with the same permutation count."""
-    from captum.attr import ShapleyValueSampling
+    from captum.attr import ShapleyValueSampling  # lazy: captum
 
     return _captum_surrogate(ShapleyValueSampling(box), box, pixels, label, segments, cfg, seed,
                              shapley_permutations(segments, cfg))
@@ -278,7 +274,7 @@ def shapley_sampling_captum(box, pixels, label, segments, cfg, seed=0, **_):
 @register_box_method("kernel_shap_captum")
 def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0, **_):
     """Reference for ``kernel_shap``: captum ``KernelShap``."""
-    from captum.attr import KernelShap
+    from captum.attr import KernelShap  # lazy: captum
 
     return _captum_surrogate(KernelShap(box), box, pixels, label, segments, cfg, seed, cfg.num_samples)
 
@@ -292,7 +288,7 @@ def random_map(box, pixels, label, segments, cfg, seed=0, **_):
 def scaled_segments(image: np.ndarray, n_segments: int, reference_size: int) -> np.ndarray:
     """SLIC superpixels (scikit-image; compactness 10, σ 1) with the study's count scaled
     by area: n = n_segments · (S / reference_size)², at least 4. image: uint8 [S, S, 3]."""
-    from skimage.segmentation import slic
+    from skimage.segmentation import slic  # lazy: scikit-image
 
     n = max(4, round(n_segments * (image.shape[0] / reference_size) ** 2))
     return slic(image, n_segments=n, compactness=10, sigma=1, start_label=0).astype(np.int32)

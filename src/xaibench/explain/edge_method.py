@@ -17,7 +17,7 @@ def sobel_edges(model, pixels, targets, **_):
     """Sobel gradient magnitude (scikit-image ``filters.sobel``: sqrt((G_x² + G_y²) / 2))
     of each image's luminance 0.299 R + 0.587 G + 0.114 B; it ignores ``model`` and
     ``targets``. pixels: [N, 3, H, W] in [0, 1] -> [N, H, W] float32."""
-    from skimage.filters import sobel
+    from skimage.filters import sobel  # lazy: scikit-image
 
     weights = np.array([0.299, 0.587, 0.114], np.float32).reshape(1, 3, 1, 1)
     luminance = (pixels.detach().cpu().numpy() * weights).sum(1)

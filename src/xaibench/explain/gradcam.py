@@ -143,7 +143,7 @@ def gradcam_refuses(net: nn.Module, image_size: int, options: dict | None = None
 def gradcam(model, pixels, targets, seed=0, layer="auto", **_):
     """Grad-CAM on :func:`target_layer`'s layer (torchcam ``GradCAM``): ReLU(Σ_k α_k A_k),
     α_k the spatial mean of ∂ y_target / ∂ A_k; upsampled bilinearly and divided by its max."""
-    from torchcam.methods import GradCAM
+    from torchcam.methods import GradCAM  # lazy: torchcam (matplotlib)
 
     name, reshape = target_layer(model.net, pixels.shape[-1], layer)
     x = model.normalize(pixels).detach()

@@ -17,9 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from xaibench.explain.graph import (
+    cached_rewrite,
+    functional_to_modules,
+    fuse_batch_norms,
+    separate_hooked_modules,
+    sums_to_modules,
+    trace,
+    unsupported_operations,
+)
 from xaibench.explain.registry import register_method
-from xaibench.explain.graph import (cached_rewrite, functional_to_modules, fuse_batch_norms, separate_hooked_modules,
-                                    sums_to_modules, trace, unsupported_operations)
 
 # captum and zennit are imported inside the functions: they cost seconds at start-up.
 
@@ -44,7 +51,7 @@ def _own_modules(net: nn.Module):
 # --- LRP (zennit) --------------------------------------------------------------------------
 
 def _zennit_activation(module) -> bool:
-    from zennit.types import Activation
+    from zennit.types import Activation  # lazy: zennit
 
     return isinstance(module, nn.Module) and isinstance(module, Activation)
 
@@ -63,7 +70,7 @@ def lrp_refuses(net: nn.Module, image_size=None, options=None) -> str | None:
 def _lrp_graph(net: nn.Module):
     """Canonized for zennit: BatchNorms folded into their convolutions, a module per ReLU
     call, residual sums as zennit ``Sum`` layers (``Norm`` rule)."""
-    from zennit.layer import Sum
+    from zennit.layer import Sum  # lazy: zennit
 
     return cached_rewrite(net, "lrp", lambda n: sums_to_modules(functional_to_modules(fuse_batch_norms(trace(n))), Sum))
 
@@ -78,7 +85,7 @@ def lrp_epsilon_alpha2beta1_flat(model, pixels, targets, seed=0, **_):
     absorb a part). The net is canonized first (:func:`_lrp_graph`, Motzkus et al. 2022):
     without it, torchvision's ResNets sum both branches' full relevance at every residual
     connection (Σ R / logit ≈ 250 on ResNet-18)."""
-    from zennit.attribution import Gradient
+    from zennit.attribution import Gradient  # lazy: zennit
     from zennit.composites import EpsilonAlpha2Beta1Flat
 
     graph = _lrp_graph(model.net)
@@ -99,7 +106,7 @@ def deeplift_refuses(net: nn.Module, image_size=None, options=None) -> str | Non
     element-wise nonlinearities in ``SUPPORTED_NON_LINEAR`` (ReLU, ELU, LeakyReLU, sigmoid,
     tanh, softplus, max pooling); any other operation gets the plain gradient, and the
     summation-to-delta property fails (ConvNeXt: 100 % error)."""
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR  # lazy: captum
 
     supported = tuple(SUPPORTED_NON_LINEAR)
     missing = unsupported_operations(net, {"linear", "relu", "maxpool"},
@@ -116,7 +123,7 @@ def deeplift_zero_baseline(model, pixels, targets, seed=0, **_):
     colour in pixel space. Summation-to-delta: Σ map = f(x) − f(x₀). The net is traced
     and rewritten first (:func:`_deeplift_graph`): captum keeps one input per ReLU module,
     and torchvision's ResNet blocks call one ReLU module two or three times."""
-    from captum.attr import DeepLift
+    from captum.attr import DeepLift  # lazy: captum
 
     x = model.normalize(pixels).detach().requires_grad_(True)
     with _exact_max_pooling():
@@ -160,7 +167,7 @@ def maxpool2d_multipliers(module, inputs, outputs, grad_input, grad_output, eps=
 @contextmanager
 def _exact_max_pooling():
     """captum's DeepLIFT with :func:`maxpool2d_multipliers` for ``nn.MaxPool2d`` (restored after)."""
-    from captum.attr._core import deep_lift
+    from captum.attr._core import deep_lift  # lazy: captum
 
     original = deep_lift.SUPPORTED_NON_LINEAR[nn.MaxPool2d]
     deep_lift.SUPPORTED_NON_LINEAR[nn.MaxPool2d] = maxpool2d_multipliers
@@ -173,7 +180,7 @@ def _exact_max_pooling():
 def _deeplift_graph(net: nn.Module):
     """A module per ReLU / pooling call, each hooked module with an input tensor of its own
     (:func:`separate_hooked_modules`: captum loses the other users' gradients of a shared one)."""
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR  # lazy: captum
 
     return cached_rewrite(net, "deeplift", lambda n: separate_hooked_modules(functional_to_modules(trace(n)),
                                                                             tuple(SUPPORTED_NON_LINEAR)))
@@ -187,7 +194,7 @@ def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
     (Gauss-Legendre, ``n_steps``) on the target logit, zero baseline on the normalised
     input (the training mean colour). Completeness: Σ map = f(x) − f(x₀), up to the
     quadrature error of ``n_steps`` steps."""
-    from captum.attr import IntegratedGradients
+    from captum.attr import IntegratedGradients  # lazy: captum
 
     x = model.normalize(pixels).detach()
     attribution = IntegratedGradients(model.net).attribute(x, baselines=torch.zeros_like(x), target=targets,
@@ -196,7 +203,7 @@ def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
 
 
 def _captum_on_normalised(class_name: str, net, model, pixels, targets, **kwargs):
-    import captum.attr
+    import captum.attr  # lazy: captum
 
     x = model.normalize(pixels).detach().requires_grad_(True)
     method = getattr(captum.attr, class_name)(net)

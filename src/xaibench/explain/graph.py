@@ -295,7 +295,7 @@ def fuse_batch_norms(gm: fx.GraphModule) -> fx.GraphModule:
     it (``torch.fx.experimental.optimization.fuse``; zennit's canonizers do the same for
     ``nn.Sequential`` pairs only): the LRP rules then see one affine layer, as the
     canonization of Motzkus et al. (2022) prescribes."""
-    from torch.fx.experimental.optimization import fuse
+    from torch.fx.experimental.optimization import fuse  # lazy: torch.fx's optimiser
 
     return fuse(gm.eval(), inplace=False)
 

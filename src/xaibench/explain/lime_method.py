@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from xaibench.explain.perturbation import StoppingRule, lime
 from xaibench.explain.registry import register_method
 from xaibench.schema import Sampled
 
@@ -34,7 +35,7 @@ class LimeParams(Sampled):
 @contextmanager
 def _quiet_lime_progress():
     """lime 0.2.0.1 draws a tqdm bar per explanation with no switch; silence it here."""
-    from lime import lime_image
+    from lime import lime_image  # lazy: lime
 
     original = lime_image.tqdm
     lime_image.tqdm = lambda iterable, *a, **k: iterable
@@ -54,7 +55,7 @@ def segment_weights_to_map(segments: np.ndarray, weights: dict[int, float]) -> n
 
 def slic_segments(image, n_segments: int) -> np.ndarray:
     """LIME's SLIC superpixels of one [3, H, W] image in [0, 1] (compactness 10, sigma 1): [H, W] int."""
-    from lime.wrappers.scikit_image import SegmentationAlgorithm
+    from lime.wrappers.scikit_image import SegmentationAlgorithm  # lazy: lime
 
     slic = SegmentationAlgorithm("slic", n_segments=n_segments, compactness=10, sigma=1, start_label=0)
     return slic(image.permute(1, 2, 0).double().cpu().numpy())
@@ -64,7 +65,6 @@ def sampling_options(sampled) -> dict:
     """The engine's keywords for a method's sampling params (a ``params.Sampled``):
     ``paired``, and ``stopping``: None for fixed sampling, the
     :class:`~xaibench.explain.perturbation.StoppingRule` of ``sampled.stopping`` for adaptive."""
-    from xaibench.explain.perturbation import StoppingRule
 
     rule = StoppingRule(**sampled.stopping.model_dump()) if sampled.sampling == "adaptive" else None
     return {"paired": sampled.paired, "stopping": rule}
@@ -81,7 +81,6 @@ def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50
     ``fixed`` (lime's: ``num_samples`` each) or ``adaptive`` (at most ``num_samples``,
     until the ``stopping`` rule holds); ``paired``: antithetic samples. ``sampling_log``:
     a list that gets one (samples, stopped_early) per image."""
-    from xaibench.explain.perturbation import lime
     
     given = {"stopping": stopping} if stopping and sampling == "adaptive" else {}  # fixed: the rule is unused
     engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, **given))
@@ -110,7 +109,7 @@ def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, b
     The map paints each superpixel with its surrogate weight for the target class.
     ``segments`` (one [H, W] int map per image) replaces SLIC, e.g. to explain a noisy
     copy on the clean image's superpixels."""
-    from lime import lime_image
+    from lime import lime_image  # lazy: lime
 
     maps = []
     device = next(model.parameters()).device

@@ -43,6 +43,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]  # pixels [B, 3, H, W] -> scores [B] (or [B, C])
 
@@ -82,7 +84,6 @@ def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, s
 
 def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of [N, 3, H, W] (σ in pixels, kernel 2·⌈3σ⌉+1 capped to the image, reflect)."""
-    from torchvision.transforms.v2 import functional as TF
 
     size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(pixels.shape[-2:]) // 2) - 1)
     return TF.gaussian_blur(pixels, kernel_size=[size, size], sigma=[sigma, sigma])
@@ -395,7 +396,6 @@ def deletion_insertion_curves(model: ModelFn, pixels: torch.Tensor, maps: np.nda
     images, ends = fill; insertion: starts = canvas, ends = images. Same ranking and step
     boundaries as :func:`xaibench.metrics.faithfulness.perturbation_curve`. ``desc``: a
     progress bar over the batches (shown on a terminal)."""
-    from tqdm import tqdm
 
     n, _, h, w = pixels.shape
     device = pixels.device

@@ -29,6 +29,8 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from xaibench.compute import map_chunks
+
 
 def parametrised_leaves(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every module without children that owns parameters, in registration order."""
@@ -72,7 +74,7 @@ def spearman_abs(original: np.ndarray, other: np.ndarray, regions: np.ndarray | 
 
 def ssim_abs(original: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Per image, SSIM of |original| and |other| each divided by its maximum ([N, H, W] each)."""
-    from skimage.metrics import structural_similarity
+    from skimage.metrics import structural_similarity  # lazy: scikit-image
 
     def scaled(x):
         x = np.abs(np.asarray(x, np.float64))
@@ -117,8 +119,6 @@ def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, see
     groups = cascade_groups(net_of(randomised), n_steps)
     total = sum(len(g) for g in groups)
     if compute is not None and compute.backend == "ray":
-        from xaibench.compute import map_chunks
-
         payloads = [{"k": k, "n_steps": n_steps, "seed": seed, "net_of": net_of, "explain": explain}
                     for k in range(len(groups) + 1)]
         steps = list(map_chunks(_step_maps, model, payloads, compute, total=len(payloads), desc="cascade"))

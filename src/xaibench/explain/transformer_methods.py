@@ -35,24 +35,31 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from xaibench.explain.registry import register_method
 from xaibench.explain.gradcam import _family, _prefix_tokens
-from xaibench.explain.graph import (as_module, cached_rewrite, categorised, insert_after, patch_grid, trace,
-                                    unsupported_operations)
+from xaibench.explain.graph import (
+    as_module,
+    cached_rewrite,
+    categorised,
+    insert_after,
+    patch_grid,
+    trace,
+    unsupported_operations,
+)
+from xaibench.explain.registry import register_method
 
 # lxt (which imports transformers: about 5 s) is imported inside the rules' functions.
 
 
 def stop_gradient(x: torch.Tensor) -> torch.Tensor:
     """lxt's ``stop_gradient`` (CP-LRP): the value passes, the relevance does not."""
-    from lxt.efficient.rules import stop_gradient as lxt_stop_gradient
+    from lxt.efficient.rules import stop_gradient as lxt_stop_gradient  # lazy: lxt
 
     return lxt_stop_gradient(x)
 
 
 def divide_gradient(x: torch.Tensor, factor: int) -> torch.Tensor:
     """lxt's ``divide_gradient``: AttnLRP's uniform rule (eq. 7) on a product of ``factor`` activations."""
-    from lxt.efficient.rules import divide_gradient as lxt_divide_gradient
+    from lxt.efficient.rules import divide_gradient as lxt_divide_gradient  # lazy: lxt
 
     return lxt_divide_gradient(x, factor)
 
@@ -66,7 +73,7 @@ class IdentityRule(nn.Module):
         self.function = function
 
     def forward(self, x):
-        from lxt.efficient.rules import identity_rule_implicit
+        from lxt.efficient.rules import identity_rule_implicit  # lazy: lxt
 
         return identity_rule_implicit(self.function, x)
 

@@ -6,9 +6,8 @@ Adding a metric = one decorated function (formula + source in its docstring) + o
 
 from __future__ import annotations
 
-from xaibench.metrics.registry import METRIC_INFO, METRICS, declare_metric, metric_info, register_metric
-
 # each module declares its scores when imported
 from xaibench.metrics import complexity, detection, faithfulness, localisation, stability  # noqa: F401
+from xaibench.metrics.registry import METRIC_INFO, METRICS, declare_metric, metric_info, register_metric
 
 __all__ = ["METRICS", "METRIC_INFO", "declare_metric", "metric_info", "register_metric"]

@@ -136,7 +136,7 @@ def coco_map(detections: list[dict], boxes: np.ndarray, box_labels: np.ndarray, 
              n_images: int, category_ids) -> dict:
     """AP@[.5:.95] and AP@.5 (pycocotools) of detections (per image: boxes xyxy, scores,
     labels) against ground truth given as flat arrays (xyxy boxes, labels, image row)."""
-    from pycocotools.coco import COCO
+    from pycocotools.coco import COCO  # lazy: pycocotools
     from pycocotools.cocoeval import COCOeval
 
     def xywh(b):

@@ -24,7 +24,6 @@ from skimage.metrics import structural_similarity
 
 from xaibench.metrics.registry import declare_metric
 
-
 # direction of the per-image removal score (reliability intervals): a larger confidence
 # drop when the top pixels are removed = a more faithful ranking (the SENN study)
 declare_metric("removal_drop", higher_is_better=True,

@@ -8,11 +8,11 @@ gradient and LRP methods use ``.net`` on the normalised input.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
+from xaibench.atomic import atomic_path
+from xaibench.models.external import build_external, is_external, torch_load
 from xaibench.models.registry import MODELS, register_model  # noqa: F401
 
 # each module registers its builders when imported
@@ -46,7 +46,6 @@ def predict_proba(model: nn.Module, pixels: torch.Tensor, batch_size: int = 256)
 def build_model(name: str, num_classes: int, image_size: int, **options) -> nn.Module:
     """The registered builder ``name``, or a ``torchvision:``/``timm:`` model by name
     (:mod:`xaibench.models.external`; ``options``: ``weights``)."""
-    from xaibench.models.external import build_external, is_external
 
     if is_external(name):
         return build_external(name, num_classes, image_size, **options)
@@ -66,7 +65,6 @@ def last_conv_layer(net: nn.Module) -> nn.Conv2d:
 def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, image_size: int,
                options: dict | None = None) -> None:
     """Save weights with what rebuilds the architecture (``options``: builder keywords)."""
-    from xaibench.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save({"name": name, "num_classes": num_classes, "image_size": image_size, "options": options or {},
@@ -76,7 +74,6 @@ def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, i
 
 def load_model(path) -> NormalizedClassifier:
     """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
-    from xaibench.models.external import torch_load
 
     checkpoint = torch_load(path)
     net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision import models
 
 PREFIXES = ("torchvision:", "timm:")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -38,12 +39,10 @@ def check_name(name: str) -> str:
     """``name`` if its library knows the builder; else a ValueError that lists some."""
     library, _, arch = name.partition(":")
     if library == "torchvision":
-        from torchvision import models
-
         known = models.list_models(module=models)
     else:
         try:
-            import timm
+            import timm  # lazy: timm
         except ImportError as error:  # pragma: no cover - timm is pinned in requirements.lock
             raise ValueError("timm models need the `timm` package (pip install timm)") from error
         known = timm.list_models()
@@ -80,7 +79,6 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
     if arch in AUXILIARY_HEADS:
         options["aux_logits"] = False
     if arch.startswith("vit_") and weights == "imagenet":  # the weights' own size (torchvision sets it too)
-        from torchvision import models
 
         options["image_size"] = models.get_model_weights(arch).DEFAULT.meta["min_size"][0]
     elif arch.startswith("vit_") and image_size:
@@ -89,8 +87,6 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
 
 
 def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
-    from torchvision import models
-
     options = _builder_options(arch, weights, image_size)
     if weights != "imagenet":
         return models.get_model(arch, weights=None, num_classes=num_classes, **options)
@@ -105,7 +101,7 @@ def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | No
 
 
 def _timm(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
-    import timm
+    import timm  # lazy: timm
 
     def create(**size):
         return timm.create_model(arch, pretrained=weights == "imagenet", num_classes=num_classes, **size)
@@ -130,8 +126,6 @@ def meta_net(name: str, image_size: int, weights: str = "none", num_classes: int
     library, _, arch = name.partition(":")
     with torch.device("meta"):
         if library == "torchvision":
-            from torchvision import models
-
             options = _builder_options(arch, weights, image_size)
             return models.get_model(arch, weights=None, num_classes=num_classes, **options)
         return _timm(arch, num_classes, "none", image_size)
@@ -217,7 +211,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"weights: {path} is not a file (give none, imagenet or a .pt/.pth/.safetensors path)")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError  # lazy: safetensors
         from safetensors.torch import load_file
 
         try:
@@ -283,14 +277,12 @@ def input_normalisation(name: str) -> dict:
     size where the model has none."""
     library, _, arch = name.partition(":")
     if library == "torchvision":
-        from torchvision import models
-
         try:
             preset = models.get_model_weights(arch).DEFAULT.transforms()
             return {"mean": tuple(preset.mean), "std": tuple(preset.std), "image_size": int(preset.crop_size[0])}
         except (ValueError, AttributeError, IndexError):
             return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "image_size": None}
-    import timm
+    import timm  # lazy: timm
 
     cfg = timm.models.get_pretrained_cfg(arch)
     if cfg is None:

@@ -29,7 +29,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import boxes as box_ops
 
+from xaibench.atomic import atomic_path
+from xaibench.models.external import torch_load
 from xaibench.registry import registrar
 
 DETECTORS: dict[str, Callable[..., nn.Module]] = {}
@@ -89,7 +92,7 @@ class TwinVGGBackbone(nn.Module):
 @register_detector("ssd_twin")
 def ssd_twin(num_classes: int, image_size: int, mean, std, widths=(8, 16, 32), extra_width: int = 32,
              pretrained: bool = False) -> nn.Module:
-    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator  # lazy: detection models
     from torchvision.models.detection.ssd import SSD
 
     if pretrained:
@@ -105,7 +108,7 @@ def ssd_twin(num_classes: int, image_size: int, mean, std, widths=(8, 16, 32), e
 def ssd300_vgg16(num_classes: int, image_size: int, mean, std, pretrained: bool = False, **_) -> nn.Module:
     """torchvision SSD300-VGG16 (COCO weights with ``pretrained``; needs the network). Its
     functional L2Norm is replaced by an :class:`L2Norm` module sharing the same weight."""
-    from torchvision.models.detection import SSD300_VGG16_Weights
+    from torchvision.models.detection import SSD300_VGG16_Weights  # lazy: detection models
     from torchvision.models.detection import ssd300_vgg16 as build
 
     if image_size != 300:
@@ -126,8 +129,6 @@ def build_detector(name: str, num_classes: int, image_size: int, mean, std, **op
 
 
 def save_detector(path, model: nn.Module, name: str, num_classes: int, image_size: int, options: dict) -> None:
-    from xaibench.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save({"name": name, "num_classes": num_classes, "image_size": image_size, "options": options,
                     "mean": list(model.transform.image_mean), "std": list(model.transform.image_std),
@@ -135,8 +136,6 @@ def save_detector(path, model: nn.Module, name: str, num_classes: int, image_siz
 
 
 def load_detector(path) -> nn.Module:
-    from xaibench.models.external import torch_load
-
     checkpoint = torch_load(path)
     options = {k: v for k, v in checkpoint["options"].items() if k != "pretrained"}
     model = build_detector(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],
@@ -165,8 +164,7 @@ def detect(model: nn.Module, pixels: torch.Tensor) -> list[dict]:
     """torchvision's SSD post-processing (softmax, per-class score threshold and top-k,
     class-wise NMS, ``detections_per_img``) on [0, 1] pixels [N, 3, S, S], keeping the
     anchor index of every kept box: per image {boxes [K, 4] xyxy, scores, labels, anchors}."""
-    from torchvision.models.detection.image_list import ImageList
-    from torchvision.ops import boxes as box_ops
+    from torchvision.models.detection.image_list import ImageList  # lazy: detection models
 
     model.eval()
     x = normalize(model, pixels)

@@ -9,6 +9,8 @@ is unchanged.
 from __future__ import annotations
 
 from torch import nn
+from torchvision import models
+from torchvision.models.vgg import make_layers
 
 from xaibench.models.registry import register_model
 
@@ -27,8 +29,6 @@ def _no_inplace(net: nn.Module) -> nn.Module:
 
 @register_model("resnet18")
 def resnet18(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
-    from torchvision import models
-
     if pretrained:
         net = models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1)
         net.fc = nn.Linear(net.fc.in_features, num_classes)
@@ -42,8 +42,6 @@ def vgg16(num_classes: int, image_size: int, pretrained: bool = False, width: in
     """VGG16. ``pretrained``: torchvision's ImageNet VGG16 (width 1, its own head) with a
     new last layer. Otherwise from scratch: the VGG16 layout with batch normalisation
     (trainable from scratch in a few epochs), channels divided by ``width``, a small head."""
-    from torchvision import models
-    from torchvision.models.vgg import make_layers
 
     if pretrained:
         net = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
@@ -78,7 +76,6 @@ def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, tr
     torchvision's ``init_weights=True`` (truncated normal, std 0.1, on every conv): on
     the imagenet twin (235 images, 80 px, Adam 1e-3) the latter started at loss 4.7 and
     reached val accuracy 0.76 in 10 epochs; the default started at 1.2 and reached 0.96 in 4."""
-    from torchvision import models
 
     if image_size < 75:
         raise ValueError(f"inception_v3 needs images of at least 75 px (given {image_size})")
@@ -91,7 +88,6 @@ def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, tr
 @register_model("resnet50")
 def resnet50(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
     """torchvision ResNet50; ``pretrained``: ImageNet weights and its 1000 classes."""
-    from torchvision import models
 
     if pretrained:
         return _no_inplace(models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V2))

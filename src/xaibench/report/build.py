@@ -18,8 +18,13 @@ import numpy as np
 import pandas as pd
 
 from xaibench.atomic import atomic_dir
+from xaibench.data import dataset_classes
+from xaibench.data.images import load_cues, load_split
+from xaibench.metrics.complexity import hull_of_map
 from xaibench.report import content
+from xaibench.report.figures import gallery_figure, line_chart, runtime_bars
 from xaibench.report.studies import study_info
+from xaibench.store import maps_of, read_attributions
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -75,7 +80,7 @@ def detection_classes(twin_classes, source: str | None) -> list[str]:
     """A detector's labels are COCO category ids (1-based, 0 = background): the twin's
     categories 1..3, or torchvision's 91-entry COCO list (weights metadata, no download)."""
     if source == "real":
-        from torchvision.models.detection import SSD300_VGG16_Weights
+        from torchvision.models.detection import SSD300_VGG16_Weights  # lazy: detection models
 
         return list(SSD300_VGG16_Weights.COCO_V1.meta["categories"])
     return ["__background__", *(twin_classes or [])]
@@ -85,10 +90,6 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     """One gallery figure per model of ``cell``: the first ``n_images`` explained images
     (boxes, for detection) and every method's map, the cue mask outlined where the twin
     has one; GAD cells show each method's original and GAD map with their convex hulls."""
-    from xaibench.data import dataset_classes
-    from xaibench.data.images import load_cues, load_split
-    from xaibench.report.figures import gallery_figure
-    from xaibench.store import maps_of, read_attributions
 
     folder = root / ("data/attributions/gad" if ref.kind == "gad" else "data/attributions") / cell
     dataset = cell.split("_", 1)[1] if ref.kind == "gad" else ref.datasets[0]
@@ -116,8 +117,6 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
                 label = method if variant == "original" else f"{method}+{variant}"
                 maps[label] = maps_of(part)
                 if hull_fraction is not None:
-                    from xaibench.metrics.complexity import hull_of_map
-
                     hulls[label] = np.stack([hull_of_map(m, hull_fraction) for m in maps[label]])
                 first = part if first is None else first
         if first is None:
@@ -149,7 +148,6 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
 def curve_figures(root: Path, ref: StudyRef, out: Path) -> list[dict]:
     """Every CSV of ``metrics/plots/<study>/`` and ``metrics/plots/reliability/<study>/``
     (the dvc plots data) as a line chart."""
-    from xaibench.report.figures import line_chart
 
     figures = []
     for folder, prefix in ((root / "metrics/plots" / ref.name, ""),
@@ -190,15 +188,12 @@ def runtime_rows(runtime: dict | None, json_name: str) -> tuple[list[dict], dict
 
 def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, n_gallery: int) -> dict:
     """Everything the study template shows for ``ref`` (figures written under out/<study>/)."""
-    from xaibench.report.figures import runtime_bars
 
     info = study_info(ref.kind)
     if ref.kind != "gad":
         study = params.studies[ref.name]
         dataset = params.datasets.get(study.dataset)
         try:
-            from xaibench.data import dataset_classes
-
             classes = list(dataset_classes(study.dataset, root / f"data/prepared/{study.dataset}"))
         except (FileNotFoundError, KeyError):
             classes = None
@@ -251,7 +246,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
 
 
 def render(template: str, **context) -> str:
-    import jinja2
+    import jinja2  # lazy: Jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -16,6 +16,7 @@ from xaibench.atomic import atomic_path
 from xaibench.compute import chunk_bounds, map_chunks
 from xaibench.data.images import load_split, read_rows
 from xaibench.explain.batch import explain_images
+from xaibench.figures import curves_figure
 from xaibench.models import load_model
 from xaibench.schema import params_hash
 from xaibench.store import attribution_path, attribution_writer
@@ -100,7 +101,6 @@ def write_csv(path, frame: pd.DataFrame) -> None:
 def write_insertion_deletion(name: str, fractions: np.ndarray, curves: dict, run) -> None:
     """Mean insertion/deletion curves per method -> metrics/plots/<name>/{insertion,deletion}.csv
     (dvc plots) and data/reports/<name>/curves.png (logged to ``run``)."""
-    from xaibench.figures import curves_figure
 
     for kind in ("insertion", "deletion"):
         write_csv(f"metrics/plots/{name}/{kind}.csv",

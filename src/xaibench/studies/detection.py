@@ -24,13 +24,18 @@ from tqdm import tqdm
 
 from xaibench.atomic import write_json
 from xaibench.data.images import load_split
-from xaibench.explain.detection import BOX_METHODS
-from xaibench.metrics.detection import box_mask
-from xaibench.models.ssd import DETECTORS, BoxLogit
+from xaibench.explain.detection import BOX_METHODS, scaled_segments
+from xaibench.figures import curves_figure, heatmap_grid
+from xaibench.metrics import detection as metrics
+from xaibench.metrics.detection import box_mask, coco_map
+from xaibench.models.ssd import DETECTORS, BoxLogit, build_detector, detect, load_detector, save_detector
 from xaibench.schema import ParamsError, Sampled, Strict, check_registered
+from xaibench.store import attribution_path, maps_of, read_attributions, sampling_columns, write_attributions
+from xaibench.studies.common import attribute_digest, write_csv
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import excluded_methods, randomisation
 from xaibench.training.classifier import to_tensor
+from xaibench.training.detector import split_targets, train_detector
 
 log = logging.getLogger(__name__)
 COCO_CLASSES = 91  # torchvision's COCO detectors index the 91 original category ids
@@ -105,22 +110,16 @@ def _model_path(name: str) -> Path:
 
 
 def detect_all(model, pixels: torch.Tensor, batch_size: int = 64) -> list[dict]:
-    from xaibench.models.ssd import detect
-
     return [d for chunk in pixels.split(batch_size) for d in detect(model, chunk)]
 
 
 def split_map(model, split: dict, categories) -> dict:
-    from xaibench.metrics.detection import coco_map
-
     detections = detect_all(model, to_tensor(split["images"]))
     return coco_map(detections, split["boxes"], split["box_labels"], split["box_image"], len(split["ids"]), categories)
 
 
 def train(name: str, study, params, run) -> dict:
     """Build (and, for ``epochs`` > 0, train) the detector; save it; mAP per split."""
-    from xaibench.models.ssd import build_detector, save_detector
-    from xaibench.training.detector import split_targets, train_detector
 
     prepared = Path(f"data/prepared/{study.dataset}")
     cfg = study.train
@@ -165,7 +164,6 @@ def choose_boxes(detections: list[dict], n_boxes: int, min_score: float) -> list
 
 def load_detector_and_test(name: str, study):
     """(the trained detector, the test split, its pixels [N, 3, H, W] in [0, 1])."""
-    from xaibench.models.ssd import load_detector
 
     test = load_split(f"data/prepared/{study.dataset}", "test")
     return load_detector(_model_path(name)), test, to_tensor(test["images"])
@@ -174,11 +172,6 @@ def load_detector_and_test(name: str, study):
 def attribute(name: str, study, params, run) -> None:
     """Explain the chosen boxes with every method -> one Parquet file each (+ boxes.json,
     segments.npz, heatmaps.png)."""
-    from xaibench.explain.detection import BOX_METHODS, scaled_segments
-    from xaibench.figures import heatmap_grid
-    from xaibench.models.ssd import BoxLogit
-    from xaibench.studies.common import attribute_digest
-    from xaibench.store import attribution_path, sampling_columns, write_attributions
 
     cfg = study.attribute
     model, test, pixels = load_detector_and_test(name, study)
@@ -228,11 +221,6 @@ def evaluate(name: str, study, params, run) -> dict:
     positive relevance in the box (runtimes: metrics/<study>_runtime.json, from the
     store); mean flipping curves as CSV + PNG; every box's scores in
     data/reports/<study>/per_image_scores.csv (for the reliability stage's bootstrap)."""
-    from xaibench.figures import curves_figure
-    from xaibench.metrics import detection as metrics
-    from xaibench.models.ssd import BoxLogit
-    from xaibench.store import attribution_path, maps_of, read_attributions
-    from xaibench.studies.common import write_csv
 
     cfg = study.evaluate
     model, test, pixels = load_detector_and_test(name, study)

@@ -10,6 +10,7 @@ models), so it has its own DVC stages (`gad_train`, `gad_support`, `gad_attribut
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -21,13 +22,25 @@ from pydantic import Field, field_validator
 
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
-from xaibench.models import NormalizedClassifier, build_model, load_model
+from xaibench.explain import METHODS
+from xaibench.explain.gad import gad_map, intersected_alphas
+from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity, supplementary_mask
 from xaibench.metrics.reliability import reliability_report
-from xaibench.schema import Strict
-from xaibench.store import attribution_path, maps_of, read_attributions
+from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
+from xaibench.models.torchvision_models import architecture_options
+from xaibench.schema import Strict, params_hash
+from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
 from xaibench.studies.kind import Citation, StudyInfo
-from xaibench.studies.reliability import excluded_methods, localisation, randomisation, registry_explainer, study_cues, with_controls
-from xaibench.training.classifier import to_tensor
+from xaibench.studies.reliability import (
+    excluded_methods,
+    localisation,
+    randomisation,
+    registry_explainer,
+    study_cues,
+    with_controls,
+)
+from xaibench.training.classifier import accuracy, to_tensor, train_classifier
+from xaibench.training.regression import support_fit, train_support_model
 
 ROOT = Path("data/models/gad")
 
@@ -128,9 +141,6 @@ def load_family(arch: str, dataset: str, alphas: list[float]):
 
 def train_original(arch: str, dataset: str, gad, seed: int, run) -> dict:
     """Train the classifier of one (architecture, dataset) cell; save it; return accuracies."""
-    from xaibench.models import save_model
-    from xaibench.models.torchvision_models import architecture_options
-    from xaibench.training.classifier import accuracy, train_classifier
 
     cfg = gad.train
     train_x, train_y, _ = load_pixels(dataset, "train", gad.image_size, cfg.max_train_images)
@@ -152,8 +162,6 @@ def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) ->
     training MSE per epoch and its fit (:func:`xaibench.training.regression.support_fit`:
     final MSE, the untrained copy's MSE, the achieved shift of the other-class logit).
     Metrics go to ``run`` as ``<arch>_<dataset>.<name>``."""
-    from xaibench.models import save_model
-    from xaibench.training.regression import support_fit, train_support_model
 
     cfg = gad.support
     original = load_model(original_path(arch, dataset))
@@ -178,13 +186,7 @@ def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) ->
 
 def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
     """Original and GAD maps of every method, for both classes of each image -> Parquet."""
-    import time
 
-    from xaibench.explain import METHODS
-    from xaibench.explain.gad import gad_map, intersected_alphas
-    from xaibench.schema import params_hash
-    from xaibench.store import attribution_path, write_attributions
-    from xaibench.models import predict_proba
 
     cfg = gad.attribute
     pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
@@ -234,9 +236,6 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
     """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
     per architecture, dataset, method and class. Also returns figure panels and every
     image's RC and RS rows (cell, method, image_id = ``<id>/<class>``, metric, value)."""
-    from xaibench.metrics.complexity import (hull_of_map, relative_complexity, relative_sensitivity,
-                                             supplementary_mask)
-    from xaibench.store import attribution_path, maps_of, read_attributions
 
     results, panels, per_image = {}, [], []
     for arch in gad.architectures:

@@ -22,16 +22,31 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field, model_validator
+from torchvision.models import Inception_V3_Weights
 from tqdm import tqdm
 
+from xaibench.data import DATASETS
 from xaibench.data.images import load_split
-from xaibench.models import predict_proba
-from xaibench.schema import Sampled, Strict
+from xaibench.explain.lime_method import sampling_options, segment_weights_to_map
+from xaibench.explain.perturbation import fill_image, lime
+from xaibench.figures import lime_top_superpixels_figure
+from xaibench.metrics import METRICS
+from xaibench.metrics.detection import relevance_in_mask
+from xaibench.metrics.faithfulness import collect_evidence
+from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
+from xaibench.schema import Sampled, Strict, params_hash
+from xaibench.store import attribution_path, maps_of, read_attributions, sampling_columns, write_attributions
 from xaibench.studies.classification import Evaluate
+from xaibench.studies.common import images_to_explain, write_csv, write_insertion_deletion
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
-from xaibench.studies.reliability import (classification_checks, excluded_methods, n_outputs, registry_explainer,
-                                         with_controls)
-from xaibench.training.classifier import to_tensor
+from xaibench.studies.reliability import (
+    classification_checks,
+    excluded_methods,
+    n_outputs,
+    registry_explainer,
+    with_controls,
+)
+from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -104,9 +119,6 @@ def methods_by_architecture(study) -> dict[str, tuple[str, ...]]:
 
 def train(name: str, study, params, run) -> dict:
     """Train (twin) or fetch (pretrained) both classifiers; save them; accuracies."""
-    from xaibench.data import DATASETS
-    from xaibench.models import NormalizedClassifier, build_model, save_model
-    from xaibench.training.classifier import accuracy, train_classifier
 
     cfg = study.train
     prepared = Path(f"data/prepared/{study.dataset}")
@@ -145,17 +157,14 @@ def _class_names(study) -> list[str]:
     """ImageNet's 1000 category names (pretrained; shipped with torchvision's weights
     metadata, no download) or the twin's classes."""
     if study.train.pretrained:
-        from torchvision.models import Inception_V3_Weights
-
         return list(Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
-    from xaibench.data import DATASETS
 
     return list(DATASETS[study.dataset].classes)
 
 
 def quickshift_segments(image: np.ndarray, cfg, seed: int) -> np.ndarray:
     """lime's quickshift wrapper (``kernel_size``, ``max_dist``, ``ratio``) on [H, W, 3] in [0, 1]."""
-    from lime.wrappers.scikit_image import SegmentationAlgorithm
+    from lime.wrappers.scikit_image import SegmentationAlgorithm  # lazy: lime
 
     algorithm = SegmentationAlgorithm("quickshift", kernel_size=cfg.kernel_size, max_dist=cfg.max_dist,
                                       ratio=cfg.ratio, random_seed=seed)
@@ -167,8 +176,6 @@ def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed:
     superpixels take their own mean colour (``hide_color=None``); one sampling for all L
     (``cfg.sampling``: fixed, or adaptive until every label's top segments are stable).
     ``sampling_log`` gets (samples, stopped_early)."""
-    from xaibench.explain.lime_method import sampling_options
-    from xaibench.explain.perturbation import fill_image, lime
 
     with torch.no_grad():
         labels = model(image[None]).softmax(-1)[0].topk(cfg.top_labels).indices
@@ -199,7 +206,7 @@ class _Output(torch.nn.Module):
 def shap_gradient(model, image: torch.Tensor, target: int, nsamples: int, seed: int) -> np.ndarray:
     """SHAP GradientExplainer (expected gradients) of the target logit against a black
     image: map [H, W]."""
-    import shap
+    import shap  # lazy: shap
 
     explainer = shap.GradientExplainer(_Output(model, target), torch.zeros_like(image[None]))
     values = np.asarray(explainer.shap_values(image[None].clone(), nsamples=nsamples, rseed=seed))
@@ -208,7 +215,7 @@ def shap_gradient(model, image: torch.Tensor, target: int, nsamples: int, seed: 
 
 def shap_partition(model, image: torch.Tensor, target: int, max_evals: int, blur: int, batch_size: int) -> np.ndarray:
     """SHAP PartitionExplainer with a ``blur(k, k)`` image masker: map [H, W]."""
-    import shap
+    import shap  # lazy: shap
 
     def f(batch_hwc):
         with torch.no_grad():
@@ -225,12 +232,6 @@ def shap_partition(model, image: torch.Tensor, target: int, max_evals: int, blur
 def attribute(name: str, study, params, run) -> None:
     """LIME (InceptionV3) and SHAP Gradient / Partition (ResNet50) maps of the predicted
     class, random maps for both; Parquet per (model, method); the top-superpixel figure."""
-    from xaibench.explain.lime_method import segment_weights_to_map
-    from xaibench.figures import lime_top_superpixels_figure
-    from xaibench.models import load_model
-    from xaibench.schema import params_hash
-    from xaibench.store import attribution_path, sampling_columns, write_attributions
-    from xaibench.studies.common import images_to_explain
 
     cfg = study.attribute
     test = load_split(f"data/prepared/{study.dataset}", "test")
@@ -281,13 +282,7 @@ def evaluate(name: str, study, params, run) -> dict:
     positive relevance on the object (where masks exist); every image's faithfulness
     scores in data/reports/<study>/per_image_scores.csv (methods as ``<arch>/<method>``). Runtimes (cold, then warm) go to
     metrics/<study>_runtime.json (:mod:`xaibench.metrics.runtime`)."""
-    from xaibench.metrics import METRICS
-    from xaibench.metrics.detection import relevance_in_mask
-    from xaibench.metrics.faithfulness import collect_evidence
-    from xaibench.models import load_model
-    from xaibench.store import attribution_path, maps_of, read_attributions
 
-    from xaibench.studies.common import write_csv, write_insertion_deletion
 
     cfg = study.evaluate
     test = load_split(f"data/prepared/{study.dataset}", "test")

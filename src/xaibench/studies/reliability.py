@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xaibench.data import dataset_classes
 from xaibench.data.images import load_cues
+from xaibench.explain import METHODS
+from xaibench.explain.perturbation import deletion_insertion_curves
 from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.localisation import localisation_scores
 from xaibench.schema import ParamsError
-from xaibench.store import attribution_path, maps_of, read_attributions
-from xaibench.studies.common import load_model_and_test
 from xaibench.training.classifier import to_tensor
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,6 @@ def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, 
     chance 1/C; ``insertion_start_retains`` = (p_blur − 1/C) / (p_clean − 1/C), the share
     of the clean image's evidence the blurred start still carries (near 1: IAUC starts
     saturated and measures little)."""
-    from xaibench.explain.perturbation import deletion_insertion_curves
 
     targets = torch.as_tensor(targets)
     rows, daucs, deleted = [], {}, {}
@@ -170,7 +168,6 @@ def n_outputs(model, pixels: torch.Tensor) -> int:
 def with_controls(maps: dict[str, np.ndarray], pixels: torch.Tensor, targets, controls: list[str], seed: int) -> dict:
     """``maps`` plus a map of every control the study did not store (computed here:
     the controls are model-independent and cost nothing)."""
-    from xaibench.explain import METHODS
 
     n = len(next(iter(maps.values())))
     extra = {c: METHODS[c](None, pixels[:n], targets[:n], seed=seed, image_indices=list(range(n)))
@@ -180,7 +177,6 @@ def with_controls(maps: dict[str, np.ndarray], pixels: torch.Tensor, targets, co
 
 def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options: dict):
     """``explain(model) -> maps`` with the registered ``method`` on fixed images and targets."""
-    from xaibench.explain import METHODS
 
     def explain(model):
         device = next(model.parameters()).device  # a GPU worker's model (compute.gpus_per_worker)

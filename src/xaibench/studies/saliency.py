@@ -23,9 +23,9 @@ from xaibench.compute import map_chunks
 from xaibench.data import dataset_classes
 from xaibench.data.images import load_split, read_rows
 from xaibench.explain import METHODS, refusal
+from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.gradcam import GradCamParams
 from xaibench.explain.lime_method import LimeParams
-from xaibench.explain.axioms import axiom_summary
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
@@ -34,8 +34,14 @@ from xaibench.models.external import check_runs_at, is_external, meta_net
 from xaibench.schema import ParamsError, Strict, check_registered
 from xaibench.store import attribution_path, iter_attributions, maps_of, read_attributions
 from xaibench.studies.classification import ClassifierStudy, Evaluate, Train, train_classifier_study
-from xaibench.studies.common import (ResumeCache, explain_and_store, images_to_explain, load_model_and_test,
-                                     write_csv, write_insertion_deletion)
+from xaibench.studies.common import (
+    ResumeCache,
+    explain_and_store,
+    images_to_explain,
+    load_model_and_test,
+    write_csv,
+    write_insertion_deletion,
+)
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import classification_checks, excluded_methods, registry_explainer, with_controls
 from xaibench.training.classifier import cross_entropy_loss, to_tensor

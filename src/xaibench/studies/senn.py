@@ -31,17 +31,32 @@ from xaibench.explain import METHODS
 from xaibench.explain.lime_method import LimeParams, slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
-from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
-                                        removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
+from xaibench.metrics.stability import (
+    add_noise,
+    cosine,
+    heatmap_ssim,
+    jaccard,
+    mask_jaccard,
+    removal_masks_pixels,
+    removal_masks_segments,
+    segment_weights,
+    top_segment_pixels,
+    top_segments,
+)
 from xaibench.models import predict_proba
-from xaibench.store import attribution_path, maps_of, read_attributions
-from xaibench.training.classifier import to_tensor
 from xaibench.schema import Strict
+from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.classification import ClassifierStudy, Train, train_classifier_study
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
-from xaibench.studies.reliability import (classification_checks, excluded_methods, long_rows, registry_explainer,
-                                         with_controls)
+from xaibench.studies.reliability import (
+    classification_checks,
+    excluded_methods,
+    long_rows,
+    registry_explainer,
+    with_controls,
+)
+from xaibench.training.classifier import to_tensor
 from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
 log = logging.getLogger(__name__)

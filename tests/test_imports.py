@@ -1,0 +1,100 @@
+"""The import graph of xaibench's own modules: no circle, and every import at the top of
+its module except lazy imports of heavy third-party libraries, each marked ``# lazy``."""
+
+import ast
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in SRC.rglob("*.py"):
+        name = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def imported(node) -> list[str]:
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    return []
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the xaibench modules it imports explicitly (a package's own ``__init__``
+    is not counted as imported by its submodules: Python runs it first, whatever they import)."""
+    known = modules()
+    graph = {name: set() for name in known}
+    for name, path in known.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            for target in imported(node):
+                while target and target not in known:
+                    target = target.rpartition(".")[0]
+                if target.startswith("xaibench") and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+    sys.setrecursionlimit(10_000)
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_circles_are_found_by_the_checker():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_among_xaibench_modules():
+    assert circles(import_graph()) == []
+
+
+def test_imports_inside_functions_are_marked_lazy_third_party_ones():
+    stdlib = set(sys.stdlib_module_names)
+    unmarked = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines))
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in top:
+                continue
+            root = imported(node)[0].split(".")[0]
+            # the marked line, or the first of a group of imports the mark covers
+            above = lines[max(0, node.lineno - 4):node.end_lineno]
+            group = [line for line in above if line.strip().startswith(("from ", "import "))]
+            if root == "xaibench" or root in stdlib or not any("# lazy" in line for line in group):
+                unmarked.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not unmarked, f"move these imports to the top of their module, or mark a heavy library # lazy: {unmarked}"
