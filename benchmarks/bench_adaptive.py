@@ -238,7 +238,7 @@ def machine(device: str) -> str:
 
 
 def main() -> None:
-    from xaibench.explain.perturbation import StoppingRule
+    from xaibench.schema import StoppingParams as StoppingRule
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["catsdogs_cnn", "resnet18"])

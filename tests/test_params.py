@@ -62,6 +62,12 @@ def test_default_params_are_valid():
     ("compute.gpus_per_worker", 1, "compute: gpus_per_worker places Ray workers on GPUs: it needs backend: ray"),
     ("report.gallery_images", 0, "report.gallery_images: Input should be greater than or equal to 1"),
     ("report.base", 3, "report.base: Input should be a valid string"),
+    # a method's options: validated by the schema it registered, an unknown key is an error
+    ("studies.catsdogs.attribute.gradcam.layr", "auto", "studies.catsdogs.attribute.gradcam.layr: Extra inputs are not permitted"),
+    ("studies.catsdogs.attribute.ig", {"n_steps": 1}, "studies.catsdogs.attribute.ig.n_steps: Input should be greater than or equal to 2"),
+    ("studies.catsdogs.attribute.lime", KeyError, "studies.catsdogs.attribute: lime is listed in methods but its section `lime:` is missing"),
+    ("studies.senn_cifar10.attribute.ig.steps", 8, "studies.senn_cifar10.attribute.ig.steps: Extra inputs are not permitted"),
+    ("gad.attribute.integrated_gradients.n_steps", 0, "gad.attribute.integrated_gradients.n_steps: Input should be greater than or equal to 2"),
 ])
 def test_bad_value_is_reported_with_its_key(path, value, message):
     with pytest.raises(ParamsError) as error:

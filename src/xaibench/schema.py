@@ -43,9 +43,19 @@ def check_registered(value, registry: dict, what: str):
 
 
 class StoppingParams(Strict):
-    """Adaptive sampling's stopping rule (:class:`xaibench.explain.perturbation.StoppingRule`):
-    stop once the ``top_k`` segments are the same set in >= ``agreement`` of
-    ``n_bootstrap`` refits, checked every ``batch_samples`` samples from ``min_samples`` on."""
+    """When adaptive sampling stops (:func:`xaibench.explain.perturbation.sample_until_stable`).
+
+    Coalitions are evaluated ``batch_samples`` at a time; once ``min_samples`` model
+    evaluations are in, the surrogate is refitted after each block on ``n_bootstrap``
+    bootstrap resamples of the samples drawn so far (pairs resampled together when
+    paired); sampling stops when the ``top_k`` largest
+    values (signed: the order deletion curves follow) form the same set as the fit on all
+    samples in at least ``agreement`` of the refits. The rule of S-LIME (Zhou, Hooker &
+    Wang 2021, "S-LIME: Stabilized-LIME for model explanation"), which tests the same
+    top-feature stability, with the bootstrap in place of its asymptotic test. The budget
+    (the most samples) is the method's ``num_samples``; ``min_samples >= num_samples``
+    disables the rule (adaptive sampling then evaluates, block by block, what fixed sampling
+    of ``num_samples`` evaluates, and fits the same)."""
 
     batch_samples: int = Field(50, ge=1)              # samples drawn between two checks
     min_samples: int = Field(100, ge=1)               # never stop before

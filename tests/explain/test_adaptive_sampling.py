@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench.explain.perturbation import (StoppingRule, antithetic, kernel_shap, kernel_shap_masks, lime,
+from xaibench.explain.perturbation import (StoppingParams, antithetic, kernel_shap, kernel_shap_masks, lime,
                                            lime_masks, top_k_sets)
 
 K = 16                                      # a 4 x 4 grid of segments: 2^16 coalitions, so sampled
@@ -40,7 +40,7 @@ ESTIMATORS = {"lime": lime, "kernel_shap": kernel_shap}
 @pytest.mark.parametrize("method", ESTIMATORS)
 def test_stops_at_the_first_check_when_one_feature_decides(grid, method):
     image, segments = grid
-    rule = StoppingRule(batch_samples=50, min_samples=50, top_k=1, agreement=0.95, n_bootstrap=50)
+    rule = StoppingParams(batch_samples=50, min_samples=50, top_k=1, agreement=0.95, n_bootstrap=50)
     estimate = ESTIMATORS[method](one_segment_model(5), image, segments, torch.zeros_like(image), 1000, 50,
                                   seed=0, stopping=rule)
     assert estimate.samples == 50 and estimate.stopped_early           # the first block, the first check
@@ -52,7 +52,7 @@ def test_stops_at_the_first_check_when_one_feature_decides(grid, method):
 @pytest.mark.parametrize("method", ESTIMATORS)
 def test_never_stops_before_the_minimum(grid, method):
     image, segments = grid
-    rule = StoppingRule(batch_samples=50, min_samples=300, top_k=1, n_bootstrap=30)
+    rule = StoppingParams(batch_samples=50, min_samples=300, top_k=1, n_bootstrap=30)
     fill = torch.zeros_like(image)
     clean = ESTIMATORS[method](one_segment_model(5), image, segments, fill, 1000, 50, stopping=rule)
     assert clean.samples == 300 and clean.stopped_early                 # stable at once, held to the minimum
@@ -61,7 +61,7 @@ def test_never_stops_before_the_minimum(grid, method):
                                    seed=seed, stopping=rule)
         assert noisy.samples >= 300
     pure = ESTIMATORS[method](pure_noise_model(), image, segments, fill, 1000, 50,
-                              stopping=StoppingRule(batch_samples=50, min_samples=100, top_k=3))
+                              stopping=StoppingParams(batch_samples=50, min_samples=100, top_k=3))
     assert pure.samples == 1000 and not pure.stopped_early            # noise never gives a stable top-3
 
 
@@ -79,7 +79,7 @@ def test_adaptive_with_the_rule_disabled_is_fixed_sampling(grid, seeded_cnn, met
     fill = torch.zeros_like(image)
     fixed = ESTIMATORS[method](score, image, segments, fill, 400, 50, seed=3, paired=paired)
     adaptive = ESTIMATORS[method](score, image, segments, fill, 400, 50, seed=3, paired=paired,
-                                  stopping=StoppingRule(batch_samples=50, min_samples=400))
+                                  stopping=StoppingParams(batch_samples=50, min_samples=400))
     assert (fixed.samples, fixed.stopped_early) == (adaptive.samples, adaptive.stopped_early) == (400, False)
     assert np.array_equal(fixed.values, adaptive.values)
 
@@ -115,9 +115,9 @@ def test_top_k_sets_by_hand():
 
 def test_the_rule_checks_its_settings():
     with pytest.raises(ValueError, match="agreement"):
-        StoppingRule(agreement=1.5)
+        StoppingParams(agreement=1.5)
     with pytest.raises(ValueError, match="n_bootstrap"):
-        StoppingRule(n_bootstrap=1)
+        StoppingParams(n_bootstrap=1)
 
 
 def test_lime_method_records_samples_per_image(seeded_cnn):

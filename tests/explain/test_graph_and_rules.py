@@ -130,7 +130,7 @@ def test_gradcam_equals_captums_layer_gradcam_on_the_same_layer(seeded_cnn):
 
     model = seeded_cnn(64)
     pixels, targets = torch.rand(2, 3, 64, 64), torch.tensor([0, 1])
-    ours = METHODS["gradcam"](model, pixels, targets, layer="last_conv")
+    ours = METHODS["gradcam"](model, pixels, targets, options={"layer": "last_conv"})
     cam = LayerGradCam(model.net, model.net[9]).attribute(model.normalize(pixels), target=targets,
                                                           relu_attributions=True)
     cam = LayerAttribution.interpolate(cam, (64, 64), interpolate_mode="bilinear").clamp_min(0)

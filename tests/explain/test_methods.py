@@ -28,7 +28,8 @@ def test_call_shape(name, model, pixels):
     if refusal(name, model.net, 128):  # e.g. attention rollout on a CNN: refused, never run
         assert name in ("attention_rollout", "gradient_rollout", "attnlrp")
         return
-    maps = METHODS[name](model, pixels, torch.tensor([0, 1]), seed=0, num_samples=40, n_segments=20, batch_size=20)
+    options = {"num_samples": 40, "n_segments": 20, "batch_size": 20} if name.startswith("lime") else None
+    maps = METHODS[name](model, pixels, torch.tensor([0, 1]), seed=0, options=options)
     assert maps.shape == (2, 128, 128) and maps.dtype == np.float32 and np.isfinite(maps).all()
 
 
@@ -86,3 +87,22 @@ def test_edge_control_is_the_sobel_magnitude_and_ignores_the_model(model, pixels
     a = METHODS["edge"](model, pixels, torch.tensor([0, 1]))
     b = METHODS["edge"](None, pixels, torch.tensor([1, 0]))
     assert np.array_equal(a, b)                                  # model- and target-independent
+
+
+def test_options_reach_a_method_typed_once_and_unknown_ones_are_an_error(model, pixels):
+    from xaibench.explain.gradient_methods import IntegratedGradientsParams
+
+    ig = METHODS["ig"]
+    assert ig.options_of(None) == IntegratedGradientsParams(n_steps=50)     # the schema's default, written once
+    typed = IntegratedGradientsParams(n_steps=4)
+    assert ig.options_of(typed) is typed                                     # validated params pass as they are
+    assert ig.options_of({"n_steps": 4}) == typed
+    with pytest.raises(ValueError, match="n_step"):
+        ig.options_of({"n_step": 4})                                        # misspelt: not swallowed
+    with pytest.raises(ValueError, match="takes no options"):
+        METHODS["saliency"](model, pixels, torch.tensor([0, 1]), options={"n_steps": 4})
+    with pytest.raises(TypeError):
+        METHODS["saliency"](model, pixels, torch.tensor([0, 1]), n_steps=4)  # not an option path at all
+    four = METHODS["ig"](model, pixels, torch.tensor([0, 1]), options={"n_steps": 4})
+    many = METHODS["ig"](model, pixels, torch.tensor([0, 1]), options={"n_steps": 64})
+    assert not np.allclose(four, many)                                       # the option took effect

@@ -49,8 +49,8 @@ def test_every_cell_is_explained_within_its_axiom_or_refused(name):
     size = SIZES[name]
     explained = []
     for method in EXPLAINED_METHODS:
-        options = {"n_steps": 16} if method == "ig" else {}
-        result = check_cell(_instance_for(name, method), method, size, **options)
+        options = {"n_steps": 16} if method == "ig" else None
+        result = check_cell(_instance_for(name, method), method, size, options=options)
         if "refused" in result:
             assert isinstance(result["refused"], str) and len(result["refused"]) > 20, (method, result)
             continue
@@ -58,16 +58,16 @@ def test_every_cell_is_explained_within_its_axiom_or_refused(name):
         maps = result["maps"]
         assert maps.shape == (2, size, size) and np.isfinite(maps).all(), method
         assert np.abs(maps).sum() > 0, f"{method} on {name}: an all-zero map"
-        again = check_cell(_instance_for(name, method), method, size, **options)["maps"]
+        again = check_cell(_instance_for(name, method), method, size, options=options)["maps"]
         np.testing.assert_array_equal(maps, again, err_msg=f"{method} on {name} is not deterministic")
-        redrawn = check_cell(_instance_for(name, method, seed=1), method, size, n_images=1, **options)["maps"]
+        redrawn = check_cell(_instance_for(name, method, seed=1), method, size, n_images=1, options=options)["maps"]
         assert not np.allclose(maps[:1], redrawn, rtol=1e-3, atol=1e-6), f"{method} on {name}: same map, other weights"
         errors = result["axiom_errors"]
         if result["axiom"] is None:
             assert np.isnan(errors).all()
         elif method == "ig":
             # completeness holds in the limit of steps: the quadrature error falls with them
-            coarse = check_cell(_instance_for(name, method), method, size, n_steps=4)["axiom_errors"]
+            coarse = check_cell(_instance_for(name, method), method, size, options={"n_steps": 4})["axiom_errors"]
             assert np.nanmedian(errors) <= max(np.nanmedian(coarse), TOLERANCES["completeness"]), (name, errors,
                                                                                                     coarse)
         else:

@@ -47,17 +47,8 @@ from PIL import Image
 
 from xaibench.atomic import write_json
 from xaibench.data.imagenet import TEXTURES, draw_image
-from xaibench.data.images import (
-    channel_stats_streaming,
-    decode_into,
-    load_mask,
-    load_split,
-    pillow_suffixes,
-    require_splits,
-    save_cues,
-    stratified_split,
-    write_npz,
-)
+from xaibench.data.images import (channel_stats_streaming, decode_into, load_mask, load_split, pillow_suffixes,
+                                  require_splits, save_cues, stratified_split, write_npz)
 from xaibench.schema import Strict
 
 log = logging.getLogger(__name__)

@@ -15,14 +15,15 @@ from xaibench.store import sampling_columns
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,
-                   seed: int, options: dict, params_hash: str, explain=None, offset: int = 0) -> dict:
+                   seed: int, options, params_hash: str, explain=None, offset: int = 0) -> dict:
     """Explain the predicted class of every image, one image per call (so
     ``runtime_ms`` is the cost of one explanation). Returns store columns.
     ``explain`` overrides the registry lookup (e.g. SENN's own relevances, [1, 1, k]).
     ``offset``: the index of ``pixels[0]`` in the whole set (a chunk's start), so that
     seeded methods draw per image the same whatever the chunking. Sampling methods
     (LIME) log their samples per image (``sampling_log``): the ``samples`` and
-    ``stopped_early`` columns. ``axiom_error``: the registered method's axiom gauge
+    ``stopped_early`` columns. ``options``: the method's typed options (its params section,
+    :meth:`~xaibench.explain.registry.AttributionMethod.options_of`). ``axiom_error``: the registered method's axiom gauge
     (:mod:`xaibench.explain.axioms`), null for an ``explain`` override or no axiom."""
     probs = predict_proba(model, pixels)
     predicted = probs.argmax(-1)
@@ -31,7 +32,7 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
     for i in tqdm(range(len(pixels)), desc=method, unit="img", leave=False, disable=None):
         start = time.perf_counter()
         heat = explain(model, pixels[i:i + 1], predicted[i:i + 1], seed=seed, image_indices=[offset + i],
-                       sampling_log=sampling_log, **options)
+                       sampling_log=sampling_log, options=options)
         runtimes.append(1000.0 * (time.perf_counter() - start))
         maps.append(np.asarray(heat[0].detach().cpu() if isinstance(heat, torch.Tensor) else heat[0],
                                dtype=np.float32))

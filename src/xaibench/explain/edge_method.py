@@ -13,7 +13,7 @@ from xaibench.explain.registry import register_method
 
 
 @register_method("edge")
-def sobel_edges(model, pixels, targets, **_):
+def sobel_edges(model, pixels, targets):
     """Sobel gradient magnitude (scikit-image ``filters.sobel``: sqrt((G_x² + G_y²) / 2))
     of each image's luminance 0.299 R + 0.587 G + 0.114 B; it ignores ``model`` and
     ``targets``. pixels: [N, 3, H, W] in [0, 1] -> [N, H, W] float32."""

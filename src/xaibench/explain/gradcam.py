@@ -131,21 +131,21 @@ def target_layer(net: nn.Module, image_size: int, layer: str = "auto") -> tuple[
     return layer, reshape
 
 
-def gradcam_refuses(net: nn.Module, image_size: int, options: dict | None = None) -> str | None:
+def gradcam_refuses(net: nn.Module, image_size: int, options: GradCamParams) -> str | None:
     try:
-        target_layer(net, image_size, (options or {}).get("layer", "auto"))
+        target_layer(net, image_size, options.layer)
     except ValueError as error:
         return f"Grad-CAM: {error}"
     return None
 
 
-@register_method("gradcam", refuses=gradcam_refuses)
-def gradcam(model, pixels, targets, seed=0, layer="auto", **_):
+@register_method("gradcam", options=GradCamParams, refuses=gradcam_refuses)
+def gradcam(model, pixels, targets, options: GradCamParams):
     """Grad-CAM on :func:`target_layer`'s layer (torchcam ``GradCAM``): ReLU(Σ_k α_k A_k),
     α_k the spatial mean of ∂ y_target / ∂ A_k; upsampled bilinearly and divided by its max."""
     from torchcam.methods import GradCAM  # lazy: torchcam (matplotlib)
 
-    name, reshape = target_layer(model.net, pixels.shape[-1], layer)
+    name, reshape = target_layer(model.net, pixels.shape[-1], options.layer)
     x = model.normalize(pixels).detach()
     with torch.enable_grad(), GradCAM(model.net, target_layer=name, reshape_transform=reshape) as extractor:
         scores = model.net(x)

@@ -14,19 +14,14 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from xaibench.explain.graph import (
-    cached_rewrite,
-    functional_to_modules,
-    fuse_batch_norms,
-    separate_hooked_modules,
-    sums_to_modules,
-    trace,
-    unsupported_operations,
-)
+from xaibench.explain.graph import (cached_rewrite, functional_to_modules, fuse_batch_norms, separate_hooked_modules,
+                                    sums_to_modules, trace, unsupported_operations)
 from xaibench.explain.registry import register_method
+from xaibench.schema import Strict
 
 # captum and zennit are imported inside the functions: they cost seconds at start-up.
 
@@ -76,7 +71,7 @@ def _lrp_graph(net: nn.Module):
 
 
 @register_method("lrp", refuses=lrp_refuses, axiom="conservation")
-def lrp_epsilon_alpha2beta1_flat(model, pixels, targets, seed=0, **_):
+def lrp_epsilon_alpha2beta1_flat(model, pixels, targets):
     """Layer-wise relevance propagation (Bach et al. 2015) with zennit's
     ``EpsilonAlpha2Beta1Flat`` composite: epsilon rule on dense layers, alpha=2/beta=1 on
     convolutions, flat rule on the first layer, ``Pass`` on activations and batch norms,
@@ -117,7 +112,7 @@ def deeplift_refuses(net: nn.Module, image_size=None, options=None) -> str | Non
 
 
 @register_method("deeplift", refuses=deeplift_refuses, axiom="completeness")
-def deeplift_zero_baseline(model, pixels, targets, seed=0, **_):
+def deeplift_zero_baseline(model, pixels, targets):
     """DeepLIFT (Shrikumar et al. 2017), captum ``DeepLift`` (Rescale rule) on the target
     logit, zero baseline on the network's (normalised) input, i.e. the training mean
     colour in pixel space. Summation-to-delta: Σ map = f(x) − f(x₀). The net is traced
@@ -188,8 +183,14 @@ def _deeplift_graph(net: nn.Module):
 
 # --- Integrated Gradients and plain gradients (any differentiable net) ----------------------
 
-@register_method("ig", axiom="completeness")
-def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
+class IntegratedGradientsParams(Strict):
+    """``n_steps``: the Gauss-Legendre points of the path integral."""
+
+    n_steps: int = Field(50, ge=2)
+
+
+@register_method("ig", options=IntegratedGradientsParams, axiom="completeness")
+def integrated_gradients(model, pixels, targets, options: IntegratedGradientsParams):
     """Integrated Gradients (Sundararajan et al. 2017), captum ``IntegratedGradients``
     (Gauss-Legendre, ``n_steps``) on the target logit, zero baseline on the normalised
     input (the training mean colour). Completeness: Σ map = f(x) − f(x₀), up to the
@@ -198,7 +199,7 @@ def integrated_gradients(model, pixels, targets, seed=0, n_steps=50, **_):
 
     x = model.normalize(pixels).detach()
     attribution = IntegratedGradients(model.net).attribute(x, baselines=torch.zeros_like(x), target=targets,
-                                                           n_steps=n_steps)
+                                                           n_steps=options.n_steps)
     return channel_sum(attribution)
 
 
@@ -221,32 +222,32 @@ def relu_backward_refuses(net: nn.Module, image_size=None, options=None) -> str 
 
 
 @register_method("saliency")
-def saliency(model, pixels, targets, seed=0, **_):
+def saliency(model, pixels, targets):
     """Saliency (Simonyan et al. 2014): |∂ output_target / ∂ input|, captum ``Saliency``."""
     return _captum_on_normalised("Saliency", model.net, model, pixels, targets)
 
 
 @register_method("deconvolution", refuses=relu_backward_refuses)
-def deconvolution(model, pixels, targets, seed=0, **_):
+def deconvolution(model, pixels, targets):
     """Deconvolution (Zeiler & Fergus 2014): ReLUs pass only positive output gradients,
     captum ``Deconvolution`` (on a graph with a module per ReLU call)."""
     return _captum_on_normalised("Deconvolution", _own_modules(model.net), model, pixels, targets)
 
 
 @register_method("input_x_gradient")
-def input_x_gradient(model, pixels, targets, seed=0, **_):
+def input_x_gradient(model, pixels, targets):
     """Input x Gradient (Shrikumar et al. 2016) on the normalised input, captum ``InputXGradient``."""
     return _captum_on_normalised("InputXGradient", model.net, model, pixels, targets)
 
 
 @register_method("guided_backprop", refuses=relu_backward_refuses)
-def guided_backprop(model, pixels, targets, seed=0, **_):
+def guided_backprop(model, pixels, targets):
     """Guided Backpropagation (Springenberg et al. 2015), captum ``GuidedBackprop`` (on a
     graph with a module per ReLU call)."""
     return _captum_on_normalised("GuidedBackprop", _own_modules(model.net), model, pixels, targets)
 
 
-@register_method("integrated_gradients", axiom="completeness")
-def integrated_gradients_long_name(model, pixels, targets, seed=0, n_steps=50, **_):
+@register_method("integrated_gradients", options=IntegratedGradientsParams, axiom="completeness")
+def integrated_gradients_long_name(model, pixels, targets, options: IntegratedGradientsParams):
     """The GAD study's name for :func:`integrated_gradients` (same computation)."""
-    return integrated_gradients(model, pixels, targets, n_steps=n_steps)
+    return integrated_gradients(model, pixels, targets, options)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from xaibench.explain.perturbation import StoppingRule, lime
+from xaibench.explain.perturbation import lime
 from xaibench.explain.registry import register_method
 from xaibench.schema import Sampled
 
@@ -64,44 +64,40 @@ def slic_segments(image, n_segments: int) -> np.ndarray:
 def sampling_options(sampled) -> dict:
     """The engine's keywords for a method's sampling params (a ``params.Sampled``):
     ``paired``, and ``stopping``: None for fixed sampling, the
-    :class:`~xaibench.explain.perturbation.StoppingRule` of ``sampled.stopping`` for adaptive."""
-
-    rule = StoppingRule(**sampled.stopping.model_dump()) if sampled.sampling == "adaptive" else None
+    rule ``sampled.stopping`` (:class:`~xaibench.schema.StoppingParams`) for adaptive."""
+    rule = sampled.stopping if sampled.sampling == "adaptive" else None
     return {"paired": sampled.paired, "stopping": rule}
 
 
-@register_method("lime")
-def lime_batched(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, batch_size=100, segments=None,
-                 sampling="fixed", paired=False, stopping=None, sampling_log=None, **_):
+@register_method("lime", options=LimeParams)
+def lime_batched(model, pixels, targets, options: LimeParams, seed=0, segments=None, sampling_log=None):
     """LIME through the batched engine, with lime_image's recipe: SLIC superpixels of the
     pixel image (``n_segments``, compactness 10, sigma 1), hidden superpixels set to 0 on
     the normalised input (the training mean colour), ``num_samples`` uniform 0/1 samples
     (the first all ones), kernel sqrt(exp(−d²/0.25²)) on the cosine distance, ridge (α = 1)
-    on the target probability. ``segments``: as for ``lime_package``. ``sampling``:
+    on the target probability. ``segments``: as for ``lime_package``. ``options.sampling``:
     ``fixed`` (lime's: ``num_samples`` each) or ``adaptive`` (at most ``num_samples``,
     until the ``stopping`` rule holds); ``paired``: antithetic samples. ``sampling_log``:
     a list that gets one (samples, stopped_early) per image."""
-    
-    given = {"stopping": stopping} if stopping and sampling == "adaptive" else {}  # fixed: the rule is unused
-    engine_options = sampling_options(Sampled(sampling=sampling, paired=paired, **given))
+    engine_options = sampling_options(options)
     maps = []
     for index, (image, target) in enumerate(zip(pixels, targets)):
-        image_segments = slic_segments(image, n_segments) if segments is None else segments[index]
+        image_segments = slic_segments(image, options.n_segments) if segments is None else segments[index]
         x = model.normalize(image.unsqueeze(0))[0]
 
         def score(batch, target=int(target)):
             return model.net(batch).softmax(-1)[:, target]
 
-        estimate = lime(score, x, image_segments, torch.zeros_like(x), num_samples, batch_size, seed=seed,
-                        **engine_options)
+        estimate = lime(score, x, image_segments, torch.zeros_like(x), options.num_samples, options.batch_size,
+                        seed=seed, **engine_options)
         if sampling_log is not None:
             sampling_log.append((estimate.samples, estimate.stopped_early))
         maps.append(segment_weights_to_map(image_segments, dict(enumerate(estimate.values))))
     return np.stack(maps)
 
 
-@register_method("lime_package")
-def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, batch_size=100, segments=None, **_):
+@register_method("lime_package", options=LimeParams)
+def lime_slic(model, pixels, targets, options: LimeParams, seed=0, segments=None):
     """LIME with ``lime_image.LimeImageExplainer`` on the network's (normalised) input:
     SLIC superpixels of the pixel image (``n_segments``, compactness 10, sigma 1), hidden
     superpixels set to 0 (``hide_color=0``: the training mean colour in pixel space),
@@ -121,12 +117,12 @@ def lime_slic(model, pixels, targets, seed=0, num_samples=1000, n_segments=50, b
 
     for index, (image, target) in enumerate(zip(pixels, targets)):
         explainer = lime_image.LimeImageExplainer(random_state=seed)
-        image_segments = slic_segments(image, n_segments) if segments is None else segments[index]
+        image_segments = slic_segments(image, options.n_segments) if segments is None else segments[index]
         normalised_hwc = model.normalize(image.unsqueeze(0))[0].permute(1, 2, 0).double().cpu().numpy()
         with _quiet_lime_progress():
             explanation = explainer.explain_instance(
                 normalised_hwc, classifier_fn, labels=(int(target),), top_labels=None, hide_color=0,
-                num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _, s=image_segments: s,
+                num_samples=options.num_samples, batch_size=options.batch_size, segmentation_fn=lambda _, s=image_segments: s,
                 random_seed=seed,
             )
         maps.append(segment_weights_to_map(explanation.segments, dict(explanation.local_exp[int(target)])))

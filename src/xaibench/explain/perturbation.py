@@ -25,7 +25,7 @@ model's device. On top:
 LIME and KernelSHAP return an :class:`Estimate` (values, samples used, stopped early).
 They sample ``num_samples`` at once (fixed, the studies' way) or adaptively
 (:func:`sample_until_stable`): in blocks, refitted after each, until the top-k segments
-are stable under bootstrap refits (:class:`StoppingRule`), ``num_samples`` at most; and
+are stable under bootstrap refits (:class:`StoppingParams`), ``num_samples`` at most; and
 optionally in antithetic pairs (each coalition followed by its complement: Covert & Lee
 2021, "Improving KernelSHAP: practical Shapley value estimation via linear regression",
 AISTATS, section 4.2). The masks are drawn before any is evaluated, so adaptive sampling
@@ -38,13 +38,14 @@ check that the engine agrees with them (tests/explain/test_perturbation.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
+
+from xaibench.schema import StoppingParams
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]  # pixels [B, 3, H, W] -> scores [B] (or [B, C])
 
@@ -141,35 +142,6 @@ class Estimate(NamedTuple):
     stopped_early: bool
 
 
-@dataclass(frozen=True)
-class StoppingRule:
-    """When adaptive sampling stops (:func:`sample_until_stable`).
-
-    Coalitions are evaluated ``batch_samples`` at a time; once ``min_samples`` model
-    evaluations are in, the surrogate is refitted after each block on ``n_bootstrap``
-    bootstrap resamples of the samples drawn so far (pairs resampled together when
-    paired); sampling stops when the ``top_k`` largest
-    values (signed: the order deletion curves follow) form the same set as the fit on all
-    samples in at least ``agreement`` of the refits. The rule of S-LIME (Zhou, Hooker &
-    Wang 2021, "S-LIME: Stabilized-LIME for model explanation"), which tests the same
-    top-feature stability, with the bootstrap in place of its asymptotic test. The budget
-    (the most samples) is the method's ``num_samples``; ``min_samples >= num_samples``
-    disables the rule (adaptive sampling then evaluates, block by block, what fixed sampling
-    of ``num_samples`` evaluates, and fits the same)."""
-
-    batch_samples: int = 50
-    min_samples: int = 100
-    top_k: int = 5
-    agreement: float = 0.95
-    n_bootstrap: int = 50
-
-    def __post_init__(self):
-        if min(self.batch_samples, self.min_samples, self.top_k) < 1 or self.n_bootstrap < 2:
-            raise ValueError(f"{self}: batch_samples, min_samples, top_k >= 1 and n_bootstrap >= 2")
-        if not 0 < self.agreement <= 1:
-            raise ValueError(f"{self}: agreement must lie in (0, 1]")
-
-
 def top_k_sets(values: np.ndarray, k: int) -> np.ndarray:
     """The indices of the k largest values per output, sorted: [k] for [K], [L, k] for [K, L]
     (ties broken by index, stable)."""
@@ -180,7 +152,7 @@ def top_k_sets(values: np.ndarray, k: int) -> np.ndarray:
 
 
 def sample_until_stable(evaluate: Callable[[np.ndarray], np.ndarray], masks: np.ndarray,
-                        fit: Callable[[int, np.ndarray | None], np.ndarray], rule: StoppingRule | None,
+                        fit: Callable[[int, np.ndarray | None], np.ndarray], rule: StoppingParams | None,
                         lead: int = 0, group: int = 1, seed: int = 0) -> Estimate:
     """Evaluate ``masks`` [N, K] in order and fit them, all at once (``rule`` None: fixed
     sampling) or in blocks of ``rule.batch_samples`` until the rule holds.
@@ -263,7 +235,7 @@ def lime_kernel(masks: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
 
 def lime(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int, batch_size: int,
          seed: int = 0, kernel_width: float = 0.25, alpha: float = 1.0, paired: bool = False,
-         stopping: StoppingRule | None = None) -> Estimate:
+         stopping: StoppingParams | None = None) -> Estimate:
     """LIME segment weights for the score ``model_fn`` returns: [K] for scores [B], or
     [K, L] for L scores per image [B, L] (one sampling, one surrogate per output, as lime
     does for several labels). ``num_samples``: the count (fixed sampling, ``stopping``
@@ -315,7 +287,7 @@ def kernel_shap_masks(num_samples: int, k: int, rng: np.random.Generator,
 
 
 def kernel_shap(model_fn: ModelFn, image: torch.Tensor, segments, fill: torch.Tensor, num_samples: int,
-                batch_size: int, seed: int = 0, paired: bool = False, stopping: StoppingRule | None = None) -> Estimate:
+                batch_size: int, seed: int = 0, paired: bool = False, stopping: StoppingParams | None = None) -> Estimate:
     """KernelSHAP values [K] (Σφ = f(all kept) − f(all filled) exactly); ``num_samples``
     model evaluations in all (the most, when adaptive), the two end coalitions included.
     ``paired``: antithetic coalitions (:func:`kernel_shap_masks`). When all coalitions fit

@@ -8,7 +8,7 @@ from xaibench.explain.registry import register_method
 
 
 @register_method("random")
-def random_uniform(model, pixels, targets, seed=0, image_indices=None, **_):
+def random_uniform(model, pixels, targets, seed=0, image_indices=None):
     """Uniform noise in [0, 1) per pixel, independent of the model; seeded per image
     (``seed`` and the image's index), so a map does not depend on batching."""
     n, _, h, w = pixels.shape

@@ -107,10 +107,11 @@ def _calibrate_batch_norms(net: nn.Module, size: int) -> None:
 
 
 def check_cell(model: NormalizedClassifier, method: str, size: int, n_images: int = 2, seed: int = 0,
-               **options) -> dict:
+               options: dict | None = None) -> dict:
     """Explain ``n_images`` random images with ``method``: ``{"refused": reason}`` or
-    ``{"maps", "axiom", "axiom_errors", "ms_per_image"}``."""
-    reason = refusal(method, model.net, size)
+    ``{"maps", "axiom", "axiom_errors", "ms_per_image"}``; ``options``: the method's (a dict,
+    validated by its schema)."""
+    reason = refusal(method, model.net, size, options)
     if reason:
         return {"refused": reason}
     generator = torch.Generator().manual_seed(seed)
@@ -119,7 +120,7 @@ def check_cell(model: NormalizedClassifier, method: str, size: int, n_images: in
         targets = model(pixels).argmax(-1)
     function = METHODS[method]
     start = time.perf_counter()
-    maps = np.asarray(function(model, pixels, targets, seed=seed, **options))
+    maps = np.asarray(function(model, pixels, targets, seed=seed, options=options))
     elapsed = (time.perf_counter() - start) * 1000 / n_images
     logits, baseline = target_logits(model, pixels, targets)
     errors = axiom_errors(function.axiom, maps.reshape(len(maps), -1).sum(1), logits, baseline)

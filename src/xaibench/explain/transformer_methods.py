@@ -36,15 +36,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from xaibench.explain.gradcam import _family, _prefix_tokens
-from xaibench.explain.graph import (
-    as_module,
-    cached_rewrite,
-    categorised,
-    insert_after,
-    patch_grid,
-    trace,
-    unsupported_operations,
-)
+from xaibench.explain.graph import (as_module, cached_rewrite, categorised, insert_after, patch_grid, trace,
+                                    unsupported_operations)
 from xaibench.explain.registry import register_method
 
 # lxt (which imports transformers: about 5 s) is imported inside the rules' functions.
@@ -173,7 +166,7 @@ def attnlrp_graph(net: nn.Module):
 
 
 @register_method("attnlrp", refuses=attnlrp_refuses, axiom="conservation")
-def attnlrp(model, pixels, targets, seed=0, **_):
+def attnlrp(model, pixels, targets):
     """AttnLRP: relevance = input x gradient of the target logit through
     :func:`attnlrp_graph`, on the normalised input, channel-summed."""
     graph = cached_rewrite(model.net, "attnlrp", attnlrp_graph)
@@ -250,7 +243,7 @@ def rollout(probabilities: list[torch.Tensor]) -> torch.Tensor:
 
 
 @register_method("attention_rollout", refuses=rollout_refuses)
-def attention_rollout(model, pixels, targets, seed=0, **_):
+def attention_rollout(model, pixels, targets):
     """Attention rollout of the class token (class-agnostic: ``targets`` are not used)."""
     with torch.no_grad(), recorded_attention(model.net) as probabilities:
         model.net(model.normalize(pixels))
@@ -278,7 +271,7 @@ def gradient_rollout_refuses(net: nn.Module, image_size=None, options=None) -> s
 
 
 @register_method("gradient_rollout", refuses=gradient_rollout_refuses)
-def gradient_rollout(model, pixels, targets, seed=0, **_):
+def gradient_rollout(model, pixels, targets):
     """Gradient-weighted attention rollout (Chefer et al. 2021b) for the target class."""
     x = model.normalize(pixels).detach()
     with torch.enable_grad(), recorded_attention(model.net) as probabilities:

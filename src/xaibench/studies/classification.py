@@ -1,19 +1,20 @@
-"""What every classifier study shares: the params sections of its model, training and
-perturbation evaluation, and the training of its model (saliency and SENN studies; the
-ImageNet study trains two).
+"""What every classifier study shares: the params sections of its model, training, methods
+and perturbation evaluation, and the training of its model (saliency and SENN studies;
+the ImageNet study trains two).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from xaibench.data import dataset_classes
 from xaibench.data.images import load_split
+from xaibench.explain import METHODS
 from xaibench.models import MODELS, NormalizedClassifier, build_model, save_model
 from xaibench.models.external import check_name, input_normalisation, is_external
 from xaibench.schema import Strict, check_registered
@@ -37,6 +38,43 @@ class Evaluate(Strict):
     deletion_fill: Literal["mean", "black"]
     insertion_blur_sigma: float = Field(gt=0)
     batch_size: int = Field(ge=1)
+
+
+class MethodOptions(Strict):
+    """Methods and their options: each registered method that declares an options schema
+    has an optional section of that name (``lime:``, ``gradcam:``, ``ig:``), validated by
+    the method's schema; a listed method whose schema requires values needs its section."""
+
+    methods: list[str] = Field(min_length=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, value):
+        check_registered(value, METHODS, "method")
+        if len(set(value)) != len(value):
+            raise ValueError("methods must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _listed_methods_have_their_options(self):
+        for method in self.methods:
+            try:
+                self.options_for(method)
+            except ValueError as error:
+                raise ValueError(f"{method} is listed in methods but its section `{method}:` is missing or "
+                                 f"incomplete: {str(error).splitlines()[0]}; give {method}: with its options"
+                                 ) from None
+        return self
+
+    def options_for(self, method: str):
+        """The typed options of ``method`` (its section, else its schema's defaults; None: it has none)."""
+        return METHODS[method].options_of(getattr(self, method, None))
+
+
+def with_method_sections(base: type[Strict], name: str, doc: str) -> type[Strict]:
+    """``base`` with one optional section per registered method that has options."""
+    sections = {m: (Optional[entry.options], None) for m, entry in METHODS.items() if entry.options is not None}
+    return create_model(name, __base__=base, __doc__=doc, __module__=base.__module__, **sections)
 
 
 class ClassifierStudy(Strict):

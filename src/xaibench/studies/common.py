@@ -117,7 +117,7 @@ def _explain_chunk(model, payload: dict) -> dict:
                           explain=payload["explain"], offset=payload["offset"])
 
 
-def explain_and_store(name: str, study, params, run, method: str, options: dict, explain=None,
+def explain_and_store(name: str, study, params, run, method: str, options, explain=None,
                       compute=None, keep_maps: int | None = None):
     """Explain the first ``study.attribute.n_images`` test images with ``method`` in chunks
     of ``params.compute.chunk_images`` on the backend ``compute`` (None: this process),

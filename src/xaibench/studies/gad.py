@@ -30,15 +30,10 @@ from xaibench.models import NormalizedClassifier, build_model, load_model, predi
 from xaibench.models.torchvision_models import architecture_options
 from xaibench.schema import Strict, params_hash
 from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
+from xaibench.studies.classification import MethodOptions, with_method_sections
 from xaibench.studies.kind import Citation, StudyInfo
-from xaibench.studies.reliability import (
-    excluded_methods,
-    localisation,
-    randomisation,
-    registry_explainer,
-    study_cues,
-    with_controls,
-)
+from xaibench.studies.reliability import (excluded_methods, localisation, randomisation, registry_explainer, study_cues,
+                                          with_controls)
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 from xaibench.training.regression import support_fit, train_support_model
 
@@ -71,10 +66,14 @@ class GADSupport(Strict):
 GAD_METHODS = ("saliency", "deconvolution", "input_x_gradient", "guided_backprop", "integrated_gradients")
 
 
-class GADAttribute(Strict):
+class _GADAttributeBase(MethodOptions):
     n_per_class: int = Field(ge=1)                     # 256 per class in the paper
     methods: list[Literal[GAD_METHODS]] = Field(min_length=1)
-    ig_steps: int = Field(ge=2)
+
+
+GADAttribute = with_method_sections(_GADAttributeBase, "GADAttribute", """The gradient methods GAD
+    explains with, ``n_per_class`` test images of each class; a method's options are its
+    section (``integrated_gradients: {n_steps: ...}``).""")
 
 
 class GADEvaluate(Strict):
@@ -199,15 +198,15 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
     n = len(pixels)
     for method in cfg.methods:
         explain = METHODS[method]
-        options = {"n_steps": cfg.ig_steps} if method == "integrated_gradients" else {}
+        options = cfg.options_for(method)
         columns = {key: [] for key in ("image_id", "label", "target", "predicted", "probability", "variant",
                                        "attribution", "runtime_ms")}
         for target_class in range(probs.shape[1]):
             targets = torch.full((n,), target_class)
             start = time.perf_counter()
-            original_maps = explain(original, pixels, targets, seed=seed, **options)
+            original_maps = explain(original, pixels, targets, seed=seed, options=options)
             original_ms = 1000 * (time.perf_counter() - start) / n
-            support_maps = [explain(s, pixels, targets, seed=seed, **options) for s in supports]
+            support_maps = [explain(s, pixels, targets, seed=seed, options=options) for s in supports]
             gad_maps = np.stack([gad_map(original_maps[i], [m[i] for m in support_maps]) for i in range(n)])
             gad_ms = 1000 * (time.perf_counter() - start) / n
             for variant, maps, ms in (("original", original_maps, original_ms), ("gad", gad_maps, gad_ms)):
@@ -311,8 +310,8 @@ def reliability(gad, cfg, seed: int) -> tuple[dict, dict]:
             rows, localisation_section = localisation(maps, image_ids, study_cues(dataset, image_ids))
             n = min(cfg.randomisation.n_images, len(picked))
             explainers = {m: registry_explainer(m, images[:n], targets[:n], seed,
-                                                {"n_steps": gad.attribute.ig_steps} if m == "integrated_gradients"
-                                                else {})
+                                                gad.attribute.options_for(m) if m in gad.attribute.methods
+                                                else None)
                           for m in [*gad.attribute.methods, *cfg.controls]}
             section, curves = randomisation(model, explainers, cfg.randomisation.steps,
                                             cfg.randomisation.fail_threshold, seed,

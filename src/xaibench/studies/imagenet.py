@@ -39,13 +39,8 @@ from xaibench.store import attribution_path, maps_of, read_attributions, samplin
 from xaibench.studies.classification import Evaluate
 from xaibench.studies.common import images_to_explain, write_csv, write_insertion_deletion
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
-from xaibench.studies.reliability import (
-    classification_checks,
-    excluded_methods,
-    n_outputs,
-    registry_explainer,
-    with_controls,
-)
+from xaibench.studies.reliability import (classification_checks, excluded_methods, n_outputs, registry_explainer,
+                                          with_controls)
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 
 log = logging.getLogger(__name__)

@@ -175,13 +175,13 @@ def with_controls(maps: dict[str, np.ndarray], pixels: torch.Tensor, targets, co
     return {**maps, **extra}
 
 
-def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options: dict):
+def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options=None):
     """``explain(model) -> maps`` with the registered ``method`` on fixed images and targets."""
 
     def explain(model):
         device = next(model.parameters()).device  # a GPU worker's model (compute.gpus_per_worker)
         return METHODS[method](model, pixels.to(device), targets.to(device), seed=seed,
-                               image_indices=list(range(len(pixels))), **options)
+                               image_indices=list(range(len(pixels))), options=options)
 
     return explain
 

@@ -24,24 +24,17 @@ from xaibench.data import dataset_classes
 from xaibench.data.images import load_split, read_rows
 from xaibench.explain import METHODS, refusal
 from xaibench.explain.axioms import axiom_summary
-from xaibench.explain.gradcam import GradCamParams
-from xaibench.explain.lime_method import LimeParams
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
-from xaibench.schema import ParamsError, Strict, check_registered
+from xaibench.schema import ParamsError
 from xaibench.store import attribution_path, iter_attributions, maps_of, read_attributions
-from xaibench.studies.classification import ClassifierStudy, Evaluate, Train, train_classifier_study
-from xaibench.studies.common import (
-    ResumeCache,
-    explain_and_store,
-    images_to_explain,
-    load_model_and_test,
-    write_csv,
-    write_insertion_deletion,
-)
+from xaibench.studies.classification import (ClassifierStudy, Evaluate, MethodOptions, Train, train_classifier_study,
+                                             with_method_sections)
+from xaibench.studies.common import (ResumeCache, explain_and_store, images_to_explain, load_model_and_test, write_csv,
+                                     write_insertion_deletion)
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import classification_checks, excluded_methods, registry_explainer, with_controls
 from xaibench.training.classifier import cross_entropy_loss, to_tensor
@@ -50,22 +43,13 @@ log = logging.getLogger(__name__)
 GRID_IMAGES = 6
 
 
-class Attribute(Strict):
-    """Explain the first ``n_images`` test images with each of ``methods``; a method's own
-    options are its section here (``lime``, ``gradcam``)."""
-
+class _AttributeBase(MethodOptions):
     n_images: int = Field(ge=1)
-    methods: list[str] = Field(min_length=1)
-    lime: LimeParams
-    gradcam: GradCamParams = GradCamParams()
 
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, value):
-        check_registered(value, METHODS, "method")
-        if len(set(value)) != len(value):
-            raise ValueError("methods must not repeat")
-        return value
+
+Attribute = with_method_sections(_AttributeBase, "Attribute", """Explain the first ``n_images`` test images
+    with each of ``methods``; a method's own options are its section here (``lime:``,
+    ``gradcam:``: :class:`MethodOptions`).""")
 
 
 class SaliencyTrain(Train):
@@ -137,7 +121,7 @@ def attribute(name: str, study, params, run) -> None:
             grid[method] = maps_of(read_attributions(path).iloc[:GRID_IMAGES])
             continue
         try:
-            rows = explain_and_store(name, study, params, run, method, cfg.model_dump().get(method, {}),
+            rows = explain_and_store(name, study, params, run, method, cfg.options_for(method),
                                      compute=params.compute, keep_maps=GRID_IMAGES)
         except Exception as error:  # noqa: BLE001 - reported with the method and model, after the others ran
             log.error("%s failed on model %s: %s: %s", method, study.model, type(error).__name__, error)
@@ -240,9 +224,8 @@ def check(name: str, study, params) -> None:
     else:
         with torch.device("meta"):
             net = MODELS[study.model](num_classes=2, image_size=size)
-    options = study.attribute.model_dump()
     for method in study.attribute.methods:
-        reason = refusal(method, net, size, options.get(method) or {})
+        reason = refusal(method, net, size, study.attribute.options_for(method))
         if reason:
             raise ParamsError(f"params.yaml: studies.{name}.attribute.methods: {method} cannot explain "
                               f"{study.model}: {reason}. Remove {method} from the study's methods")
@@ -260,8 +243,8 @@ def reliability(name: str, study, params, cfg, run):
     pixels = to_tensor(test["images"][: len(ids)])
     maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, params.seed)
     n = min(cfg.randomisation.n_images, len(ids))
-    options = study.attribute.model_dump()
-    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, options.get(m, {}))
+    explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed,
+                                        study.attribute.options_for(m) if m in study.attribute.methods else None)
                   for m in maps}
     ev = study.evaluate
     return classification_checks(

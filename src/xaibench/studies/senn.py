@@ -28,34 +28,20 @@ from pydantic import Field, field_validator
 
 from xaibench.data import DATASETS, dataset_classes
 from xaibench.explain import METHODS
+from xaibench.explain.gradient_methods import IntegratedGradientsParams
 from xaibench.explain.lime_method import LimeParams, slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
-from xaibench.metrics.stability import (
-    add_noise,
-    cosine,
-    heatmap_ssim,
-    jaccard,
-    mask_jaccard,
-    removal_masks_pixels,
-    removal_masks_segments,
-    segment_weights,
-    top_segment_pixels,
-    top_segments,
-)
+from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
+                                        removal_masks_segments, segment_weights, top_segment_pixels, top_segments)
 from xaibench.models import predict_proba
 from xaibench.schema import Strict
 from xaibench.store import attribution_path, maps_of, read_attributions
 from xaibench.studies.classification import ClassifierStudy, Train, train_classifier_study
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
-from xaibench.studies.reliability import (
-    classification_checks,
-    excluded_methods,
-    long_rows,
-    registry_explainer,
-    with_controls,
-)
+from xaibench.studies.reliability import (classification_checks, excluded_methods, long_rows, registry_explainer,
+                                          with_controls)
 from xaibench.training.classifier import to_tensor
 from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
@@ -73,7 +59,7 @@ class SENNTrain(Train):
 
 class SENNAttribute(Strict):
     n_images: int = Field(ge=1)
-    ig_steps: int = Field(ge=2)
+    ig: IntegratedGradientsParams
     lime: LimeParams
 
 
@@ -144,10 +130,8 @@ def senn_relevance(model, pixels, targets, **_):
 
 
 def method_options(study, method):
-    """The registered method's keywords for ``method`` of the SENN study (LIME's params, IG's steps)."""
-    if method == "lime":
-        return study.attribute.lime.model_dump()
-    return {"n_steps": study.attribute.ig_steps} if method == "ig" else {}
+    """The typed options of ``method`` in the SENN study (its section: ``lime``, ``ig``; None for SENN)."""
+    return getattr(study.attribute, method, None) if method != "senn" else None
 
 
 def attribute(name: str, study, params, run) -> None:
@@ -205,12 +189,11 @@ def _lime_stability(model, clean_maps, clean_segments, cfg, lime_cfg, seed):
     anew; the two top-k superpixel sets are compared as pixel sets. ``fixed``: the noisy
     copy is explained on the clean image's superpixels and the superpixel ids are compared."""
     k = cfg.top_superpixels
-    lime_options = lime_cfg.model_dump()
     if cfg.lime_stability_segments == "fixed":
         clean_top = [top_segments(segment_weights(m, s), k) for m, s in zip(clean_maps, clean_segments)]
 
         def fixed(noisy, targets):
-            maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=clean_segments, **lime_options)
+            maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=clean_segments, options=lime_cfg)
             return [jaccard(clean_top[i], top_segments(segment_weights(maps[i], clean_segments[i]), k))
                     for i in range(len(noisy))]
 
@@ -219,7 +202,7 @@ def _lime_stability(model, clean_maps, clean_segments, cfg, lime_cfg, seed):
 
     def resegment(noisy, targets):
         noisy_segments = [slic_segments(image, lime_cfg.n_segments) for image in noisy]
-        maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=noisy_segments, **lime_options)
+        maps = METHODS["lime"](model, noisy, targets, seed=seed, segments=noisy_segments, options=lime_cfg)
         return [mask_jaccard(clean_top[i], top_segment_pixels(maps[i], noisy_segments[i], k))
                 for i in range(len(noisy))]
 
@@ -274,7 +257,7 @@ def evaluate(name: str, study, params, run) -> dict:
         noisy = add_noise(clean, sigma, seed=params.seed * 1000 + level)
         changes[f"{sigma:g}"] = int((predict_proba(model, noisy).argmax(-1) != targets).sum())
         start = time.perf_counter()
-        ig_noisy = METHODS["ig"](model, noisy, targets, n_steps=study.attribute.ig_steps)
+        ig_noisy = METHODS["ig"](model, noisy, targets, options=study.attribute.ig)
         senn_noisy = senn_relevance(model, noisy, targets)
         rows.append({
             "sigma": sigma,
