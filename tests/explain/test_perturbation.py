@@ -25,7 +25,9 @@ def test_perturbed_batch_by_hand():
 def test_fills():
     image = torch.rand(3, 8, 8)
     assert torch.equal(fill_image(image, "constant", 0.5), torch.full((3, 8, 8), 0.5))
-    assert torch.allclose(fill_image(image, "mean")[:, 3, 5], image.mean((1, 2)))
+    assert torch.allclose(fill_image(image, "image_mean")[:, 3, 5], image.mean((1, 2)))
+    assert torch.equal(fill_image(image, "mean", value=[0.1, 0.2, 0.3])[:, 0, 0], torch.tensor([0.1, 0.2, 0.3]))
+    assert torch.equal(fill_image(image, "black"), torch.zeros_like(image))
     assert fill_image(image, "blur", sigma=2.0).std() < image.std()
 
 

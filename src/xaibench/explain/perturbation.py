@@ -63,10 +63,32 @@ def saliency_ranks(saliency: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, segments=None) -> torch.Tensor:
-    """The replacement for hidden segments: ``constant`` (``value``: a scalar or [3]),
-    ``mean`` (the image's mean colour), ``segment_mean`` (each segment's own mean colour:
-    lime_image's ``hide_color=None``) or ``blur`` (Gaussian, σ = ``sigma``): [3, H, W]."""
+# What hidden or deleted pixels become: the one vocabulary of fills (params, engine, metrics).
+FILLS = {
+    "mean": "the training mean colour (0 after the input normalisation; RISE's deletion)",
+    "black": "pixel value 0",
+    "blur": "the image under a Gaussian blur (gaussian_blur)",
+    "image_mean": "the image's own mean colour",
+    "segment_mean": "each segment's own mean colour (lime_image's hide_color=None)",
+    "constant": "a given value (a scalar or a colour)",
+}
+
+
+def fill_colour(kind: str, training_mean: torch.Tensor) -> torch.Tensor:
+    """The constant colour [3] of fill ``mean`` (``training_mean``) or ``black``."""
+    if kind == "mean":
+        return torch.as_tensor(training_mean).flatten()
+    if kind == "black":
+        return torch.zeros(3)
+    raise ValueError(f"fill {kind!r} is not a constant colour: mean | black")
+
+
+def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, segments=None,
+               kernel_size: int | None = None) -> torch.Tensor:
+    """The replacement of ``image`` [3, H, W] under fill ``kind`` (:data:`FILLS`): ``mean``
+    and ``constant`` take the colour as ``value`` (a scalar or [3]), ``blur`` a Gaussian of
+    σ = ``sigma`` (``kernel_size``: :func:`gaussian_blur`), ``segment_mean`` the
+    ``segments`` [H, W]: [3, H, W]."""
     if kind == "segment_mean":
         index = torch.as_tensor(segments, device=image.device).long().flatten()
         k = int(index.max()) + 1
@@ -74,19 +96,29 @@ def fill_image(image: torch.Tensor, kind: str, value=None, sigma: float = 5.0, s
             1, index, image.flatten(1))
         counts = torch.bincount(index, minlength=k).clamp_min(1).to(image.dtype)
         return (sums / counts)[:, index].view_as(image)
-    if kind == "constant":
+    if kind in ("constant", "mean"):
+        if value is None:
+            raise ValueError(f"fill {kind!r} needs its colour (value=)")
         return torch.as_tensor(value, dtype=image.dtype, device=image.device).view(-1, 1, 1).expand_as(image).clone()
-    if kind == "mean":
+    if kind == "black":
+        return torch.zeros_like(image)
+    if kind == "image_mean":
         return image.mean((1, 2), keepdim=True).expand_as(image).clone()
     if kind == "blur":
-        return gaussian_blur(image.unsqueeze(0), sigma)[0]
-    raise ValueError(f"unknown fill {kind!r}: constant | mean | blur")
+        return gaussian_blur(image.unsqueeze(0), sigma, kernel_size)[0]
+    raise ValueError(f"unknown fill {kind!r}: {' | '.join(FILLS)}")
 
 
-def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of [N, 3, H, W] (σ in pixels, kernel 2·⌈3σ⌉+1 capped to the image, reflect)."""
-
-    size = min(2 * math.ceil(3 * sigma) + 1, 2 * (min(pixels.shape[-2:]) // 2) - 1)
+def gaussian_blur(pixels: torch.Tensor, sigma: float, kernel_size: int | None = None) -> torch.Tensor:
+    """Gaussian blur of [N, 3, H, W], σ in pixels, reflect padding: the one blur of xaibench.
+    The kernel is ``kernel_size`` (RISE's insertion canvas: 11) or 2·⌈3σ⌉+1 (±3σ), capped
+    to what reflect padding allows on a small image (an odd size under the side's length
+    for the 3σ kernel, under twice it for a given one)."""
+    side = min(pixels.shape[-2:])
+    if kernel_size is None:
+        size = min(2 * math.ceil(3 * sigma) + 1, 2 * (side // 2) - 1)
+    else:
+        size = min(kernel_size, 2 * side - 1)
     return TF.gaussian_blur(pixels, kernel_size=[size, size], sigma=[sigma, sigma])
 
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 
-from xaibench.explain.perturbation import deletion_insertion_curves, saliency_ranks, step_boundaries
+from xaibench.explain.perturbation import deletion_insertion_curves, fill_image, saliency_ranks, step_boundaries
 from xaibench.metrics.registry import register_metric
 
 
@@ -75,11 +74,14 @@ def step_saliency(saliency: np.ndarray, steps: int) -> np.ndarray:
     return cumulative[bounds[1:]] - cumulative[bounds[:-1]]
 
 
+RISE_BLUR_KERNEL = 11   # RISE's insertion canvas: gkern(klen=11, nsig=σ) in the authors' code
+
+
 def insertion_canvas(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """RISE's insertion start: the image blurred by a Gaussian (kernel 11, ``sigma``;
-    reflect padding, so the kernel shrinks to fit images under 6 pixels a side)."""
-    size = min(11, 2 * min(image.shape[-2:]) - 1)
-    return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[size, size], sigma=[sigma, sigma])[0]
+    """RISE's insertion start: the image under the fill ``blur`` with RISE's kernel of 11
+    (:func:`xaibench.explain.perturbation.gaussian_blur`; it shrinks to fit images under 6
+    pixels a side)."""
+    return fill_image(image, "blur", sigma=sigma, kernel_size=RISE_BLUR_KERNEL)
 
 
 def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from xaibench.atomic import write_json
 from xaibench.data.images import load_split
 from xaibench.explain.detection import BOX_METHODS, scaled_segments
+from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import curves_figure, heatmap_grid
 from xaibench.metrics import detection as metrics
 from xaibench.metrics.detection import box_mask, coco_map
@@ -226,7 +227,7 @@ def evaluate(name: str, study, params, run) -> dict:
     model, test, pixels = load_detector_and_test(name, study)
     chosen = json.loads(Path(f"data/attributions/{name}/boxes.json").read_text())
     segments = np.load(f"data/attributions/{name}/segments.npz")["segments"]
-    gray = torch.as_tensor(model.transform.image_mean, dtype=torch.float32)
+    gray = fill_colour("mean", torch.as_tensor(model.transform.image_mean, dtype=torch.float32))  # the study's gray
     fractions = np.linspace(0, 1, cfg.steps + 1)
     results, curves, per_box = {}, {}, []
     for method in study.attribute.methods:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
 from xaibench.explain.lime_method import sampling_options, segment_weights_to_map
-from xaibench.explain.perturbation import fill_image, lime
+from xaibench.explain.perturbation import fill_colour, fill_image, lime
 from xaibench.figures import lime_top_superpixels_figure
 from xaibench.metrics import METRICS
 from xaibench.metrics.detection import relevance_in_mask
@@ -284,7 +284,7 @@ def evaluate(name: str, study, params, run) -> dict:
     results, curves, per_image = {}, {}, []
     for arch, names in methods_by_architecture(study).items():
         model = load_model(model_path(name, arch))
-        fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
+        fill = fill_colour(cfg.deletion_fill, model.mean)
         for method in names:
             frame = read_attributions(attribution_path("data/attributions", name, arch, method))
             pixels = to_tensor(test["images"][: len(frame)])

@@ -15,7 +15,7 @@ import torch
 
 from xaibench.data.images import load_cues
 from xaibench.explain import METHODS
-from xaibench.explain.perturbation import deletion_insertion_curves
+from xaibench.explain.perturbation import deletion_insertion_curves, fill_image
 from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.localisation import localisation_scores
@@ -70,14 +70,11 @@ def cue_flip_rate(model, cues: dict | None, batch_size: int = 128) -> dict:
 
 
 def fill_images(model, pixels: torch.Tensor, fill: str, blur_sigma: float) -> torch.Tensor:
-    """What deleted pixels become: ``mean`` (the training mean colour; RISE's 0 after
-    normalisation), ``black`` (pixel value 0) or ``blur`` (the image under the insertion
-    canvas's Gaussian blur)."""
-    if fill == "mean":
-        return model.mean.view(1, 3, 1, 1).expand_as(pixels)
-    if fill == "black":
-        return torch.zeros_like(pixels)
-    return torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
+    """What deleted pixels become under ``fill`` (:data:`~xaibench.explain.perturbation.FILLS`):
+    ``mean`` (the model's training mean colour), ``black``, or ``blur`` (the insertion canvas)."""
+    if fill == "blur":
+        return torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
+    return torch.stack([fill_image(image, fill, value=model.mean.flatten()) for image in pixels])
 
 
 def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, np.ndarray], targets, ids,

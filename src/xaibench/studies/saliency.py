@@ -24,6 +24,7 @@ from xaibench.data import dataset_classes
 from xaibench.data.images import load_split, read_rows
 from xaibench.explain import METHODS, refusal
 from xaibench.explain.axioms import axiom_summary
+from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
 from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
@@ -185,7 +186,7 @@ def evaluate(name: str, study, params, run) -> dict:
     model, test, _ = load_model_and_test(name, study, pixels=False)
     results, curves, per_image, axioms = {}, {}, [], {}
     fractions = np.linspace(0, 1, cfg.steps + 1)
-    fill = model.mean.flatten() if cfg.deletion_fill == "mean" else torch.zeros(3)
+    fill = fill_colour(cfg.deletion_fill, model.mean)
     for method in study.attribute.methods:
         frame, evidence = stream_evidence(model, test, attribution_path("data/attributions", name, study.model, method),
                                           cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
