@@ -22,8 +22,8 @@ import torch
 
 from xaibench.compute import ChunkWorker
 from xaibench.models import NormalizedClassifier, build_model
-from xaibench.studies.common import _explain_chunk
-from xaibench.studies.saliency import _evidence_chunk
+from xaibench.explain.batch import ExplainChunk, explain_chunk
+from xaibench.metrics.faithfulness import EvidenceChunk, chunk_evidence
 
 METHODS = {"saliency": {}, "gradcam": {}, "lrp": {}, "deeplift": {}, "lime": "lime"}
 
@@ -68,20 +68,18 @@ def main() -> None:
     for method in args.methods:
         options = METHODS[method]
         opts = {"num_samples": args.lime_samples, "n_segments": 50, "batch_size": 100} if options == "lime" else {}
-        payload = lambda n: {"pixels": pixels[:n], "labels": np.zeros(n, np.int64),
-                             "ids": np.array([str(i) for i in range(n)]), "method": method, "model_name": "resnet50",
-                             "seed": 0, "options": opts, "digest": "-", "explain": None, "offset": 0}
-        timed(gpu, _explain_chunk, payload(1))                     # warm-up (cuDNN, lazy imports)
-        rows_gpu, t_gpu = timed(gpu, _explain_chunk, payload(args.images))
-        rows_cpu, t_cpu = timed(cpu, _explain_chunk, payload(args.cpu_images))
+        payload = lambda n: ExplainChunk(pixels[:n], np.zeros(n, np.int64), np.array([str(i) for i in range(n)]),
+                                         method, "resnet50", 0, opts, "-")
+        timed(gpu, explain_chunk, payload(1))                     # warm-up (cuDNN, lazy imports)
+        rows_gpu, t_gpu = timed(gpu, explain_chunk, payload(args.images))
+        rows_cpu, t_cpu = timed(cpu, explain_chunk, payload(args.cpu_images))
         a = rows_gpu["attribution"][: args.cpu_images].reshape(args.cpu_images, -1)
         b = rows_cpu["attribution"].reshape(args.cpu_images, -1)
         r = np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)])
-        evidence = lambda rows, n: {"pixels": pixels[:n], "maps": rows["attribution"][:n],
-                                    "targets": torch.tensor(rows["target"][:n]),
-                                    "settings": (args.steps, 5.0, model.mean.flatten(), 128)}
-        ev_gpu, te_gpu = timed(gpu, _evidence_chunk, evidence(rows_gpu, args.images))
-        ev_cpu, te_cpu = timed(cpu, _evidence_chunk, evidence(rows_gpu, args.cpu_images))
+        evidence = lambda rows, n: EvidenceChunk(pixels[:n], rows["attribution"][:n], torch.tensor(rows["target"][:n]),
+                                                 args.steps, 5.0, model.mean.flatten(), 128)
+        ev_gpu, te_gpu = timed(gpu, chunk_evidence, evidence(rows_gpu, args.images))
+        ev_cpu, te_cpu = timed(cpu, chunk_evidence, evidence(rows_gpu, args.cpu_images))
         diff = float(np.abs(ev_gpu.deletion_scores[: args.cpu_images] - ev_cpu.deletion_scores).max())
         per_gpu, per_cpu = 1000 * t_gpu / args.images, 1000 * t_cpu / args.cpu_images
         print(f"| {method} | {per_gpu:.1f} | {per_cpu:.1f} | {per_cpu / per_gpu:.1f} | {r:.4f} "

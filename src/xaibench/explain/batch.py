@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,6 +14,29 @@ from xaibench.explain import METHODS
 from xaibench.explain.axioms import axiom_errors, target_logits
 from xaibench.models import predict_proba
 from xaibench.store import sampling_columns
+
+
+@dataclass(frozen=True)
+class ExplainChunk:
+    """One chunk of a method's images (a :func:`xaibench.compute.map_chunks` task): the
+    arguments of :func:`explain_images` but the model."""
+
+    pixels: torch.Tensor
+    labels: np.ndarray
+    ids: np.ndarray
+    method: str
+    model_name: str
+    seed: int
+    options: object            # the method's typed options (None: it has none)
+    params_hash: str
+    explain: Callable | None = None
+    offset: int = 0
+
+
+def explain_chunk(model, chunk: ExplainChunk) -> dict:
+    """:func:`explain_images` of one :class:`ExplainChunk`."""
+    return explain_images(model, chunk.pixels, chunk.labels, chunk.ids, chunk.method, chunk.model_name, chunk.seed,
+                          chunk.options, chunk.params_hash, explain=chunk.explain, offset=chunk.offset)
 
 
 def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndarray, method: str, model_name: str,

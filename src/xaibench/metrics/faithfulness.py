@@ -121,6 +121,26 @@ def area_under_curve(scores: np.ndarray) -> np.ndarray:
     return (scores.sum(-1) - 0.5 * (scores[..., 0] + scores[..., -1])) / steps
 
 
+@dataclass(frozen=True)
+class EvidenceChunk:
+    """One chunk of stored maps to score (a :func:`xaibench.compute.map_chunks` task): the
+    arguments of :func:`collect_evidence` but the model."""
+
+    pixels: torch.Tensor
+    maps: np.ndarray
+    targets: torch.Tensor
+    steps: int
+    blur_sigma: float
+    deletion_fill: torch.Tensor
+    batch_size: int
+
+
+def chunk_evidence(model, chunk: EvidenceChunk) -> FaithfulnessEvidence:
+    """:func:`collect_evidence` of one :class:`EvidenceChunk`."""
+    return collect_evidence(model, chunk.pixels, chunk.maps, chunk.targets, chunk.steps, chunk.blur_sigma,
+                            chunk.deletion_fill, chunk.batch_size)
+
+
 def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of matching rows of a, b [N, S]; NaN where a row is constant."""
     a = a - a.mean(-1, keepdims=True)

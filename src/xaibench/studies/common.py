@@ -15,7 +15,7 @@ import pandas as pd
 from xaibench.atomic import atomic_path
 from xaibench.compute import chunk_bounds, map_chunks
 from xaibench.data.images import load_split, read_rows
-from xaibench.explain.batch import explain_images
+from xaibench.explain.batch import ExplainChunk, explain_chunk
 from xaibench.figures import curves_figure
 from xaibench.models import load_model
 from xaibench.schema import params_hash
@@ -110,13 +110,6 @@ def write_insertion_deletion(name: str, fractions: np.ndarray, curves: dict, run
     run.log_artifact(figure)
 
 
-def _explain_chunk(model, payload: dict) -> dict:
-    """One chunk of :func:`explain_and_store` (a :func:`xaibench.compute.map_chunks` task)."""
-    return explain_images(model, payload["pixels"], payload["labels"], payload["ids"], payload["method"],
-                          payload["model_name"], payload["seed"], payload["options"], payload["digest"],
-                          explain=payload["explain"], offset=payload["offset"])
-
-
 def explain_and_store(name: str, study, params, run, method: str, options, explain=None,
                       compute=None, keep_maps: int | None = None):
     """Explain the first ``study.attribute.n_images`` test images with ``method`` in chunks
@@ -127,13 +120,12 @@ def explain_and_store(name: str, study, params, run, method: str, options, expla
     n = min(study.attribute.n_images, len(test["labels"]))
     digest = attribute_digest(study, params)
     bounds = chunk_bounds(n, params.compute.chunk_images)
-    payloads = ({"pixels": to_tensor(read_rows(test["images"], a, b)), "labels": np.asarray(test["labels"][a:b]),
-                 "ids": np.asarray(test["ids"][a:b]), "method": method, "model_name": study.model,
-                 "seed": params.seed, "options": options, "digest": digest, "explain": explain, "offset": a}
-                for a, b in bounds)
+    chunks = (ExplainChunk(to_tensor(read_rows(test["images"], a, b)), np.asarray(test["labels"][a:b]),
+                           np.asarray(test["ids"][a:b]), method, study.model, params.seed, options, digest, explain, a)
+              for a, b in bounds)
     kept: dict = {}
     with attribution_writer(attribution_path("data/attributions", name, study.model, method)) as write:
-        for rows in map_chunks(_explain_chunk, model, payloads, compute, total=len(bounds), desc=method):
+        for rows in map_chunks(explain_chunk, model, chunks, compute, total=len(bounds), desc=method):
             write(rows)
             for key, value in rows.items():
                 # a copy: an (even empty) slice would keep the chunk's maps alive

@@ -27,7 +27,7 @@ from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import METRICS
-from xaibench.metrics.faithfulness import FaithfulnessEvidence, collect_evidence
+from xaibench.metrics.faithfulness import EvidenceChunk, FaithfulnessEvidence, chunk_evidence
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
 from xaibench.schema import ParamsError
@@ -146,11 +146,6 @@ def attribute(name: str, study, params, run) -> None:
     run.log_artifact(figure)
 
 
-def _evidence_chunk(model, payload: dict):
-    """One chunk of :func:`evaluate` (a :func:`xaibench.compute.map_chunks` task)."""
-    return collect_evidence(model, payload["pixels"], payload["maps"], payload["targets"], *payload["settings"])
-
-
 def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
                     chunk_images: int, compute=None):
     """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map):
@@ -167,12 +162,11 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             # a deep copy: the frame's columns are views that keep the whole Arrow batch
             # (maps included) alive, which grew evaluate's memory with the dataset
             frames.append(frame.drop(columns="attribution").copy(deep=True))
-            yield {"pixels": to_tensor(read_rows(test["images"], start, stop)), "maps": maps_of(frame),
-                   "targets": torch.tensor(frame.target.to_numpy()),
-                   "settings": (steps, blur_sigma, fill, batch_size)}
+            yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps_of(frame),
+                                torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size)
             start = stop
 
-    parts = list(map_chunks(_evidence_chunk, model, payloads(), compute, desc=Path(path).stem))
+    parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
     evidence = FaithfulnessEvidence(**{field.name: np.concatenate([getattr(p, field.name) for p in parts])
                                        for field in dataclasses.fields(FaithfulnessEvidence)})
     return pd.concat(frames, ignore_index=True), evidence
