@@ -11,7 +11,7 @@ from xaibench.explain.batch import explain_images
 from xaibench.metrics.faithfulness import collect_evidence
 from xaibench.models import NormalizedClassifier, build_model
 from xaibench.params import Compute
-from xaibench.store import attribution_writer, iter_attributions, maps_of, write_attributions
+from xaibench.store import attribution_writer, iter_attributions, maps_of, store_rows, write_attributions
 
 
 def test_chunk_bounds_cover_every_image_once_in_order():
@@ -44,10 +44,9 @@ def test_explaining_in_chunks_with_offsets_equals_one_pass(tiny_model):
 
 def test_parquet_written_and_read_in_chunks(tmp_path):
     maps = np.arange(5 * 4 * 4, dtype=np.float32).reshape(5, 4, 4)
-    rows = lambda a, b: {"image_id": [str(i) for i in range(a, b)], "label": [0] * (b - a),
-                         "target": [1] * (b - a), "predicted": [1] * (b - a), "probability": [0.5] * (b - a),
-                         "method": ["m"] * (b - a), "model": ["x"] * (b - a), "attribution": maps[a:b],
-                         "runtime_ms": [1.0] * (b - a), "params_hash": ["h"] * (b - a)}
+    rows = lambda a, b: store_rows(image_ids=range(a, b), labels=[0] * (b - a), targets=[1] * (b - a),
+                                   predicted=[1] * (b - a), probabilities=[0.5] * (b - a), method="m", model="x",
+                                   maps=maps[a:b], runtimes_ms=[1.0] * (b - a), params_hash="h")
     with attribution_writer(tmp_path / "chunks.parquet") as write:
         for a, b in chunk_bounds(5, 2):
             write(rows(a, b))

@@ -65,6 +65,27 @@ SCHEMA = pa.schema([
 ])
 
 
+def store_rows(*, image_ids, labels, targets, predicted, probabilities, method: str, model: str, maps,
+               runtimes_ms, params_hash: str, variant=None, boxes=None, sampling_log=None, axiom_errors=None) -> dict:
+    """The columns of n store rows (:data:`SCHEMA`), the one place they are named: every
+    study kind's attribute stage builds its rows here. ``method``, ``model`` and
+    ``params_hash`` are the same for every row; ``variant`` a name or one per row (default
+    ``original``); ``boxes``, ``sampling_log`` (one (samples, stopped_early) per row) and
+    ``axiom_errors`` are null where not given."""
+    maps = np.asarray(maps, dtype=np.float32)
+    n = len(maps)
+    variants = [variant or "original"] * n if variant is None or isinstance(variant, str) else list(variant)
+    return {
+        "image_id": [str(v) for v in image_ids], "label": [int(v) for v in labels],
+        "target": [int(v) for v in targets], "predicted": [int(v) for v in predicted],
+        "probability": [float(v) for v in probabilities], "method": [method] * n, "variant": variants,
+        "model": [model] * n, "attribution": maps, "runtime_ms": [float(v) for v in runtimes_ms],
+        "params_hash": [params_hash] * n, "box": list(boxes) if boxes is not None else [None] * n,
+        **sampling_columns(sampling_log, n),
+        "axiom_error": list(axiom_errors) if axiom_errors is not None else [None] * n,
+    }
+
+
 def sampling_columns(sampling_log: list, n: int) -> dict:
     """The ``samples`` / ``stopped_early`` columns of n rows from a method's sampling log
     (one (samples, stopped_early) per explanation; empty for a method that does not sample)."""
@@ -113,17 +134,14 @@ def attribution_writer(path: str | Path):
 def _table(rows: dict) -> pa.Table:
     maps = np.asarray(rows["attribution"], dtype=np.float32)
     n, h, w = maps.shape
+    missing = sorted({field.name for field in SCHEMA} - {"height", "width"} - set(rows))
+    if missing:
+        raise ValueError(f"store rows lack columns {missing}: build them with store_rows")
     columns = dict(rows)
     columns["attribution"] = pa.FixedSizeListArray.from_arrays(pa.array(maps.reshape(-1)), h * w).cast(
         pa.list_(pa.float32()))
-    columns.setdefault("variant", ["original"] * n)
-    columns.setdefault("height", [h] * n)
-    columns.setdefault("width", [w] * n)
-    columns.setdefault("box", [None] * n)
-    columns.setdefault("samples", [None] * n)
-    columns.setdefault("stopped_early", [None] * n)
-    columns["axiom_error"] = [None if e is None or not np.isfinite(e) else float(e)
-                              for e in columns.get("axiom_error", [None] * n)]
+    columns["height"], columns["width"] = [h] * n, [w] * n
+    columns["axiom_error"] = [None if e is None or not np.isfinite(e) else float(e) for e in columns["axiom_error"]]
     return pa.table({field.name: columns[field.name] for field in SCHEMA}, schema=SCHEMA)
 
 

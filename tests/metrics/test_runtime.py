@@ -26,14 +26,13 @@ def test_runtime_report_nests_by_store_path(tmp_path):
 
 
 def test_sampling_cost_from_the_store_columns(tmp_path):
-    from xaibench.store import write_attributions
+    from xaibench.store import store_rows, write_attributions
 
-    rows = {"image_id": ["a", "b", "c", "d"], "label": [0] * 4, "target": [0] * 4, "predicted": [0] * 4,
-            "probability": [1.0] * 4, "method": ["lime"] * 4, "model": ["m"] * 4,
-            "attribution": np.zeros((4, 2, 2)), "runtime_ms": [1.0] * 4, "params_hash": ["h"] * 4}
-    write_attributions(tmp_path / "m" / "lime.parquet",
-                       {**rows, "samples": [100, 300, 1000, 200], "stopped_early": [True, True, False, True]})
-    write_attributions(tmp_path / "m" / "gradcam.parquet", rows)                   # null columns
+    rows = dict(image_ids=["a", "b", "c", "d"], labels=[0] * 4, targets=[0] * 4, predicted=[0] * 4,
+                probabilities=[1.0] * 4, model="m", maps=np.zeros((4, 2, 2)), runtimes_ms=[1.0] * 4, params_hash="h")
+    write_attributions(tmp_path / "m" / "lime.parquet", store_rows(
+        **rows, method="lime", sampling_log=[(100, True), (300, True), (1000, False), (200, True)]))
+    write_attributions(tmp_path / "m" / "gradcam.parquet", store_rows(**rows, method="gradcam"))  # null columns
     report = runtime_report(tmp_path)["m"]
     assert report["lime"]["samples_mean"] == 400.0 and report["lime"]["stopped_early_share"] == 0.75
     assert "samples_mean" not in report["gradcam"]

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from xaibench.explain import METHODS
 from xaibench.explain.axioms import axiom_errors, target_logits
 from xaibench.models import predict_proba
-from xaibench.store import sampling_columns
+from xaibench.store import store_rows
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,7 @@ def explain_images(model, pixels: torch.Tensor, labels: np.ndarray, ids: np.ndar
     if axiom:
         logits, baseline = target_logits(model, pixels, predicted)
         errors = axiom_errors(axiom, np.stack(maps).reshape(n, -1).sum(1), logits, baseline).tolist()
-    return {
-        "image_id": [str(v) for v in ids], "label": [int(v) for v in labels],
-        "target": predicted.tolist(), "predicted": predicted.tolist(),
-        "probability": probs[torch.arange(n, device=probs.device), predicted].double().cpu().tolist(),
-        "method": [method] * n, "model": [model_name] * n, "attribution": np.stack(maps),
-        "runtime_ms": runtimes, "params_hash": [params_hash] * n, **sampling_columns(sampling_log, n),
-        "axiom_error": errors,
-    }
+    return store_rows(image_ids=ids, labels=labels, targets=predicted.tolist(), predicted=predicted.tolist(),
+                      probabilities=probs[torch.arange(n, device=probs.device), predicted].double().cpu().tolist(),
+                      method=method, model=model_name, maps=np.stack(maps), runtimes_ms=runtimes,
+                      params_hash=params_hash, sampling_log=sampling_log, axiom_errors=errors)

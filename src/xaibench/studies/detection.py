@@ -31,7 +31,7 @@ from xaibench.metrics import detection as metrics
 from xaibench.metrics.detection import box_mask, coco_map
 from xaibench.models.ssd import DETECTORS, BoxLogit, build_detector, detect, load_detector, save_detector
 from xaibench.schema import ParamsError, Sampled, Strict, check_registered
-from xaibench.store import attribution_path, maps_of, read_attributions, sampling_columns, write_attributions
+from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.common import attribute_digest, write_csv
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import excluded_methods, randomisation
@@ -199,12 +199,11 @@ def attribute(name: str, study, params, run) -> None:
                                 sampling_log=sampling_log))
             runtimes.append(1000 * (time.perf_counter() - start))
         n = len(chosen)
-        write_attributions(attribution_path("data/attributions", name, study.model, method), {
-            "image_id": [str(test["ids"][c["row"]]) for c in chosen], "label": [c["label"] for c in chosen],
-            "target": [c["label"] for c in chosen], "predicted": [c["label"] for c in chosen],
-            "probability": [c["score"] for c in chosen], "method": [method] * n, "model": [study.model] * n,
-            "attribution": np.stack(maps), "runtime_ms": runtimes, "params_hash": [digest] * n,
-            "box": [c["box"] for c in chosen], **sampling_columns(sampling_log, n)})
+        labels = [c["label"] for c in chosen]
+        write_attributions(attribution_path("data/attributions", name, study.model, method), store_rows(
+            image_ids=[test["ids"][c["row"]] for c in chosen], labels=labels, targets=labels, predicted=labels,
+            probabilities=[c["score"] for c in chosen], method=method, model=study.model, maps=np.stack(maps),
+            runtimes_ms=runtimes, params_hash=digest, boxes=[c["box"] for c in chosen], sampling_log=sampling_log))
         grid[method] = np.stack(maps[:GRID_BOXES])
         log.info("%s: %d boxes, %.1f ms per explanation", method, n, float(np.mean(runtimes)))
         run.log_metrics({f"runtime_ms.{method}": float(np.mean(runtimes))})

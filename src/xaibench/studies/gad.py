@@ -29,7 +29,7 @@ from xaibench.metrics.reliability import reliability_report
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.models.torchvision_models import architecture_options
 from xaibench.schema import Strict, params_hash
-from xaibench.store import attribution_path, maps_of, read_attributions, write_attributions
+from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.classification import MethodOptions, with_method_sections
 from xaibench.studies.kind import Citation, StudyInfo
 from xaibench.studies.reliability import (excluded_methods, localisation, randomisation, registry_explainer, study_cues,
@@ -218,10 +218,11 @@ def attribute(arch: str, dataset: str, gad, seed: int, run) -> None:
                 columns["variant"] += [variant] * n
                 columns["attribution"] += list(maps)
                 columns["runtime_ms"] += [ms] * n
-        total = len(columns["image_id"])
-        write_attributions(attribution_path("data/attributions/gad", f"{arch}_{dataset}", arch, method),
-                           {**columns, "attribution": np.stack(columns["attribution"]), "method": [method] * total,
-                            "model": [arch] * total, "params_hash": [digest] * total})
+        write_attributions(attribution_path("data/attributions/gad", f"{arch}_{dataset}", arch, method), store_rows(
+            image_ids=columns["image_id"], labels=columns["label"], targets=columns["target"],
+            predicted=columns["predicted"], probabilities=columns["probability"], method=method, model=arch,
+            maps=np.stack(columns["attribution"]), runtimes_ms=columns["runtime_ms"], params_hash=digest,
+            variant=columns["variant"]))
         run.log_metrics({f"runtime_ms.{method}": float(np.mean(columns["runtime_ms"]))})
 
 

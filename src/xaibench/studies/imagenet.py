@@ -35,7 +35,7 @@ from xaibench.metrics.detection import relevance_in_mask
 from xaibench.metrics.faithfulness import collect_evidence
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.schema import Sampled, Strict, params_hash
-from xaibench.store import attribution_path, maps_of, read_attributions, sampling_columns, write_attributions
+from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.classification import Evaluate
 from xaibench.studies.common import images_to_explain, write_csv, write_insertion_deletion
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
@@ -259,12 +259,11 @@ def attribute(name: str, study, params, run) -> None:
                     heat = np.random.default_rng(params.seed + i).random(pixels.shape[-2:]).astype(np.float32)
                 runtimes.append(1000 * (time.perf_counter() - start))
                 maps.append(heat)
-            write_attributions(attribution_path("data/attributions", name, arch, method), {
-                "image_id": [str(v) for v in test["ids"][:n]], "label": test["labels"][:n].tolist(),
-                "target": predicted.tolist(), "predicted": predicted.tolist(),
-                "probability": probs[torch.arange(n), predicted].double().tolist(), "method": [method] * n,
-                "model": [arch] * n, "attribution": np.stack(maps), "runtime_ms": runtimes,
-                "params_hash": [digest] * n, **sampling_columns(sampling_log, n)})
+            write_attributions(attribution_path("data/attributions", name, arch, method), store_rows(
+                image_ids=test["ids"][:n], labels=test["labels"][:n], targets=predicted.tolist(),
+                predicted=predicted.tolist(), probabilities=probs[torch.arange(n), predicted].double().tolist(),
+                method=method, model=arch, maps=np.stack(maps), runtimes_ms=runtimes, params_hash=digest,
+                sampling_log=sampling_log))
             log.info("%s/%s: %.0f ms per explanation", arch, method, float(np.mean(runtimes)))
             run.log_metrics({f"runtime_ms.{arch}.{method}": float(np.mean(runtimes))})
     figure = Path(f"data/attributions/{name}/lime_top_superpixels.png")
