@@ -139,3 +139,25 @@ def test_every_method_returns_a_finite_map(detector, image, method):
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and np.abs(heat).sum() > 0
     if method in ("lime", "shap", "kernel_shap", "lime_captum", "shap_captum", "kernel_shap_captum"):
         assert all(len(np.unique(heat[segments == s])) == 1 for s in range(16))
+
+
+def test_a_classifier_method_explains_a_box_as_the_classifier_of_its_class_logits(detector, image):
+    from xaibench.explain import METHODS
+    from xaibench.explain.detection import explain_box
+    from xaibench.models import NormalizedClassifier
+
+    found = detect(detector, image)[0]
+    box = BoxLogit(detector, int(found["anchors"][0])).eval()
+    label = int(found["labels"][0])
+    cfg = SimpleNamespace(options_for=lambda method: METHODS[method].options_of({"n_steps": 8}))
+    heat = explain_box("ig", box, image, label, None, cfg, seed=0)
+    assert heat.shape == (64, 64) and np.isfinite(heat).all() and np.abs(heat).sum() > 0
+    # the same map as IG of a classifier whose logits are the box's, explaining the box's class
+    classifier = NormalizedClassifier(box, [0.5] * 3, [0.25] * 3).eval()
+    direct = METHODS["ig"](classifier, image, torch.tensor([label]), options={"n_steps": 8})[0]
+    np.testing.assert_allclose(heat, direct, rtol=1e-5, atol=1e-7)
+    # completeness of IG holds for the box's logit: Σ map = logit(x) - logit(mean colour)
+    with torch.no_grad():
+        gap = float(box(box.normalize(image))[0, label] - box(torch.zeros_like(image))[0, label])
+    fine = SimpleNamespace(options_for=lambda method: METHODS[method].options_of({"n_steps": 128}))
+    assert float(explain_box("ig", box, image, label, None, fine).sum()) == pytest.approx(gap, rel=0.05, abs=1e-3)

@@ -8,6 +8,10 @@ Registry :data:`BOX_METHODS`; every entry has one call shape:
 anchor's class logits), ``pixels`` one image [1, 3, S, S] in [0, 1], ``label`` the
 detection's class, ``segments`` its SLIC superpixels [S, S], ``cfg`` the study's
 ``attribute`` params. Maps are channel-summed; larger = more evidence for the box.
+
+Any method of the image-classifier registry (:data:`xaibench.explain.METHODS`) explains a
+box too (:func:`explain_box`): the box's class logits are a classifier of the image, and
+the method explains the detection's class.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from torch import nn
 from xaibench.explain.gradient_methods import channel_sum
 from xaibench.explain.lime_method import sampling_options
 from xaibench.explain.perturbation import gaussian_blur, kernel_shap, lime, shapley_sampling
-from xaibench.models.ssd import L2Norm
+from xaibench.explain.registry import METHODS
+from xaibench.models import NormalizedClassifier
+from xaibench.models.ssd import BoxLogit, L2Norm
 from xaibench.registry import registrar
 
 BOX_METHODS: dict[str, Callable] = {}
@@ -283,6 +289,21 @@ def kernel_shap_captum(box, pixels, label, segments, cfg, seed=0, **_):
 def random_map(box, pixels, label, segments, cfg, seed=0, **_):
     """Uniform noise: the baseline every method should beat."""
     return np.random.default_rng(seed).random(pixels.shape[-2:]).astype(np.float32)
+
+
+def explain_box(method: str, box: BoxLogit, pixels, label: int, segments, cfg, seed: int = 0,
+                sampling_log=None) -> np.ndarray:
+    """The map [S, S] of one detection by ``method``: an entry of :data:`BOX_METHODS`, or
+    any method of the classifier registry, given the box as a classifier (its class logits
+    on the pixels, the detector's own normalisation in front) and the detection's class as
+    target, with its options from the study's section of that name (``cfg.options_for``)."""
+    if method in BOX_METHODS:
+        return BOX_METHODS[method](box, pixels, label, segments, cfg, seed, sampling_log=sampling_log)
+    transform = box.detector.transform
+    classifier = NormalizedClassifier(box, transform.image_mean, transform.image_std).to(pixels.device).eval()
+    maps = METHODS[method](classifier, pixels, torch.tensor([int(label)], device=pixels.device), seed=seed,
+                           image_indices=[0], options=cfg.options_for(method), sampling_log=sampling_log)
+    return np.asarray(maps[0], dtype=np.float32)
 
 
 def scaled_segments(image: np.ndarray, n_segments: int, reference_size: int) -> np.ndarray:

@@ -71,9 +71,11 @@ class MethodOptions(Strict):
         return METHODS[method].options_of(getattr(self, method, None))
 
 
-def with_method_sections(base: type[Strict], name: str, doc: str) -> type[Strict]:
-    """``base`` with one optional section per registered method that has options."""
-    sections = {m: (Optional[entry.options], None) for m, entry in METHODS.items() if entry.options is not None}
+def with_method_sections(base: type[Strict], name: str, doc: str, exclude=()) -> type[Strict]:
+    """``base`` with one optional section per registered method that has options (but the
+    names in ``exclude``, which ``base`` defines otherwise)."""
+    sections = {m: (Optional[entry.options], None) for m, entry in METHODS.items()
+                if entry.options is not None and m not in exclude}
     return create_model(name, __base__=base, __doc__=doc, __module__=base.__module__, **sections)
 
 

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from xaibench.atomic import write_json
 from xaibench.data.images import load_split
-from xaibench.explain.detection import BOX_METHODS, scaled_segments
+from xaibench.explain import METHODS
+from xaibench.explain.detection import BOX_METHODS, explain_box, scaled_segments
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import curves_figure, heatmap_grid
 from xaibench.metrics import detection as metrics
@@ -33,6 +34,7 @@ from xaibench.models.ssd import DETECTORS, BoxLogit, build_detector, detect, loa
 from xaibench.schema import ParamsError, Sampled, Strict, check_registered
 from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.common import attribute_digest, write_csv
+from xaibench.studies.classification import with_method_sections
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import excluded_methods, randomisation
 from xaibench.training.classifier import to_tensor
@@ -51,7 +53,7 @@ class DetectionTrain(Strict):
     pretrained: bool                                 # COCO weights (ssd300_vgg16, real profile)
 
 
-class DetectionAttribute(Strict):
+class _DetectionAttributeBase(Strict):
     n_boxes: int = Field(ge=1)                       # explanations (100 in the study)
     min_score: float = Field(ge=0, lt=1)             # explain the top box of an image if it scores this
     methods: list[str] = Field(min_length=1)
@@ -68,7 +70,11 @@ class DetectionAttribute(Strict):
     @field_validator("methods")
     @classmethod
     def _known_box_methods(cls, value):
-        return check_registered(value, BOX_METHODS, "detection method")
+        return check_registered(value, {**METHODS, **BOX_METHODS}, "detection method")
+
+    def options_for(self, method: str):
+        """The typed options of a classifier-registry method explaining a box (its section)."""
+        return METHODS[method].options_of(getattr(self, method, None))
 
     @model_validator(mode="after")
     def _budgets(self):
@@ -83,6 +89,14 @@ class DetectionAttribute(Strict):
         """SLIC's requested segment count at ``image_size`` (``n_segments`` is for a
         ``reference_size`` image, scaled by area: explain.detection.scaled_segments)."""
         return max(4, round(self.n_segments * (image_size / self.reference_size) ** 2))
+
+
+DetectionAttribute = with_method_sections(
+    _DetectionAttributeBase, "DetectionAttribute", """The detections explained (the top box of each
+    test image scoring ``min_score``, ``n_boxes`` of them) and the methods: those of the
+    detection registry (``lrp``, ``deeplift``, ``lime``, ``kernel_shap``, ...: their settings
+    are the fields here) and any method of the classifier registry, explaining the box's class
+    logits (its options: a section of its name).""", exclude=BOX_METHODS)
 
 
 class DetectionEvaluate(Strict):
@@ -190,13 +204,12 @@ def attribute(name: str, study, params, run) -> None:
     digest = attribute_digest(study, params)
     grid = {}
     for method in cfg.methods:
-        explain = BOX_METHODS[method]
         maps, runtimes, sampling_log = [], [], []
         for k, c in enumerate(tqdm(chosen, desc=method, leave=False, disable=None)):
             box = BoxLogit(model, c["anchor"]).eval()
             start = time.perf_counter()
-            maps.append(explain(box, pixels[c["row"]:c["row"] + 1], c["label"], segments[k], cfg, params.seed + k,
-                                sampling_log=sampling_log))
+            maps.append(explain_box(method, box, pixels[c["row"]:c["row"] + 1], c["label"], segments[k], cfg,
+                                    params.seed + k, sampling_log=sampling_log))
             runtimes.append(1000 * (time.perf_counter() - start))
         n = len(chosen)
         labels = [c["label"] for c in chosen]
@@ -299,8 +312,8 @@ def reliability(name: str, study, params, cfg, run):
 
     def explainer(method):
         def explain(detector):
-            return np.stack([BOX_METHODS[method](BoxLogit(detector, c["anchor"]).eval(), pixels[c["row"]:c["row"] + 1],
-                                                 c["label"], segments[k], study.attribute, params.seed + k)
+            return np.stack([explain_box(method, BoxLogit(detector, c["anchor"]).eval(), pixels[c["row"]:c["row"] + 1],
+                                         c["label"], segments[k], study.attribute, params.seed + k)
                              for k, c in enumerate(chosen[:n])])
         return explain
 
