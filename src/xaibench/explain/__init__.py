@@ -20,10 +20,14 @@ Each method also states, at registration:
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from xaibench.explain.registry import METHODS, refusal, register_method
 
-# each module registers its methods when imported
-from xaibench.explain import edge_method, gradcam, gradient_methods, lime_method  # noqa: F401  isort:skip
-from xaibench.explain import random_method, transformer_methods  # noqa: F401  isort:skip
+# Every module of this package is imported here, so each registers its methods: a new
+# method is a new module (or a function in one), with no list to extend.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["METHODS", "refusal", "register_method"]

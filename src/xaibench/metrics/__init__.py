@@ -6,8 +6,14 @@ Adding a metric = one decorated function (formula + source in its docstring) + o
 
 from __future__ import annotations
 
-# each module declares its scores when imported
-from xaibench.metrics import complexity, detection, faithfulness, localisation, stability  # noqa: F401
+import importlib
+import pkgutil
+
 from xaibench.metrics.registry import METRIC_INFO, METRICS, declare_metric, metric_info, register_metric
+
+# Every module of this package is imported here, so each declares its metrics: a new
+# metric is a function in a module here, with no list to extend.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["METRICS", "METRIC_INFO", "declare_metric", "metric_info", "register_metric"]

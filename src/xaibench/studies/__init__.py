@@ -10,10 +10,15 @@ stage functions.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from xaibench.studies.kind import STUDY_KINDS, StudyKind
 
-# each module registers its kind when imported
-from xaibench.studies import detection, imagenet, saliency, senn  # noqa: F401  isort:skip
+# Every module of this package is imported here, so each kind registers itself: a new
+# study kind is a new module, with no list to extend.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def study_kind(kind: str) -> StudyKind:
