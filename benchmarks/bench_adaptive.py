@@ -1,5 +1,5 @@
 """Benchmark: quality against cost of LIME and KernelSHAP with fixed and adaptive sampling
-(issue 16). Prints a markdown table; not a test.
+. Prints a markdown table; not a test.
 
     python benchmarks/bench_adaptive.py [--models catsdogs_cnn resnet18] [--size 128] [--images 30]
         [--reference 10000] [--budgets 250 500 1000] [--device cpu] [--out DIR]

@@ -1,4 +1,4 @@
-"""Benchmark: peak memory of `attribute` + `evaluate` against the dataset's size (issue 15).
+"""Benchmark: peak memory of `attribute` + `evaluate` against the dataset's size.
 
     python benchmarks/bench_memory.py [--sizes 1000 10000] [--image-size 64] [--chunk 512]
         [--methods saliency gradcam] [--backend local|ray] [--keep DIR]

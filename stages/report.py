@@ -1,5 +1,5 @@
 """DVC stage `report` (the last one): every study on one page, read in a browser ->
-reports/index.html + reports/<study>.html and their figures (issue 14). The folder is
+reports/index.html + reports/<study>.html and their figures. The folder is
 logged to MLflow as an artifact of the report run.
 
     python stages/report.py [--base REV] [--out DIR]

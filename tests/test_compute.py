@@ -1,4 +1,4 @@
-"""Chunked streaming (issue 15): chunks cover the images once, in order; explaining and
+"""Chunked streaming: chunks cover the images once, in order; explaining and
 scoring chunk by chunk gives what one pass over all images gives."""
 
 import numpy as np
@@ -81,7 +81,7 @@ def test_read_rows_copies_a_memory_mapped_chunk(tmp_path):
     assert np.array_equal(read_rows(mapped, 0, 2), images[:2])   # still readable after the pages were dropped
 
 
-# --- issue 22: Ray addresses and GPUs --------------------------------------------------------
+# --- Ray addresses and GPUs --------------------------------------------------------
 
 def test_the_ray_client_form_of_the_address_can_be_used():
     """``ray://head:10001`` needs Ray Client, which needs grpc (ray[client] in the lock)."""

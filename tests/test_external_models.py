@@ -1,4 +1,4 @@
-"""Models by name (issue 15): torchvision builders and timm models, weights none / a
+"""Models by name: torchvision builders and timm models, weights none / a
 checkpoint path (state dict, wrapped checkpoint, safetensors; a pickled module refused) / ImageNet
 with a clear error offline, and each model's own input normalisation."""
 
@@ -134,7 +134,7 @@ def test_train_stage_explains_a_checkpoint_as_it_is_with_zero_epochs(tmp_path):
     assert metrics["model"] == "torchvision:resnet18" and 0 <= metrics["test_accuracy"] <= 1
 
 
-# --- issue 22: corrupt files, key mismatches, models that cannot run at the input size ------
+# --- corrupt files, key mismatches, models that cannot run at the input size ------
 
 def corrupt_checkpoints(folder):
     """{name: path} of files a user may hand in by mistake."""

@@ -1,4 +1,4 @@
-"""Your model on your images, by params alone, and the same study on Ray (issue 15).
+"""Your model on your images, by params alone, and the same study on Ray.
 
 A generated 3-class ImageFolder tree (JPEG/PNG/WebP, two corrupt files) as dataset
 ``mine`` (``source: folder``) and torchvision's ResNet-18 (whose blocks call one ReLU

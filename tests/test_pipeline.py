@@ -352,7 +352,7 @@ def test_imagenet_study_outputs(project):
     assert (work / "data/attributions/imagenet/lime_top_superpixels.png").stat().st_size > 1000
 
 
-# --- The report (issue 14), opened in a real browser: Debian's chromium driven by Playwright.
+# --- The report, opened in a real browser: Debian's chromium driven by Playwright.
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -524,7 +524,7 @@ def set_path(tree, path, value):
 
 @pytest.mark.slow
 def test_report_builds_every_page_whichever_metric_is_undefined(project, tmp_path, monkeypatch):
-    """Issue 22: any metric can be null on some data or CPU. Four seeded fields of every
+    """any metric can be null on some data or CPU. Four seeded fields of every
     metrics file of the tiny DAG and every localisation relevance mass (the field that was
     null on an AMD machine), each in turn replaced by null (figures skipped: they do not
     read the metrics), then every field null at once (figures drawn): every page is built

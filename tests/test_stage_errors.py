@@ -1,6 +1,6 @@
 """Stage scripts run directly (``python stages/<stage>.py``, ``make report``) end a bad
 argument, bad params or bad input in one line that says what to do, as ``dvc repro``
-does (issue 22); each stage's output folders are all-or-nothing."""
+does; each stage's output folders are all-or-nothing."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Where a stage's per-image work runs: in this process, or sharded over Ray workers (issue 15).
+"""Where a stage's per-image work runs: in this process, or sharded over Ray workers.
 
 A stage cuts its images into chunks of ``compute.chunk_images`` (the bound on memory) and
 hands :func:`map_chunks` a *task*, a picklable function ``task(model, payload) -> result``

@@ -36,7 +36,7 @@ class RealArchive(Strict):
 
 class Preprocess(Strict):
     # pixels per side, or a model name (``timm:resnet50``, ``torchvision:resnet50``): the
-    # input size its weights' metadata gives (issue 15), resolved here to that number
+    # input size its weights' metadata gives, resolved here to that number
     image_size: int = Field(ge=16, le=1024)
     val_fraction: float = Field(gt=0, lt=1)
     test_fraction: float | None = Field(gt=0, lt=1)  # null where the source has a test split
@@ -64,7 +64,7 @@ class Preprocess(Strict):
 
 
 class Dataset(Strict):
-    """One entry of ``datasets``. ``source: folder`` (issue 15) reads any image folder in the
+    """One entry of ``datasets``. ``source: folder`` reads any image folder in the
     ImageFolder layout from ``real.folder`` under any dataset name; ``synthetic`` is then
     unused (``{}``) but present, as dvc.yaml lists it for every dataset."""
 
@@ -94,7 +94,7 @@ class Randomisation(Strict):
 
 
 class Reliability(Strict):
-    """The top-level ``reliability:`` section (issue 13): which studies get a reliability
+    """The top-level ``reliability:`` section: which studies get a reliability
     report (GAD gets its own, ``gad_reliability``), the controls, the bootstrap, the
     randomisation check and the deletion fills."""
 
@@ -107,14 +107,14 @@ class Reliability(Strict):
 
 
 class Report(Strict):
-    """The top-level ``report:`` section (issue 14): the HTML report of every study."""
+    """The top-level ``report:`` section: the HTML report of every study."""
 
     base: str | None = None                          # git revision to compare with (null: none)
     gallery_images: int = Field(ge=1, le=16)         # test images per gallery
 
 
 class Compute(Strict):
-    """The top-level ``compute:`` section (issue 15): where ``attribute`` and ``evaluate`` of
+    """The top-level ``compute:`` section: where ``attribute`` and ``evaluate`` of
     a saliency study run, and in what chunks they stream the images. Neither the backend
     nor the worker count changes an output (tested), so dvc.yaml lists only
     ``chunk_images`` (the batches a model sees depend on it)."""

@@ -1,4 +1,4 @@
-"""Cue masks and swapped-cue renderings of the twins (issue 13, part 1): the cue mask
+"""Cue masks and swapped-cue renderings of the twins: the cue mask
 marks the pixels that carry the label, the swapped rendering changes only those pixels,
 and the preprocess stage carries both to data/cues/<dataset>."""
 

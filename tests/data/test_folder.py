@@ -1,4 +1,4 @@
-"""Your own image folder (issue 15): ImageFolder layout, any classes, JPEG/PNG/WebP, corrupt
+"""Your own image folder: ImageFolder layout, any classes, JPEG/PNG/WebP, corrupt
 files skipped and counted, splits streamed through memory maps."""
 
 import copy
@@ -104,7 +104,7 @@ def test_take_rows_reads_scattered_rows_of_a_memory_map_from_the_file(tmp_path):
     assert np.array_equal(take_rows(mapped, [3, 1]), plain[index][[3, 1]])
 
 
-# --- issue 22: what a real folder holds ---------------------------------------------------
+# --- what a real folder holds ---------------------------------------------------
 
 def prepare_folder(tmp_path, folder, **preprocess):
     dataset = validated(folder_params(folder, **preprocess))

@@ -1,4 +1,4 @@
-"""Adaptive sampling of LIME and KernelSHAP (issue 16): the stopping rule, antithetic
+"""Adaptive sampling of LIME and KernelSHAP: the stopping rule, antithetic
 pairs, and the Parquet columns that record what each explanation spent."""
 
 import numpy as np

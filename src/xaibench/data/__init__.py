@@ -3,19 +3,21 @@
 Each entry knows its real source (URL, archive name, pinned SHA-256), how to generate
 its synthetic twin in the same on-disk layout, and how to turn either raw folder into
 the prepared splits (``data/images.py`` describes that format).
-Adding a dataset = one module + one ``register_dataset`` call.
+Adding a dataset = one module of this package (its name is the dataset's name).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from pydantic import BaseModel
 
-from xaibench.data import catsdogs, cifar10, coco, cub, folder, imagenet
+from xaibench.data import folder
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,7 @@ def spec_from_module(name: str, module) -> DatasetSpec:
                        prepare_cues=getattr(module, "prepare_cues", None))
 
 
-register_dataset(spec_from_module("catsdogs", catsdogs))
-register_dataset(spec_from_module("cifar10", cifar10))
-register_dataset(spec_from_module("cub", cub))
-register_dataset(spec_from_module("coco", coco))
-register_dataset(spec_from_module("imagenet", imagenet))
-
-# Any dataset name with ``source: folder`` (your own ImageFolder-layout images, issue 15)
+# Any dataset name with ``source: folder`` (your own ImageFolder-layout images)
 FOLDER = spec_from_module("folder", folder)
 
 
@@ -85,3 +81,11 @@ def dataset_classes(name: str, prepared_dir: str | Path | None = None) -> tuple[
     if name not in DATASETS:
         raise FileNotFoundError(f"{stats} has no classes: run the preprocess stage of {name!r} first (dvc repro)")
     return DATASETS[name].classes
+
+
+# Every module of this package that generates a twin is a dataset, registered under its
+# module's name: a new dataset is a new module, with no list to extend.
+for _module in pkgutil.iter_modules(__path__):
+    _imported = importlib.import_module(f"{__name__}.{_module.name}")
+    if hasattr(_imported, "generate_synthetic") and _module.name != "folder":
+        register_dataset(spec_from_module(_module.name, _imported))

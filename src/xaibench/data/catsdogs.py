@@ -107,7 +107,7 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[n
     1/12.8 of the image side (10 px at 128 px), between the fur colour and a dark (light on dark fur) one, so
     both classes have the same mean colour. A Gaussian blur of sigma 5 (RISE's insertion
     canvas, kernel 11) leaves 3 % of that contrast: the blurred image no longer carries
-    its class (issue 13, saturation; the twin's earlier cue, the ears' shape, survived
+    its class (the twin's earlier cue, the ears' shape, survived
     it). The label draws nothing from ``rng``: the same ``rng`` state with the other
     label renders the same scene with the other class's ears (``cue_flip_rate``).
     """

@@ -1,4 +1,4 @@
-"""Your own images: any folder in the ImageFolder layout (issue 15), by params alone.
+"""Your own images: any folder in the ImageFolder layout, by params alone.
 
     datasets:
       mypets:                     # any name

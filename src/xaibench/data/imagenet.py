@@ -21,7 +21,7 @@ classes and low-contrast textures with a 4-7 px period stayed at chance (val acc
 the stem's 4x downsampling) in dark-on-light colours reached val accuracy 0.98
 (InceptionV3: 0.99, with PyTorch's default initialisation, see models). The texture is local to the object, so hiding the
 object's superpixels (LIME, SHAP, deletion) removes the evidence. Forty random
-high-contrast lines cross the background (issue 13): without them the striped object held
+high-contrast lines cross the background: without them the striped object held
 55 % of an edge detector's mass (area 19 %), so the edge control localised the cue as well
 as LIME; with them, 28 % (measured on 40 images at 96 px). All twin
 images are split train/val/test by ``preprocess``; a real folder is all test.
@@ -55,7 +55,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 MASKS = "masks"      # ground-truth masks folder beside the class folders
 SWAPPED = "swapped"  # the twin's scenes with the next class's texture (cue_flip_rate)
 PERIOD_PX = (10.0, 14.0)  # texture period range at 96 px (scaled with the image side)
-BACKGROUND_LINES = 40     # random high-contrast lines behind the object (issue 13: the edge control)
+BACKGROUND_LINES = 40     # random high-contrast lines behind the object (the edge control)
 
 
 class SyntheticParams(Strict):

@@ -6,7 +6,7 @@ The prepared form of a dataset is one ``.npz`` per split holding
 ``stats.json`` with the per-channel mean/std of the training split (for normalisation).
 
 Beside it, ``data/cues/<dataset>/test.npz`` holds what the reliability stage checks
-explanations against (issue 13): ``ids`` (the test split's, same order), ``cue_masks:
+explanations against: ``ids`` (the test split's, same order), ``cue_masks:
 uint8 [N, S, S]`` (the pixels that carry the label: the twin knows them) and, where the
 twin can render it, ``swapped_images: uint8 [N, S, S, 3]`` with ``swapped_labels`` (the
 same scene drawn with another class's cue). ``cues.json`` says which exist. Kept apart
@@ -170,7 +170,7 @@ def save_split(path: str | Path, **arrays) -> None:
 
 def load_split(folder: str | Path, split: str, mmap: bool = False) -> dict[str, np.ndarray]:
     """The arrays of ``<folder>/<split>.npz``; ``mmap``: read-only memory maps into the file
-    instead (the splits are uncompressed), so that only the rows used are read (issue 15)."""
+    instead (the splits are uncompressed), so that only the rows used are read."""
     path = Path(folder) / f"{split}.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the preprocess stage first (dvc repro)")

@@ -14,7 +14,7 @@ Cascade steps: the network's parametrised leaf modules (convolutions, linear and
 normalisation layers), in registration order, which is the forward order for the
 networks here, are split into ``n_steps`` contiguous groups, last group first; step k
 randomises groups 1..k, so the last step has every layer random. On a deep network a
-step is a block or a stage, not a layer (issue 13). Re-initialisation is each module's
+step is a block or a stage, not a layer. Re-initialisation is each module's
 own ``reset_parameters`` (PyTorch's default initialisation; BatchNorm: weight 1, bias
 0, running statistics reset), seeded per step.
 """

@@ -1,4 +1,4 @@
-"""Localisation against a ground-truth cue mask (issue 13, part 1): does the map point at
+"""Localisation against a ground-truth cue mask: does the map point at
 the pixels that carry the label?
 
 All functions take maps [N, H, W] (larger = more evidence for the target) and boolean

@@ -1,6 +1,6 @@
 """How far a ranking of methods can be trusted: paired bootstrap intervals over images,
-rank stability, agreement between metrics, separation from the controls (issue 13,
-part 4; the wiring into the studies' outputs comes next).
+rank stability, agreement between metrics, separation from the controls
+(the reliability stage wires them into every study's outputs).
 
 Scores are given per method as one value per image, the same images in the same order
 for every method (``{method: [N]}``), so resampling images resamples every method alike

@@ -1,4 +1,4 @@
-"""Any torchvision classification builder or timm model by name (issue 15):
+"""Any torchvision classification builder or timm model by name:
 ``torchvision:<builder>`` (e.g. ``torchvision:resnet50``) and ``timm:<name>`` (e.g.
 ``timm:resnet18``), with ``weights``:
 
