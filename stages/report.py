@@ -26,7 +26,7 @@ def main() -> None:
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     params = load_params()
     if params.report is None:
-        raise ParamsError("params.yaml: report: section missing (see README \"The report\")")
+        raise ParamsError("params.yaml: report: section missing (see docs/guide/report.md)")
     base = args.base or params.report.base
     with stage_run("report", "report", {**params.report.model_dump(), "base": base}, "") as run:
         pages = build_report(".", args.out, params, base, params.report.gallery_images)

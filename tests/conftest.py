@@ -1,9 +1,12 @@
-"""Shared fixtures: a loopback HTTP file server and a seeded tiny classifier."""
+"""Shared fixtures: loopback HTTP servers (a payload, a folder), a real browser, a seeded tiny classifier."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +83,59 @@ def pytest_collection_modifyitems(config, items):
     (pytest-xdist, one file per worker) they start at once on one worker while the other
     runs the rest, so the suite takes about as long as the DAG test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# --- A real browser: Debian's chromium driven by Playwright (the report's and the docs' tests).
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    """$XAIBENCH_CHROMIUM, else Debian's `chromium` (or `chromium-browser`) on PATH."""
+    for name in (os.environ.get("XAIBENCH_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        message = ("Chromium not found: the report's browser test drives Debian's chromium package "
+                   "(sudo apt-get install -y chromium), or set XAIBENCH_CHROMIUM to a Chromium binary")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> http://127.0.0.1:<port>, a loopback server of that folder."""
+    import functools
+    import http.server
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()

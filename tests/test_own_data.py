@@ -45,7 +45,7 @@ VIT_METHODS = ["attnlrp", "gradcam", "attention_rollout", "gradient_rollout", "i
 
 
 def own_study(checkpoint: Path | None, model: str = "torchvision:resnet18", methods=METHODS) -> dict:
-    """The README's "my model on my folder" block, at test size."""
+    """The tutorial's "my model on my folder" block, at test size."""
     return {"kind": "saliency", "dataset": "mine", "model": model,
             "train": {"epochs": 1, "lr": 0.0005, "batch_size": 8, "rotation_degrees": 0, "horizontal_flip": True,
                       "weights": str(checkpoint) if checkpoint else "none"},

@@ -88,13 +88,28 @@ def test_params_hash_is_stable_and_sensitive():
     assert len(params_hash(study.train)) == 12
 
 
-def test_the_readme_block_for_your_own_model_and_folder_is_valid():
-    """README "Your model on your images": its params block, added to the defaults, validates."""
+def yaml_block(page: str, marker: str) -> str:
     import re
     from pathlib import Path
 
-    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
-    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "mypets" in b)
+    text = Path(__file__).resolve().parents[1].joinpath(page).read_text()
+    return next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if marker in b)
+
+
+def test_the_readme_block_for_your_own_model_and_folder_is_valid(tmp_path):
+    """The README's "Your model on your images" block, added to the defaults, validates."""
+    raw = copy.deepcopy(DEFAULT)
+    for section, value in yaml.safe_load(yaml_block("README.md", "source: folder")).items():
+        raw[section] = {**raw[section], **value}
+    raw["studies"]["mine"]["train"]["weights"] = "none"          # no checkpoint file needed to validate
+    params = validate_params(raw)
+    assert params.studies["mine"].attribute.options_for("occlusion").window == 8
+    assert params.datasets["mine"].preprocess.image_size == 224      # the model's input size
+
+
+def test_the_tutorial_block_for_your_own_model_and_folder_is_valid():
+    """The tutorial's params block, added to the defaults, validates."""
+    block = yaml_block("docs/tutorial.md", "mypets")
     raw = copy.deepcopy(DEFAULT)
     for section, value in yaml.safe_load(block).items():   # datasets, studies, reliability
         raw[section] = {**raw[section], **value}

@@ -11,7 +11,7 @@ f the target logit. Undefined (NaN) when the denominator is below 1e-6 of the lo
 and for methods without such an axiom (Grad-CAM, LIME, ...: the column is null).
 
 Tolerances (:data:`TOLERANCES`): what a correct implementation stays within on the
-support matrix's networks (``tests/test_support_matrix.py``, the README's matrix): IG's
+support matrix's networks (``tests/test_support_matrix.py``, docs/reference/benchmarks.md): IG's
 quadrature error at 50 steps and DeepLIFT's float error are far below 5 %; LRP's
 relevance leaks to biases, position embeddings and the stabilisers, which on trained and
 random networks stays below 30 % where the rules hold, and is orders of magnitude off where

@@ -141,7 +141,7 @@ def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, see
 def randomisation_summary(rows: list[dict], fail_threshold: float) -> dict:
     """Mean curves and the verdict: a method **fails** when the mean Spearman rank
     correlation between its maps from the trained and the fully randomised model is at
-    least ``fail_threshold`` (the paper gives no number; see README "Reliability")."""
+    least ``fail_threshold`` (the paper gives no number; see docs/guide/reliability.md)."""
     spearman = [round(float(np.mean(r["spearman"])), 6) for r in rows]
     ssim = [round(float(np.mean(r["ssim"])), 6) for r in rows]
     return {"randomised_from": [r["randomised_from"] for r in rows],

@@ -12,7 +12,7 @@ checked with random ones (with none, a LayerNorm after the stem makes f constant
 IG's path from the zero baseline but at its very start, which no quadrature sees). :func:`check_cell` explains two
 images and gauges the method's axiom (:mod:`xaibench.explain.axioms`). The tests run every
 cell (``tests/test_support_matrix.py``); ``benchmarks/support_matrix.py`` prints the
-README's table with times per image.
+the table with times per image in docs/reference/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def pretrain_conceptizer(senn, normalized: torch.Tensor, epochs: int, lr: float,
                          on_epoch=None) -> list[float]:
     """Reconstruction-only epochs (Adam, MSE) of SENN's conceptizer before the joint
     training; returns the mean reconstruction MSE per epoch. Not in the study: a twin
-    deviation (README "Fidelity"). With the study's weights the joint loss leaves a fresh
+    deviation (docs: fidelity.yaml). With the study's weights the joint loss leaves a fresh
     autoencoder at the mean image on the twin's 288 Adam steps (reconstruction MSE 1.008 ->
     0.988 on the normalised input, where the mean image scores 1.0); a few cheap
     reconstruction-only epochs first give the decoder weights that the reconstruction term
