@@ -207,3 +207,14 @@ def test_a_method_the_model_has_no_rule_for_is_refused_at_validation_naming_both
     with pytest.raises(ParamsError, match=f"studies.catsdogs.attribute.methods: {method} cannot explain {model}: "
                                           f"{reason}"):
         validate_params(raw)
+
+
+def test_any_registered_method_joins_the_saliency_senn_and_detection_studies_by_params():
+    raw = with_changes(("studies.catsdogs.attribute.methods", ["lrp", "occlusion"]),
+                       ("studies.senn_cifar10.attribute.methods", ["lime", "ig", "occlusion"]),
+                       ("studies.senn_cifar10.attribute.occlusion", {"window": 4, "stride": 2}),
+                       ("studies.ssd_coco.attribute.methods", ["lrp", "lime", "occlusion"]))
+    params = validate_params(raw)
+    assert params.studies["senn_cifar10"].attribute.options_for("occlusion").window == 4
+    assert params.studies["ssd_coco"].attribute.options_for("occlusion").window == 8   # the schema's default
+    assert params.studies["catsdogs"].attribute.options_for("occlusion").stride == 4

@@ -90,37 +90,45 @@ def concept_prototypes_figure(images: np.ndarray, concepts: np.ndarray, path, pe
     _save(fig, path)
 
 
-def per_class_explanations_figure(images, reconstructions, lime_maps, ig_maps, relevances, titles, path) -> None:
+def per_class_explanations_figure(images, reconstructions, maps_by_method: dict, relevances, titles, path) -> None:
     """One row per image: the image, SENN's reconstruction x̂ of it (what its concepts
-    keep), LIME, IG, and SENN's concept relevances as bars. images, reconstructions:
-    [N, H, W, 3] in [0, 1] (uint8 images are accepted)."""
-    n = len(images)
-    fig, axes = plt.subplots(n, 5, figsize=(8.5, 1.5 * n), squeeze=False)
+    keep), each post-hoc method's map (``maps_by_method``: name -> [N, H, W]), and SENN's
+    concept relevances as bars. images, reconstructions: [N, H, W, 3] in [0, 1] (uint8
+    images are accepted)."""
+    n, k = len(images), len(maps_by_method)
+    fig, axes = plt.subplots(n, k + 3, figsize=(1.7 * (k + 3), 1.5 * n), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i])
         axes[i, 0].set_ylabel(titles[i], fontsize=7)
         axes[i, 1].imshow(np.clip(reconstructions[i], 0, 1))
-        for ax, heat in ((axes[i, 2], lime_maps[i]), (axes[i, 3], ig_maps[i])):
-            bound = float(np.abs(heat).max()) or 1.0
-            ax.imshow(heat, cmap="bwr", vmin=-bound, vmax=bound)
-        axes[i, 4].bar(range(len(relevances[i])), relevances[i],
-                       color=["tab:red" if v > 0 else "tab:blue" for v in relevances[i]])
-        axes[i, 4].axhline(0, color="black", linewidth=0.5)
-        for ax in axes[i, :4]:
+        for ax, maps in zip(axes[i, 2:2 + k], maps_by_method.values()):
+            bound = float(np.abs(maps[i]).max()) or 1.0
+            ax.imshow(maps[i], cmap="bwr", vmin=-bound, vmax=bound)
+        axes[i, -1].bar(range(len(relevances[i])), relevances[i],
+                        color=["tab:red" if v > 0 else "tab:blue" for v in relevances[i]])
+        axes[i, -1].axhline(0, color="black", linewidth=0.5)
+        for ax in axes[i, :-1]:
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[i, 4].tick_params(labelsize=6)
-    for j, name in enumerate(["image", "SENN reconstruction", "LIME", "IG", "SENN relevances θ_c"]):
+        axes[i, -1].tick_params(labelsize=6)
+    names = {"lime": "LIME", "ig": "IG"}
+    for j, name in enumerate(["image", "SENN reconstruction", *(names.get(m, m) for m in maps_by_method),
+                              "SENN relevances θ_c"]):
         axes[0, j].set_title(name, fontsize=8)
     _save(fig, path)
 
 
 def stability_figure(table, path) -> None:
-    """Similarity between clean and noisy explanations against the noise level."""
+    """Similarity between clean and noisy explanations against the noise level: every
+    column of ``table`` but ``sigma`` and ``prediction_changes`` (``<method>_<measure>``)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for column, label in (("lime_jaccard", "LIME top-k Jaccard"), ("ig_ssim", "IG SSIM"),
-                          ("senn_cosine", "SENN relevance cosine")):
-        ax.plot(table["sigma"], table[column], marker="o", label=label)
+    labels = {"jaccard": "top-k Jaccard", "ssim": "SSIM", "cosine": "relevance cosine"}
+    for column in table.columns:
+        if column in ("sigma", "prediction_changes"):
+            continue
+        method, measure = column.rsplit("_", 1)
+        ax.plot(table["sigma"], table[column], marker="o",
+                label=f"{ {'lime': 'LIME', 'ig': 'IG', 'senn': 'SENN'}.get(method, method)} {labels.get(measure, measure)}")
     ax.set_xlabel("noise sigma")
     ax.set_ylabel("similarity to the clean explanation")
     ax.set_ylim(-0.05, 1.05)

@@ -28,8 +28,7 @@ from pydantic import Field, field_validator
 
 from xaibench.data import DATASETS, dataset_classes
 from xaibench.explain import METHODS
-from xaibench.explain.gradient_methods import IntegratedGradientsParams
-from xaibench.explain.lime_method import LimeParams, slic_segments
+from xaibench.explain.lime_method import slic_segments
 from xaibench.figures import concept_prototypes_figure, per_class_explanations_figure, stability_figure
 from xaibench.metrics.concepts import ablation_correlation, concept_ablation_drops
 from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard, mask_jaccard, removal_masks_pixels,
@@ -37,7 +36,8 @@ from xaibench.metrics.stability import (add_noise, cosine, heatmap_ssim, jaccard
 from xaibench.models import predict_proba
 from xaibench.schema import Strict
 from xaibench.store import attribution_path, maps_of, read_attributions
-from xaibench.studies.classification import ClassifierStudy, Train, train_classifier_study
+from xaibench.studies.classification import (ClassifierStudy, MethodOptions, Train, train_classifier_study,
+                                            with_method_sections)
 from xaibench.studies.common import explain_and_store, load_model_and_test, write_csv
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import (classification_checks, excluded_methods, long_rows, registry_explainer,
@@ -46,7 +46,6 @@ from xaibench.training.classifier import to_tensor
 from xaibench.training.senn import pretrain_conceptizer, senn_loss
 
 log = logging.getLogger(__name__)
-METHOD_NAMES = ("senn", "lime", "ig")
 
 
 class SENNTrain(Train):
@@ -57,10 +56,16 @@ class SENNTrain(Train):
     conceptizer_pretrain_lr: float = Field(gt=0, lt=1)
 
 
-class SENNAttribute(Strict):
+class _SENNAttributeBase(MethodOptions):
+    """``methods``: the post-hoc methods compared with SENN's own relevances (the study:
+    ``[lime, ig]``); LIME is scored on its superpixels, every other method on pixels."""
+
     n_images: int = Field(ge=1)
-    ig: IntegratedGradientsParams
-    lime: LimeParams
+
+
+SENNAttribute = with_method_sections(_SENNAttributeBase, "SENNAttribute", """The first ``n_images`` test
+    images, explained by SENN's relevances and each of ``methods``; a method's options are
+    its section (``lime:``, ``ig:``).""")
 
 
 class SENNEvaluate(Strict):
@@ -129,15 +134,20 @@ def senn_relevance(model, pixels, targets, **_):
     return relevances[torch.arange(len(targets)), targets].unsqueeze(1).numpy().astype(np.float32)
 
 
+def method_names(study) -> tuple[str, ...]:
+    """SENN's own relevances, then the post-hoc methods of the study."""
+    return ("senn", *study.attribute.methods)
+
+
 def method_options(study, method):
-    """The typed options of ``method`` in the SENN study (its section: ``lime``, ``ig``; None for SENN)."""
-    return getattr(study.attribute, method, None) if method != "senn" else None
+    """The typed options of ``method`` in the SENN study (its section; None for SENN's own)."""
+    return study.attribute.options_for(method) if method != "senn" else None
 
 
 def attribute(name: str, study, params, run) -> None:
     model, test, pixels = load_model_and_test(name, study, study.attribute.n_images)
     maps = {}
-    for method in METHOD_NAMES:
+    for method in method_names(study):
         rows = explain_and_store(name, study, params, run, method, method_options(study, method),
                                  explain=senn_relevance if method == "senn" else None)
         maps[method] = rows["attribution"]
@@ -155,7 +165,7 @@ def attribute(name: str, study, params, run) -> None:
         reconstructions = model.net.explain(model.normalize(pixels[firsts])).reconstruction * model.std + model.mean
     figure = f"data/attributions/{name}/explanations_per_class.png"
     per_class_explanations_figure(test["images"][firsts], reconstructions.permute(0, 2, 3, 1).numpy(),
-                                  maps["lime"][firsts], maps["ig"][firsts],
+                                  {m: maps[m][firsts] for m in study.attribute.methods},
                                   maps["senn"][firsts][:, 0], [class_names[predicted[i]] for i in firsts], figure)
     run.log_artifact(figure)
 
@@ -221,12 +231,15 @@ def _reconstruction_error(model, pixels) -> dict:
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    cfg, lime_cfg = study.evaluate, study.attribute.lime
+    cfg = study.evaluate
+    post_hoc = study.attribute.methods
+    lime_cfg = study.attribute.options_for("lime") if "lime" in post_hoc else None
     model, test, _ = load_model_and_test(name, study)
-    frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m)) for m in METHOD_NAMES}
+    frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m))
+              for m in method_names(study)}
     n_stored = len(frames["senn"])
     pixels = torch.from_numpy(test["images"][:n_stored]).permute(0, 3, 1, 2).float() / 255.0
-    results = {m: {} for m in METHOD_NAMES}
+    results = {m: {} for m in method_names(study)}
 
     # concept ablation on the entire test split, as the study ("for SENN, ablation was
     # performed on the entire test set"): one forward pass per concept, no explainer
@@ -241,36 +254,45 @@ def evaluate(name: str, study, params, run) -> dict:
     n_stab = min(cfg.n_stability_images, n_stored)
     fill = model.mean.flatten()  # zero on the normalised input
     # LIME's superpixels of the leading test images, computed once for removal and stability
-    segments = [slic_segments(image, lime_cfg.n_segments) for image in pixels[:max(n_removal, n_stab)]]
-    results["lime"].update(_removal(model, pixels[:n_removal], maps_of(frames["lime"]),
-                                    lambda i, m, f: removal_masks_segments(m, segments[i], f),
-                                    cfg.removal_fractions, fill))
-    results["ig"].update(_removal(model, pixels[:n_removal], maps_of(frames["ig"]),
-                                  lambda i, m, f: removal_masks_pixels(m, f), cfg.removal_fractions, fill))
+    segments = [slic_segments(image, lime_cfg.n_segments) for image in pixels[:max(n_removal, n_stab)]] \
+        if lime_cfg is not None else None
+    for method in post_hoc:   # the study: LIME's top superpixels, IG's (every other map's) top pixels
+        masks_fn = (lambda i, m, f: removal_masks_segments(m, segments[i], f)) if method == "lime" \
+            else (lambda i, m, f: removal_masks_pixels(m, f))
+        results[method].update(_removal(model, pixels[:n_removal], maps_of(frames[method]), masks_fn,
+                                        cfg.removal_fractions, fill))
 
     clean = pixels[:n_stab]
     targets = torch.tensor(frames["senn"].target.to_numpy()[:n_stab])
-    clean_maps = {m: maps_of(frames[m])[:n_stab] for m in METHOD_NAMES}
-    lime_stability = _lime_stability(model, clean_maps["lime"], segments[:n_stab], cfg, lime_cfg, params.seed)
+    clean_maps = {m: maps_of(frames[m])[:n_stab] for m in method_names(study)}
+    lime_stability = _lime_stability(model, clean_maps["lime"], segments[:n_stab], cfg, lime_cfg, params.seed) \
+        if lime_cfg is not None else None
+    # the study's stability measure per method: LIME the Jaccard of its top superpixels, IG
+    # (and every other map) the SSIM of the heatmaps, SENN the cosine of its relevances
+    columns = {m: f"{m}_jaccard" if m == "lime" else f"{m}_ssim" for m in post_hoc}
     rows, changes = [], {}
     for level, sigma in enumerate(cfg.noise_sigmas):
         noisy = add_noise(clean, sigma, seed=params.seed * 1000 + level)
         changes[f"{sigma:g}"] = int((predict_proba(model, noisy).argmax(-1) != targets).sum())
         start = time.perf_counter()
-        ig_noisy = METHODS["ig"](model, noisy, targets, options=study.attribute.ig)
+        row = {"sigma": sigma}
+        for method in post_hoc:
+            if method == "lime":
+                row[columns[method]] = float(np.mean(lime_stability(noisy, targets)))
+            else:
+                noisy_maps = METHODS[method](model, noisy, targets, seed=params.seed, image_indices=list(range(n_stab)),
+                                             options=study.attribute.options_for(method))
+                row[columns[method]] = float(np.mean([heatmap_ssim(clean_maps[method][i], noisy_maps[i])
+                                                      for i in range(n_stab)]))
         senn_noisy = senn_relevance(model, noisy, targets)
-        rows.append({
-            "sigma": sigma,
-            "lime_jaccard": float(np.mean(lime_stability(noisy, targets))),
-            "ig_ssim": float(np.mean([heatmap_ssim(clean_maps["ig"][i], ig_noisy[i]) for i in range(n_stab)])),
-            "senn_cosine": float(np.nanmean([cosine(clean_maps["senn"][i, 0], senn_noisy[i, 0])
-                                             for i in range(n_stab)])),
-            "prediction_changes": changes[f"{sigma:g}"],
-        })
+        row["senn_cosine"] = float(np.nanmean([cosine(clean_maps["senn"][i, 0], senn_noisy[i, 0])
+                                               for i in range(n_stab)]))
+        row["prediction_changes"] = changes[f"{sigma:g}"]
+        rows.append(row)
         log.info("noise sigma %g: %s (%.1f s)", sigma, rows[-1], time.perf_counter() - start)
     table = pd.DataFrame(rows)
-    for method, column in (("lime", "lime_jaccard"), ("ig", "ig_ssim"), ("senn", "senn_cosine")):
-        results[method][f"stability_{column.split('_')[1]}_mean"] = round(float(table[column].mean()), 6)
+    for method, column in (*columns.items(), ("senn", "senn_cosine")):
+        results[method][f"stability_{column.rsplit('_', 1)[1]}_mean"] = round(float(table[column].mean()), 6)
         for sigma, value in zip(table.sigma, table[column]):
             results[method][f"stability_sigma_{sigma:g}"] = round(float(value), 6)
     results["senn"].update(_reconstruction_error(model, pixels))
@@ -281,7 +303,7 @@ def evaluate(name: str, study, params, run) -> dict:
     stability_figure(table, figure)
     run.log_artifact(figure)
     for method, values in results.items():
-        if method in METHOD_NAMES:
+        if method in method_names(study):
             run.log_metrics({f"{k}.{method}": v for k, v in values.items()})
     return results
 
@@ -294,7 +316,7 @@ def reliability(name: str, study, params, cfg, run):
     relevances θ (a k-vector: its Spearman is over the concepts)."""
     model, test, _ = load_model_and_test(name, study)
     frames = {m: read_attributions(attribution_path("data/attributions", name, study.model, m))
-              for m in METHOD_NAMES}
+              for m in method_names(study)}
     first = frames["senn"]
     ids, targets = list(first.image_id), torch.tensor(first.target.to_numpy())
     pixels = to_tensor(test["images"][: len(ids)])
