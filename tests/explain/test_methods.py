@@ -21,6 +21,14 @@ def pixels():
     return torch.rand(2, 3, 128, 128)
 
 
+# small options for the methods whose schema requires values
+CALL_OPTIONS = {"lime": {"num_samples": 40, "n_segments": 20, "batch_size": 20},
+                "lime_package": {"num_samples": 40, "n_segments": 20, "batch_size": 20},
+                "lime_quickshift": {"num_samples": 40, "batch_size": 20, "kernel_size": 4, "max_dist": 200,
+                                    "ratio": 0.2, "top_labels": 2, "top_superpixels": 3},
+                "shap_gradient": {"nsamples": 4}, "shap_partition": {"max_evals": 40, "blur": 4, "batch_size": 20}}
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_call_shape(name, model, pixels):
     from xaibench.explain import refusal
@@ -28,7 +36,7 @@ def test_call_shape(name, model, pixels):
     if refusal(name, model.net, 128):  # e.g. attention rollout on a CNN: refused, never run
         assert name in ("attention_rollout", "gradient_rollout", "attnlrp")
         return
-    options = {"num_samples": 40, "n_segments": 20, "batch_size": 20} if name.startswith("lime") else None
+    options = CALL_OPTIONS.get(name)
     maps = METHODS[name](model, pixels, torch.tensor([0, 1]), seed=0, options=options)
     assert maps.shape == (2, 128, 128) and maps.dtype == np.float32 and np.isfinite(maps).all()
 

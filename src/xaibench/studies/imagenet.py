@@ -21,20 +21,22 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torchvision.models import Inception_V3_Weights
 from tqdm import tqdm
 
 from xaibench.data import DATASETS
 from xaibench.data.images import load_split
-from xaibench.explain.lime_method import sampling_options, segment_weights_to_map
-from xaibench.explain.perturbation import fill_colour, fill_image, lime
+from xaibench.explain import METHODS
+from xaibench.explain.lime_method import QuickshiftLimeParams
+from xaibench.explain.perturbation import fill_colour
+from xaibench.explain.shap_methods import ShapGradientParams, ShapPartitionParams
 from xaibench.figures import lime_top_superpixels_figure
 from xaibench.metrics import METRICS
 from xaibench.metrics.detection import relevance_in_mask
 from xaibench.metrics.faithfulness import collect_evidence
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
-from xaibench.schema import Sampled, Strict, params_hash
+from xaibench.schema import Strict, params_hash
 from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.classification import Evaluate
 from xaibench.studies.common import images_to_explain, write_csv, write_insertion_deletion
@@ -55,31 +57,18 @@ class ImagenetTrain(Strict):
     pretrained: bool                                 # ImageNet weights (real profile)
 
 
-class QuickshiftLime(Sampled):
-    num_samples: int = Field(ge=10)
-    batch_size: int = Field(ge=1)
-    kernel_size: float = Field(gt=0)                 # lime's quickshift defaults: 4, 200, 0.2
-    max_dist: float = Field(gt=0)
-    ratio: float = Field(ge=0, le=1)
-    top_labels: int = Field(ge=1)                    # 5 in the study
-    top_superpixels: int = Field(ge=1)               # 10 in the study's figure
-
-    @model_validator(mode="after")
-    def _budget(self):
-        self.check_budget(self.num_samples, None)  # quickshift's segment count is the image's
-        return self
-
-
-class ShapParams(Strict):
-    nsamples: int = Field(ge=1)                      # GradientExplainer samples per image
-    partition_max_evals: int = Field(ge=10)          # PartitionExplainer budget per image
-    blur: int = Field(ge=1)                          # blur(k, k) masker kernel
-
-
 class ImagenetAttribute(Strict):
+    """The first ``n_images`` test images; each method's options: ``lime`` (the study's
+    LIME: the registered ``lime_quickshift``), ``shap_gradient``, ``shap_partition``."""
+
     n_images: int = Field(ge=1)
-    lime: QuickshiftLime
-    shap: ShapParams
+    lime: QuickshiftLimeParams
+    shap_gradient: ShapGradientParams
+    shap_partition: ShapPartitionParams
+
+
+# the study's method names -> the registered methods that compute them
+REGISTERED = {"lime": "lime_quickshift", "shap_gradient": "shap_gradient", "shap_partition": "shap_partition"}
 
 
 class ImagenetModels(Strict):
@@ -157,73 +146,6 @@ def _class_names(study) -> list[str]:
     return list(DATASETS[study.dataset].classes)
 
 
-def quickshift_segments(image: np.ndarray, cfg, seed: int) -> np.ndarray:
-    """lime's quickshift wrapper (``kernel_size``, ``max_dist``, ``ratio``) on [H, W, 3] in [0, 1]."""
-    from lime.wrappers.scikit_image import SegmentationAlgorithm  # lazy: lime
-
-    algorithm = SegmentationAlgorithm("quickshift", kernel_size=cfg.kernel_size, max_dist=cfg.max_dist,
-                                      ratio=cfg.ratio, random_seed=seed)
-    return algorithm(image.astype(np.float64)).astype(np.int64)
-
-
-def lime_top_labels(model, image: torch.Tensor, segments: np.ndarray, cfg, seed: int, sampling_log=None):
-    """(top labels [L], segment weights [K, L]) with lime_image's defaults: hidden
-    superpixels take their own mean colour (``hide_color=None``); one sampling for all L
-    (``cfg.sampling``: fixed, or adaptive until every label's top segments are stable).
-    ``sampling_log`` gets (samples, stopped_early)."""
-
-    with torch.no_grad():
-        labels = model(image[None]).softmax(-1)[0].topk(cfg.top_labels).indices
-
-    def probs(batch):
-        return model(batch).softmax(-1)[:, labels]
-
-    fill = fill_image(image, "segment_mean", segments=segments)
-    estimate = lime(probs, image, segments, fill, cfg.num_samples, cfg.batch_size, seed=seed,
-                    **sampling_options(cfg))
-    if sampling_log is not None:
-        sampling_log.append((estimate.samples, estimate.stopped_early))
-    return labels.numpy(), np.asarray(estimate.values)
-
-
-class _Output(torch.nn.Module):
-    """The model's logit ``target`` as a one-output model (GradientExplainer otherwise
-    differentiates every class: C backward passes per sample)."""
-
-    def __init__(self, model, target: int):
-        super().__init__()
-        self.model, self.target = model, target
-
-    def forward(self, x):
-        return self.model(x)[:, self.target:self.target + 1]
-
-
-def shap_gradient(model, image: torch.Tensor, target: int, nsamples: int, seed: int) -> np.ndarray:
-    """SHAP GradientExplainer (expected gradients) of the target logit against a black
-    image: map [H, W]."""
-    import shap  # lazy: shap
-
-    explainer = shap.GradientExplainer(_Output(model, target), torch.zeros_like(image[None]))
-    values = np.asarray(explainer.shap_values(image[None].clone(), nsamples=nsamples, rseed=seed))
-    return values.reshape(3, *image.shape[-2:]).sum(0).astype(np.float32)  # [1, 3, H, W, 1] -> [H, W]
-
-
-def shap_partition(model, image: torch.Tensor, target: int, max_evals: int, blur: int, batch_size: int) -> np.ndarray:
-    """SHAP PartitionExplainer with a ``blur(k, k)`` image masker: map [H, W]."""
-    import shap  # lazy: shap
-
-    def f(batch_hwc):
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(batch_hwc)).permute(0, 3, 1, 2).float()
-            return model(x).softmax(-1)[:, target:target + 1].numpy()
-
-    hwc = image.permute(1, 2, 0).numpy().astype(np.float32)
-    masker = shap.maskers.Image(f"blur({blur},{blur})", hwc.shape)
-    explanation = shap.PartitionExplainer(f, masker)(hwc[None], max_evals=max_evals, batch_size=batch_size,
-                                                     silent=True)
-    return np.asarray(explanation.values)[0, ..., 0].sum(-1).astype(np.float32)
-
-
 def attribute(name: str, study, params, run) -> None:
     """LIME (InceptionV3) and SHAP Gradient / Partition (ResNet50) maps of the predicted
     class, random maps for both; Parquet per (model, method); the top-superpixel figure."""
@@ -244,18 +166,15 @@ def attribute(name: str, study, params, run) -> None:
             for i in tqdm(range(n), desc=f"{arch}/{method}", leave=False, disable=None):
                 target = int(predicted[i])
                 start = time.perf_counter()
-                if method == "lime":
-                    segments = quickshift_segments(test["images"][i] / 255.0, cfg.lime, params.seed)
-                    labels, weights = lime_top_labels(model, pixels[i], segments, cfg.lime, params.seed, sampling_log)
-                    heat = segment_weights_to_map(segments, dict(enumerate(weights[:, 0])))
-                    if i < FIGURE_IMAGES:
-                        figure_rows.append((test["images"][i], segments, labels, weights))
-                elif method == "shap_gradient":
-                    heat = shap_gradient(model, pixels[i], target, cfg.shap.nsamples, params.seed)
-                elif method == "shap_partition":
-                    heat = shap_partition(model, pixels[i], target, cfg.shap.partition_max_evals, cfg.shap.blur,
-                                          cfg.lime.batch_size)
-                else:
+                if method in REGISTERED:
+                    explanations = []
+                    heat = METHODS[REGISTERED[method]](model, pixels[i:i + 1], torch.tensor([target]),
+                                                       seed=params.seed, options=getattr(cfg, method),
+                                                       sampling_log=sampling_log,
+                                                       **({"explanations": explanations} if method == "lime" else {}))[0]
+                    if method == "lime" and i < FIGURE_IMAGES:
+                        figure_rows.append((test["images"][i], *explanations[0]))
+                else:  # the study's random control, seeded per image as the committed run's
                     heat = np.random.default_rng(params.seed + i).random(pixels.shape[-2:]).astype(np.float32)
                 runtimes.append(1000 * (time.perf_counter() - start))
                 maps.append(heat)
@@ -312,22 +231,10 @@ def evaluate(name: str, study, params, run) -> dict:
 def reliability(name: str, study, params, cfg, run):
     """Per architecture (methods named ``<arch>/<method>``): the classification checks,
     the edge control added to each model's methods; LIME (quickshift) and the two SHAP
-    explainers re-run as the attribute stage runs them, for the randomisation."""
+    explainers re-run through the registry as the attribute stage runs them, on the same
+    targets, for the randomisation."""
     test = load_split(f"data/prepared/{study.dataset}", "test")
     cfg_a, seed = study.attribute, params.seed
-
-    def study_explainer(method, images, pixels, targets):
-        def one(model, i):
-            if method == "lime":
-                segments = quickshift_segments(images[i] / 255.0, cfg_a.lime, seed)
-                _, weights = lime_top_labels(model, pixels[i], segments, cfg_a.lime, seed)
-                return segment_weights_to_map(segments, dict(enumerate(weights[:, 0])))
-            if method == "shap_gradient":
-                return shap_gradient(model, pixels[i], int(targets[i]), cfg_a.shap.nsamples, seed)
-            return shap_partition(model, pixels[i], int(targets[i]), cfg_a.shap.partition_max_evals,
-                                           cfg_a.shap.blur, cfg_a.lime.batch_size)
-
-        return lambda model: np.stack([one(model, i) for i in range(len(pixels))])
 
     rows, sections, plots = [], {}, {}
     ev = study.evaluate
@@ -341,8 +248,9 @@ def reliability(name: str, study, params, cfg, run):
         pixels = to_tensor(test["images"][: len(ids)])
         maps = with_controls({m: maps_of(f) for m, f in frames.items()}, pixels, targets, cfg.controls, seed)
         n = min(cfg.randomisation.n_images, len(ids))
-        explainers = {m: (registry_explainer(m, pixels[:n], targets[:n], seed, {}) if m in cfg.controls
-                          else study_explainer(m, test["images"][:n], pixels[:n], targets[:n])) for m in maps}
+        explainers = {m: (registry_explainer(m, pixels[:n], targets[:n], seed) if m in cfg.controls
+                          else registry_explainer(REGISTERED[m], pixels[:n], targets[:n], seed, getattr(cfg_a, m)))
+                      for m in maps}
         arch_rows, arch_sections, arch_plots = classification_checks(
             model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, seed,
             n_outputs(model, pixels),
