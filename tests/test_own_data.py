@@ -199,7 +199,9 @@ def test_a_failing_method_names_itself_and_keeps_the_others_for_the_next_run(own
     def broken(*args, **kwargs):
         raise RuntimeError("a ReLU module called twice")
 
-    monkeypatch.setitem(REGISTRY, "deeplift", broken)
+    import dataclasses
+
+    monkeypatch.setitem(REGISTRY, "deeplift", dataclasses.replace(REGISTRY["deeplift"], explain=broken))
     with pytest.raises(saliency.MethodsFailed) as error:
         saliency.attribute("mine", study, params, _NoRun())
     text = str(error.value)
