@@ -218,7 +218,8 @@ def params_page() -> str:
     lines += ["## `studies.<name>`: one schema per study kind", "",
               "`kind` picks the schema (and the kind's stages)."]
     for kind, entry in STUDY_KINDS.items():
-        lines += ["", f"## kind `{kind}`", ""] + schema_section(entry.schema, f"studies.<{kind} study>", seen)
+        if entry.section is None:            # a grid kind's study is its own top-level section (above)
+            lines += ["", f"## kind `{kind}`", ""] + schema_section(entry.schema, f"studies.<{kind} study>", seen)
     return "\n".join(lines)
 
 

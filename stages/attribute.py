@@ -1,22 +1,25 @@
-"""DVC stage `attribute@<study>`: explain test images -> data/attributions/<study>/ (Parquet + figures)."""
+"""DVC stage `attribute@<study>` (a grid's: `gad_attribute@<arch>-<dataset>`, one per cell):
+explain test images -> data/attributions/<study>/ (a grid's: data/attributions/<study>/<cell>/)."""
 
 
 from xaibench.atomic import atomic_outputs
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
-from xaibench.studies import study_kind
+from xaibench.studies import study_cell, study_kind
+from xaibench.studies.kind import attribution_dir
 from xaibench.tracking import stage_run
 
 
-def main(name: str) -> None:
+def main(name: str, cell: str | None = None) -> None:
     params = load_params()
     setup_stage(params.seed)
     study = params.study(name)
-    source = params.datasets[study.dataset].source
-    with stage_run(name, "attribute", study.attribute.model_dump(), source) as run, \
-            atomic_outputs(f"data/attributions/{name}"):  # all methods' files, or the previous set
-        study_kind(study.kind).attribute(name, study, params, run)
+    cell, dataset = study_cell(name, study, cell)
+    with stage_run(name, "attribute" if cell == name else f"attribute {cell}", study.attribute.model_dump(),
+                   params.datasets[dataset].source) as run, \
+            atomic_outputs(attribution_dir(name, cell)):  # all methods' files, or the previous set
+        study_kind(study.kind).attribute(cell, study, params, run)
 
 
 if __name__ == "__main__":
-    run_stage(main, "study")
+    run_stage(main, "study", "[cell]")

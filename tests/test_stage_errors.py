@@ -30,7 +30,10 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
     (("train.py", "catdogs"), "studies: no study 'catdogs' (declared: ['catsdogs'"),
     (("preprocess.py", "mnist"), "datasets: no dataset 'mnist'"),
     (("train.py",), "usage: python stages/train.py <study>"),
-    (("gad_support.py", "four"), "bad argument"),
+    (("step.py", "gad", "support", "four"), "bad argument alpha='four'"),
+    (("train.py", "gad"), "gad is a grid study: give one of its cells (resnet18_catsdogs"),
+    (("train.py", "gad", "resnet18_dogs"), "gad: no cell 'resnet18_dogs'"),
+    (("step.py", "catsdogs", "support", "4"), "has no step 'support' (its steps: none)"),
 ])
 def test_a_wrong_argument_is_one_line(tmp_path, args, message):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

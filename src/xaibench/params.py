@@ -81,7 +81,8 @@ class Dataset(Strict):
 
 
 # ``studies.<name>``: the registered study kinds' schemas, told apart by ``kind``
-Study = Annotated[Union[tuple(kind.schema for kind in STUDY_KINDS.values())], Field(discriminator="kind")]
+Study = Annotated[Union[tuple(kind.schema for kind in STUDY_KINDS.values() if kind.section is None)],
+                  Field(discriminator="kind")]
 
 
 class Randomisation(Strict):
@@ -95,7 +96,7 @@ class Randomisation(Strict):
 
 class Reliability(Strict):
     """The top-level ``reliability:`` section: which studies get a reliability
-    report (GAD gets its own, ``gad_reliability``), the controls, the bootstrap, the
+    report (a study of ``studies`` or ``gad``), the controls, the bootstrap, the
     randomisation check and the deletion fills."""
 
     studies: list[str] = Field(min_length=1)         # studies whose ranking gets intervals etc.
@@ -143,11 +144,19 @@ class Params(Strict):
     report: Report | None = None
     compute: Compute = Compute()
 
+    def all_studies(self) -> dict:
+        """Every study by name: the entries of ``studies``, then each grid kind's section
+        that is declared (``gad``)."""
+        grids = {kind.section: getattr(self, kind.section, None) for kind in STUDY_KINDS.values() if kind.section}
+        return {**self.studies, **{name: study for name, study in grids.items() if study is not None}}
+
     def study(self, name: str):
-        """``studies[name]``; an unknown name is a :class:`ParamsError` that lists the studies."""
-        if name not in self.studies:
-            raise ParamsError(f"params.yaml: studies: no study {name!r} (declared: {sorted(self.studies)})")
-        return self.studies[name]
+        """The study ``name`` (of ``studies``, or a grid section such as ``gad``); an unknown
+        name is a :class:`ParamsError` that lists the studies."""
+        studies = self.all_studies()
+        if name not in studies:
+            raise ParamsError(f"params.yaml: studies: no study {name!r} (declared: {sorted(studies)})")
+        return studies[name]
 
     def dataset(self, name: str) -> Dataset:
         """``datasets[name]``; an unknown name is a :class:`ParamsError` that lists the datasets."""
@@ -158,15 +167,16 @@ class Params(Strict):
     @model_validator(mode="after")
     def _reliability_of_declared_studies(self):
         if self.reliability is not None:
-            wrong = [s for s in self.reliability.studies if s not in self.studies]
+            studies = self.all_studies()
+            wrong = [s for s in self.reliability.studies if s not in studies]
             if wrong:
                 raise ParamsError(f"params.yaml: reliability.studies: {wrong} are not studies of `studies` "
-                                  f"(known: {sorted(self.studies)})")
-            checked = [*self.reliability.studies, *(["gad"] if self.gad is not None else [])]
+                                  f"or a declared gad section (known: {sorted(studies)})")
+            checked = self.reliability.studies
             wrong = sorted(set(self.reliability.randomisation.exclude) - set(checked))
             if wrong:
                 raise ParamsError(f"params.yaml: reliability.randomisation.exclude: {wrong} are not studies whose "
-                                  f"reliability is checked (reliability.studies, and gad: {checked})")
+                                  f"reliability is checked (reliability.studies: {checked})")
         return self
 
     @model_validator(mode="after")
@@ -200,6 +210,15 @@ class Params(Strict):
         return self
 
     @model_validator(mode="after")
+    def _no_study_named_like_a_grid(self):
+        grids = sorted(kind.section for kind in STUDY_KINDS.values() if kind.section)
+        clash = [name for name in self.studies if name in grids]
+        if clash:
+            raise ParamsError(f"params.yaml: studies: {clash} is the name of a top-level grid study ({grids}); "
+                              f"rename the study")
+        return self
+
+    @model_validator(mode="after")
     def _studies_use_declared_datasets(self):
         for name, study in self.studies.items():
             if study.dataset not in self.datasets:
@@ -213,7 +232,7 @@ class Params(Strict):
     def _each_kinds_own_checks(self):
         """What a study kind checks across sections (its ``check``: a method the model has
         no rule for, a stopping rule the segment count defeats, ...)."""
-        for name, study in self.studies.items():
+        for name, study in self.all_studies().items():
             STUDY_KINDS[study.kind].check(name, study, self)
         return self
 

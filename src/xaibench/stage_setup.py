@@ -58,12 +58,15 @@ def run_stage(main: Callable, *arg_names: str, convert: dict | None = None,
     a person at a shell (``python stages/train.py catsdogs``, ``make report``) both do: a
     wrong argument count, bad params or bad input end in one line that says what to do
     (:func:`fail`), never a traceback. ``arg_names`` name the positional arguments (for the
-    usage line); ``convert`` maps a name to a function applied to it (``float``);
-    ``errors`` adds exception types that mean bad input for this stage."""
+    usage line; ``[cell]``: an optional last one); ``convert`` maps a name to a function
+    applied to it (``float``); ``errors`` adds exception types that mean bad input for this
+    stage."""
     script = Path(sys.argv[0]).name
     args = sys.argv[1:]
-    if len(args) != len(arg_names):
-        fail(f"usage: python stages/{script} {' '.join(f'<{n}>' for n in arg_names)}".rstrip()
+    required = [n for n in arg_names if not n.startswith("[")]
+    if not len(required) <= len(args) <= len(arg_names):
+        fail(f"usage: python stages/{script} "
+             + " ".join(n if n.startswith("[") else f"<{n}>" for n in arg_names).rstrip()
              + f" (given {len(args)} argument(s)); run it from the project root, or through dvc repro")
     try:
         values = [(convert or {}).get(n, str)(a) for n, a in zip(arg_names, args)]

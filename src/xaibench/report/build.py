@@ -25,6 +25,8 @@ from xaibench.report import content
 from xaibench.report.figures import gallery_figure, line_chart, runtime_bars
 from xaibench.report.studies import study_info
 from xaibench.store import maps_of, read_attributions
+from xaibench.studies import study_kind
+from xaibench.studies.kind import attribution_dir, model_json
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -32,27 +34,30 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @dataclass
 class StudyRef:
-    """What the report needs to know of a study: its page name, kind, dataset, JSON files."""
+    """What the report needs to know of a study: its page name, kind, and cells (the study
+    itself, or a grid's ``<architecture>_<dataset>`` cells), each with its dataset."""
 
     name: str
     kind: str
-    datasets: list[str]
-    cells: list[str]                 # GAD: architecture_dataset cells; [name] otherwise
+    cells: dict[str, str]            # cell -> its dataset
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(self.cells.values()))
+
+    @property
+    def is_grid(self) -> bool:
+        return list(self.cells) != [self.name]
 
     def json_names(self) -> list[str]:
-        if self.kind == "gad":
-            return ["metrics/gad.json", "metrics/gad_reliability.json", "metrics/gad_runtime.json",
-                    *[f"metrics/gad/{cell}_model.json" for cell in self.cells]]
-        return [f"metrics/{self.name}{suffix}.json" for suffix in ("", "_reliability", "_runtime", "_model")]
+        return [*(f"metrics/{self.name}{suffix}.json" for suffix in ("", "_reliability", "_runtime")),
+                *(model_json(self.name, cell) for cell in self.cells)]
 
 
 def study_refs(params) -> list[StudyRef]:
-    """The studies of ``params`` (validated params.yaml), then the GAD grid when declared."""
-    refs = [StudyRef(name, study.kind, [study.dataset], [name]) for name, study in params.studies.items()]
-    if params.gad is not None:
-        refs.append(StudyRef("gad", "gad", list(params.gad.datasets),
-                             [f"{a}_{d}" for a in params.gad.architectures for d in params.gad.datasets]))
-    return refs
+    """Every study of ``params`` (validated params.yaml): ``studies``, then the grids (GAD)."""
+    return [StudyRef(name, study.kind, study_kind(study.kind).cells(name, study))
+            for name, study in params.all_studies().items()]
 
 
 def base_trees(root: Path, rev: str | None, names: list[str]) -> dict | None:
@@ -91,8 +96,8 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
     (boxes, for detection) and every method's map, the cue mask outlined where the twin
     has one; GAD cells show each method's original and GAD map with their convex hulls."""
 
-    folder = root / ("data/attributions/gad" if ref.kind == "gad" else "data/attributions") / cell
-    dataset = cell.split("_", 1)[1] if ref.kind == "gad" else ref.datasets[0]
+    folder = root / attribution_dir(ref.name, cell)
+    dataset = ref.cells[cell]
     if not folder.is_dir() or not (root / f"data/prepared/{dataset}/test.npz").exists():
         return []
     test = load_split(root / f"data/prepared/{dataset}", "test")
@@ -190,8 +195,8 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
     """Everything the study template shows for ``ref`` (figures written under out/<study>/)."""
 
     info = study_info(ref.kind)
-    if ref.kind != "gad":
-        study = params.studies[ref.name]
+    study = params.study(ref.name)
+    if not ref.is_grid:
         dataset = params.datasets.get(study.dataset)
         try:
             classes = list(dataset_classes(study.dataset, root / f"data/prepared/{study.dataset}"))
@@ -205,15 +210,15 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
         missing.append(f"{reliability_name}: {reliability.get('reason', 'not checked')}.")
         reliability = None
     elif reliability is None:
-        checked = params.reliability is not None and (ref.kind == "gad" or ref.name in params.reliability.studies)
-        stage = "gad_reliability" if ref.kind == "gad" else f"reliability@{ref.name}"
+        checked = params.reliability is not None and ref.name in params.reliability.studies
+        stage = f"{ref.name}_reliability" if ref.is_grid else f"reliability@{ref.name}"
         missing.append(f"{reliability_name} is missing, so this page has no metric table with intervals and no "
                        f"reliability verdict: " + (f"run its stage ({stage}: dvc repro {stage})." if checked else
                                                    f"add {ref.name} to reliability.studies in params.yaml and run "
                                                    f"dvc repro."))
     sections = []
     if reliability:
-        parts = {cell: reliability[cell] for cell in ref.cells if cell in reliability} if ref.kind == "gad" \
+        parts = {cell: reliability[cell] for cell in ref.cells if cell in reliability} if ref.is_grid \
             else {"": reliability}
         for cell, part in parts.items():
             prefix = (cell,) if cell else ()
@@ -221,10 +226,10 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
                                             content.verdict(part)))
     models = []
     for cell in ref.cells:
-        model_name = f"metrics/gad/{cell}_model.json" if ref.kind == "gad" else f"metrics/{ref.name}_model.json"
+        model_name = model_json(ref.name, cell)
         facts = content.model_facts(content.read_json(root / model_name), model_name, base)
-        models.append({"cell": cell if ref.kind == "gad" else "", "facts": facts})
-    hull_fraction = params.gad.evaluate.hull_fraction if ref.kind == "gad" else None
+        models.append({"cell": cell if ref.is_grid else "", "facts": facts})
+    hull_fraction = getattr(study.evaluate, "hull_fraction", None)     # a study scored by hulls draws them
     galleries = [g for cell in ref.cells for g in gallery(root, ref, cell, out, n_gallery, hull_fraction)]
     runtime_table, means = runtime_rows(content.read_json(root / runtime_name), runtime_name)
     runtime_figure = None

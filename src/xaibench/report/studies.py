@@ -6,7 +6,6 @@ model (your own folder and model), a description from its own params that cites 
 from __future__ import annotations
 
 from xaibench.studies import STUDY_KINDS
-from xaibench.studies.gad import INFO as GAD_INFO
 from xaibench.studies.kind import StudyInfo
 
 GENERIC = StudyInfo("A study", "A study of the benchmark.", None)
@@ -23,7 +22,7 @@ def study_info(kind: str, study=None, dataset=None, classes=None) -> StudyInfo:
     model; otherwise a description from its params (dataset, classes, model, image size,
     methods) that cites no paper. Without ``study``: the kind's entry (a generic one for
     kinds not listed)."""
-    info = GAD_INFO if kind == "gad" else STUDY_KINDS[kind].info if kind in STUDY_KINDS else GENERIC
+    info = STUDY_KINDS[kind].info if kind in STUDY_KINDS else GENERIC
     if study is None:
         return info
     model = study.model if isinstance(study.model, str) else "/".join(study.model.model_dump().values())

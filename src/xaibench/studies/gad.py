@@ -2,9 +2,12 @@
 and CUB warbler-vs-sparrow, support regressions for each α, five gradient methods,
 original vs GAD maps, convex-hull complexity RC and sensitivity RS (tables 1 and 2).
 
-Unlike the other studies it is a grid (architecture x dataset, and x α for the support
-models), so it has its own DVC stages (`gad_train`, `gad_support`, `gad_attribute`,
-`gad_evaluate`), configured by the top-level ``gad:`` section of params.yaml.
+A study kind whose study is a grid: one cell per (architecture, dataset), each trained,
+explained and checked by the shared stage scripts (``python stages/train.py gad
+resnet18_cub``), and one step of its own between train and attribute, the support models
+of every cell for one α (``python stages/step.py gad support 4``). Configured by the
+top-level ``gad:`` section of params.yaml; dvc.yaml gives the grid its stages
+(``gad_train``, ``gad_support``, ``gad_attribute``, ``gad_evaluate``, ``gad_reliability``).
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from xaibench.data import DATASETS
 from xaibench.data.images import load_split
 from xaibench.explain import METHODS
 from xaibench.explain.gad import gad_map, intersected_alphas
+from xaibench.figures import gad_hulls_figure
 from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity, supplementary_mask
-from xaibench.metrics.reliability import reliability_report
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.models.torchvision_models import architecture_options
-from xaibench.schema import Strict, params_hash
+from xaibench.schema import ParamsError, Strict, params_hash
 from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
 from xaibench.studies.classification import MethodOptions, with_method_sections
-from xaibench.studies.kind import Citation, StudyInfo
+from xaibench.studies.common import write_csv
+from xaibench.studies.kind import Citation, StudyInfo, StudyKind, StudyStep, register_study_kind
 from xaibench.studies.reliability import (excluded_methods, localisation, randomisation, registry_explainer, study_cues,
                                           with_controls)
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
@@ -83,6 +87,7 @@ class GADEvaluate(Strict):
 class GAD(Strict):
     """The top-level ``gad:`` section (the GAD study's grid)."""
 
+    kind: Literal["gad"] = "gad"
     datasets: list[str] = Field(min_length=1)
     architectures: list[Literal["resnet18", "vgg16"]] = Field(min_length=1)
     image_size: int = Field(ge=32)
@@ -282,44 +287,87 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
     return results, panels, per_image
 
 
-def reliability(gad, cfg, seed: int) -> tuple[dict, dict]:
-    """GAD (a grid of its own): per (architecture, dataset) cell, the intervals of the
-    per-image RC and RS of every method (from gad_evaluate), the localisation of the
-    original and the GAD maps of the predicted class (``<method>+gad``) and of the
-    controls against the dataset's cue masks, and the randomisation of every gradient
-    method on the original classifier. Returns (report by cell, plots)."""
-    stored = pd.read_csv("data/reports/gad/per_image_scores.csv", dtype={"image_id": str})
-    report, plots = {}, {}
+def grid_cells(name: str, gad) -> dict[str, str]:
+    """The grid: one cell ``<architecture>_<dataset>`` per pair, mapped to its dataset."""
+    return {f"{arch}_{dataset}": dataset for arch in gad.architectures for dataset in gad.datasets}
+
+
+def cell_parts(cell: str, gad) -> tuple[str, str]:
+    """(architecture, dataset) of the cell ``<architecture>_<dataset>``."""
+    parts = {f"{arch}_{dataset}": (arch, dataset) for arch in gad.architectures for dataset in gad.datasets}
+    if cell not in parts:
+        raise ParamsError(f"params.yaml: gad: no cell {cell!r} in the grid of gad.architectures x gad.datasets "
+                          f"(cells: {sorted(parts)})")
+    return parts[cell]
+
+
+def train_cell(cell: str, gad, params, run) -> dict:
+    """The train stage of a cell: its classifier (:func:`train_original`)."""
+    return train_original(*cell_parts(cell, gad), gad, params.seed, run)
+
+
+def support_step(name: str, gad, params, run, alpha: float) -> dict:
+    """The support step for one α: the support model of every cell (:func:`train_support`);
+    one step per α, so adding an α fits only the new models."""
+    result = {"alpha": alpha}
     for arch in gad.architectures:
         for dataset in gad.datasets:
-            cell = f"{arch}_{dataset}"
-            pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
-            position = {str(i): k for k, i in enumerate(ids)}
-            model = load_model(original_path(arch, dataset))
-            maps, picked, targets = {}, None, None
-            for method in gad.attribute.methods:
-                frame = read_attributions(attribution_path("data/attributions/gad", cell, arch, method))
-                frame = frame[frame.target == frame.predicted]
-                for variant, name in (("original", method), ("gad", f"{method}+gad")):
-                    rows = frame[frame.variant == variant]
-                    maps[name] = maps_of(rows)
-                    picked = [position[str(i)] for i in rows.image_id]
-                    targets = torch.tensor(rows.target.to_numpy())
-            image_ids = [str(ids[k]) for k in picked]
-            images = pixels[picked]
-            maps = with_controls(maps, images, targets, cfg.controls, seed)
-            rows, localisation_section = localisation(maps, image_ids, study_cues(dataset, image_ids))
-            n = min(cfg.randomisation.n_images, len(picked))
-            explainers = {m: registry_explainer(m, images[:n], targets[:n], seed,
-                                                gad.attribute.options_for(m) if m in gad.attribute.methods
-                                                else None)
-                          for m in [*gad.attribute.methods, *cfg.controls]}
-            section, curves = randomisation(model, explainers, cfg.randomisation.steps,
-                                            cfg.randomisation.fail_threshold, seed,
-                                            excluded=excluded_methods(cfg, "gad", explainers))
-            cell_scores = stored[stored.cell == cell].drop(columns="cell")
-            intervals = reliability_report(pd.concat([cell_scores, pd.DataFrame(rows)], ignore_index=True),
-                                           cfg.controls, cfg.n_resamples, cfg.level, seed)
-            report[cell] = {"localisation": localisation_section, "randomisation": section, **intervals}
-            plots[f"randomisation_{cell}"] = curves
-    return report, plots
+            result.setdefault(arch, {})[dataset] = train_support(arch, dataset, alpha, gad, params.seed, run)
+    return result
+
+
+def attribute_cell(cell: str, gad, params, run) -> None:
+    """The attribute stage of a cell: original and GAD maps (:func:`attribute`)."""
+    attribute(*cell_parts(cell, gad), gad, params.seed, run)
+
+
+def evaluate_grid(name: str, gad, params, run) -> dict:
+    """The evaluate stage: tables 1 and 2 (:func:`evaluate`) as the JSON of
+    metrics/<name>.json; every image's RC and RS -> data/reports/<name>/per_image_scores.csv
+    (with its cell), the original and GAD maps with their hulls -> .../hulls.png."""
+    results, panels, per_image = evaluate(gad, params.seed, run)
+    write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))
+    figure = f"data/reports/{name}/hulls.png"
+    gad_hulls_figure(panels, figure)
+    run.log_artifact(figure)
+    return results
+
+
+def reliability(cell: str, gad, params, cfg, run) -> tuple[list, dict, dict]:
+    """The reliability checks of one cell: the localisation of the original and the GAD maps
+    of the predicted class (``<method>+gad``) and of the controls against the dataset's cue
+    masks, and the randomisation of every gradient method on the original classifier (the
+    intervals of RC and RS come from the evaluate stage's per-image scores). Returns
+    (per-image rows, sections, plots)."""
+    arch, dataset = cell_parts(cell, gad)
+    seed = params.seed
+    pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
+    position = {str(i): k for k, i in enumerate(ids)}
+    model = load_model(original_path(arch, dataset))
+    maps, picked, targets = {}, None, None
+    for method in gad.attribute.methods:
+        frame = read_attributions(attribution_path("data/attributions/gad", cell, arch, method))
+        frame = frame[frame.target == frame.predicted]
+        for variant, name in (("original", method), ("gad", f"{method}+gad")):
+            rows = frame[frame.variant == variant]
+            maps[name] = maps_of(rows)
+            picked = [position[str(i)] for i in rows.image_id]
+            targets = torch.tensor(rows.target.to_numpy())
+    image_ids = [str(ids[k]) for k in picked]
+    images = pixels[picked]
+    maps = with_controls(maps, images, targets, cfg.controls, seed)
+    rows, localisation_section = localisation(maps, image_ids, study_cues(dataset, image_ids))
+    n = min(cfg.randomisation.n_images, len(picked))
+    explainers = {m: registry_explainer(m, images[:n], targets[:n], seed,
+                                        gad.attribute.options_for(m) if m in gad.attribute.methods else None)
+                  for m in [*gad.attribute.methods, *cfg.controls]}
+    section, curves = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
+                                    seed, excluded=excluded_methods(cfg, "gad", explainers))
+    return rows, {"localisation": localisation_section, "randomisation": section}, {"randomisation": curves}
+
+
+KIND = register_study_kind(StudyKind(
+    name="gad", schema=GAD, info=INFO, section="gad", cells=grid_cells, train=train_cell,
+    steps={"support": StudyStep(support_step, "alpha", float)}, attribute=attribute_cell, evaluate=evaluate_grid,
+    reliability=reliability, evaluate_folders=("data/reports/{name}",),
+    scores="the convex-hull complexity RC and the sensitivity RS of the region GAD keeps"))

@@ -5,22 +5,30 @@ its report text.
 ``studies`` schema from the registered kinds' schemas, and the stage scripts call the
 entry's functions:
 
-    train(name, study, params, run) -> dict        # the JSON of metrics/<name>_model.json
-    attribute(name, study, params, run) -> None    # writes data/attributions/<name>/
+    cells(name, study) -> {cell: dataset}          # the units train and attribute run per
+    train(cell, study, params, run) -> dict        # the JSON of model_json(name, cell)
+    attribute(cell, study, params, run) -> None    # writes attribution_dir(name, cell)
     evaluate(name, study, params, run) -> dict     # the JSON of metrics/<name>.json
-    reliability(name, study, params, cfg, run) -> (per-image rows, sections, plots)
+    reliability(cell, study, params, cfg, run) -> (per-image rows, sections, plots)
     check(name, study, params) -> None             # validation across params sections
                                                    # (raises ParamsError naming the key)
 
 where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``) and ``cfg`` the
-``reliability`` section. A new kind is one module that ends with
-``register_study_kind(StudyKind(...))`` and one import in :mod:`xaibench.studies`.
+``reliability`` section. A study is one cell unless its kind says otherwise: the cell is
+the study itself (its name, its dataset), and ``train`` / ``attribute`` / ``reliability``
+receive the study's name. A grid study (GAD: architecture x dataset) has one cell per
+entry of the grid; its DVC stages run once per cell (``python stages/train.py gad
+resnet18_cub``), and its reliability report has one part per cell. A kind may add
+``steps`` run between train and attribute, one per value of a params list (GAD's support
+regressions, one per α: ``python stages/step.py gad support 4``).
+
+A new kind is one module that ends with ``register_study_kind(StudyKind(...))``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from xaibench.registry import registrar
 
@@ -55,6 +63,34 @@ def _no_check(name: str, study, params) -> None:
     return None
 
 
+def one_cell(name: str, study) -> dict[str, str]:
+    """A study's one cell: the study itself, on its dataset."""
+    return {name: study.dataset}
+
+
+def model_json(name: str, cell: str) -> str:
+    """Where the train stage of ``cell`` writes its JSON: ``metrics/<name>_model.json`` for a
+    one-cell study, ``metrics/<name>/<cell>_model.json`` for a cell of a grid."""
+    return f"metrics/{name}_model.json" if cell == name else f"metrics/{name}/{cell}_model.json"
+
+
+def attribution_dir(name: str, cell: str) -> str:
+    """Where the attribute stage of ``cell`` writes its Parquet files."""
+    return f"data/attributions/{name}" if cell == name else f"data/attributions/{name}/{cell}"
+
+
+@dataclass(frozen=True)
+class StudyStep:
+    """A step of a kind between train and attribute, run once per value of a params list
+    (``python stages/step.py <study> <step> <value>``; its DVC stage is a ``matrix`` over
+    that list). ``run(name, study, params, mlflow_run, value)`` returns the JSON written to
+    ``metrics/<study>/<step>/<argument><value>.json``."""
+
+    run: Callable
+    argument: str                 # what the value is (``alpha``): names the JSON and the MLflow param
+    convert: Callable = str       # the command-line value -> what ``run`` takes
+
+
 @dataclass(frozen=True)
 class StudyKind:
     name: str
@@ -66,6 +102,13 @@ class StudyKind:
     evaluate: Callable
     reliability: Callable
     check: Callable = _no_check
+    cells: Callable = one_cell
+    # a grid kind's one study is the top-level params section of this name (``gad:``), with
+    # DVC stages of its own (one per cell); None: its studies are entries of ``studies:``
+    section: str | None = None
+    steps: Mapping[str, StudyStep] = field(default_factory=dict)
+    # the evaluate stage's output folders, all-or-nothing ({name}: the study's name)
+    evaluate_folders: tuple[str, ...] = ("data/reports/{name}", "metrics/plots/{name}")
 
 
 STUDY_KINDS: dict[str, StudyKind] = {}

@@ -1,13 +1,15 @@
 """The reliability checks every classification study shares, which each study kind's
-``reliability(name, study, params, cfg, run) -> (rows, sections, plots)`` calls:
+``reliability(cell, study, params, cfg, run) -> (rows, sections, plots)`` calls:
 per-image scores (a long table: method, image_id, metric, value; they get the stage's
 bootstrap intervals and control separation), sections of
-``metrics/<study>_reliability.json``, and tables for ``dvc plots``.
+``metrics/<study>_reliability.json``, and tables for ``dvc plots``; and the report of one
+cell (:func:`cell_report`) that merges them with the intervals.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from xaibench.explain import METHODS
 from xaibench.explain.perturbation import deletion_insertion_curves, fill_image
 from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
+from xaibench.metrics.reliability import reliability_report
 from xaibench.metrics.localisation import localisation_scores
 from xaibench.schema import ParamsError
 from xaibench.training.classifier import to_tensor
@@ -204,3 +207,42 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
                                                       cfg.randomisation.fail_threshold, seed, excluded=excluded,
                                                       compute=compute)
     return rows, sections, {"randomisation": curves}
+
+
+REPORT_SECTIONS = ("localisation", "randomisation", "controls", "intervals", "agreement", "fills", "saturation")
+
+
+def fill_agreement(agreement: dict) -> dict:
+    """Kendall's tau between the DAUC rankings of every pair of deletion fills."""
+    return {pair: tau for pair, tau in agreement.items()
+            if all(name.startswith("DAUC:") for name in pair.split("|"))}
+
+
+def stored_scores(name: str, cell: str) -> pd.DataFrame:
+    """The per-image scores the evaluate stage wrote (data/reports/<name>/per_image_scores.csv,
+    where it writes them), of ``cell`` where the table has a ``cell`` column (a grid's)."""
+    path = Path(f"data/reports/{name}/per_image_scores.csv")
+    if not path.exists():
+        return pd.DataFrame()
+    stored = pd.read_csv(path, dtype={"image_id": str})
+    return stored[stored.cell == cell].drop(columns="cell") if "cell" in stored else stored
+
+
+def cell_report(kind, name: str, cell: str, study, params, cfg, run) -> tuple[dict, dict]:
+    """The reliability report of one cell of a study (the study itself for a one-cell
+    study): the kind's checks (``kind.reliability``) merged with the bootstrap intervals,
+    the rank stability, the metric agreement and the control separation of every per-image
+    score (the evaluate stage's and the checks' own). Returns (report, plots)."""
+    rows, sections, plots = kind.reliability(cell, study, params, cfg, run)
+    scores = pd.concat([stored_scores(name, cell), pd.DataFrame(rows)], ignore_index=True)
+    report = reliability_report(scores, cfg.controls, cfg.n_resamples, cfg.level, params.seed)
+    if "fills" in sections:
+        sections["fills"]["agreement"] = fill_agreement(report["agreement"])
+    prefix = "" if cell == name else f"{cell}."
+    run.log_metrics(final_spearmans(sections["randomisation"], f"randomisation.final_spearman.{prefix}".rstrip(".")))
+    run.log_metrics({f"rank_stability.{prefix}{metric}.{method}": share
+                     for metric, shares in report["intervals"]["rank_stability"].items()
+                     for method, share in shares.items()})
+    merged = {**report, **sections}
+    return ({**{k: merged[k] for k in ("n_images", "n_resamples", "level", "direction")},
+             **{k: merged[k] for k in REPORT_SECTIONS if k in merged}}, plots)
