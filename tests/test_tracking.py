@@ -51,3 +51,8 @@ def test_stage_run_logs_params_metrics_and_status(tmp_path, monkeypatch):
 def test_undefined_metrics_are_named_not_logged():
     clean, undefined = defined_metrics({"a": 1, "b": None, "c": float("nan"), "d": float("inf"), "e": True, "f": "x"})
     assert clean == {"a": 1.0, "e": 1.0} and undefined == ["b", "c", "d"]
+
+
+def test_a_name_mlflow_refuses_is_made_one_it_takes():
+    clean, _ = defined_metrics({"rank_stability.vgg16_cub.RC.lrp+gad": 0.5, "IAUC:black.lime": 1})
+    assert clean == {"rank_stability.vgg16_cub.RC.lrp_gad": 0.5, "IAUC:black.lime": 1.0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import subprocess
 import threading
 import time
@@ -40,12 +41,19 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def metric_name(name: str) -> str:
+    """``name`` as MLflow takes it: a character it refuses (the ``+`` of ``lrp+gad``) -> ``_``."""
+    return re.sub(r"[^\w\-. :/]", "_", name)
+
+
 def defined_metrics(metrics: dict) -> tuple[dict[str, float], list[str]]:
     """({name: float} of the finite numbers in ``metrics``, [names of the undefined ones]):
     None, NaN and ±inf are undefined on this data (MLflow would refuse None and store NaN
-    as a number); bools count as 0/1, strings are not metrics."""
+    as a number); bools count as 0/1, strings are not metrics. Names are made ones MLflow
+    takes (:func:`metric_name`)."""
     clean, undefined = {}, []
     for key, value in metrics.items():
+        key = metric_name(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
             clean[key] = float(value)
         elif value is None or isinstance(value, float):
