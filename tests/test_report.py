@@ -191,3 +191,16 @@ def test_axiom_rows_flag_a_method_above_its_tolerance():
     assert not rows["ig"]["flagged"] and rows["ig"]["note"] == "undefined on these maps"
     assert rows["deeplift"]["median"].key == ["axioms", "deeplift", "median_error"]
     assert content.axiom_rows(None, "m.json") == [] and content.axiom_rows({"axioms": None}, "m.json") == []
+
+
+def test_ranking_sentence_orders_by_median_rank_and_calls_ties_ties():
+    ranking = {"metrics": ["DAUC", "IAUC", "IC"], "order": ["lrp", "deeplift", "random"],
+               "tied": [["lrp", "deeplift"]],
+               "methods": {"lrp": {"median_rank": 1.0, "interval": [1.0, 2.0]},
+                           "deeplift": {"median_rank": 2.0, "interval": [1.0, 2.0]},
+                           "random": {"median_rank": 3.0, "interval": [3.0, 3.0]}}}
+    text = content.ranking_sentence(ranking)
+    assert text.startswith("median rank over 3 metrics")
+    assert "lrp 1 [1, 2] ≈ deeplift 2 [1, 2] > random 3 [3, 3]; 1 pair(s) tied in all." in text
+    assert content.verdict({"ranking": ranking})["ranking"] == [text]
+    assert content.ranking_sentence(None) == "" and content.verdict({})["ranking"] == []

@@ -55,3 +55,32 @@ def test_smaller_maps_are_compared_at_the_mask_resolution():
     scores = localisation_scores(heat, MASK)
     assert scores["pointing_game"][0] == 1.0 and scores["relevance_mass"][0] > 0.7
     assert scores["chance"][0] == 0.25
+
+
+def test_ties_score_their_expectation_neither_first_pixel_nor_any_pixel():
+    """A constant map ties all 16 pixels at the maximum; MASK holds 4 of them. Raster order
+    says 1 (the first maximum, (0, 0), is inside), 'any tied maximum inside' says 1 too; the
+    expectation over the tied maxima is 4/16, the chance level."""
+    both = np.ones((1, 4, 4))
+    assert pointing_game(both, MASK)[0] == pytest.approx(4 / 16)
+    assert relevance_rank_accuracy(both, MASK)[0] == pytest.approx(4 / 16)      # = chance: a constant map
+    left = np.zeros((1, 4, 4))
+    left[0, :, :2] = 1.0                                   # 8 tied maxima, 4 inside
+    assert pointing_game(left, MASK)[0] == pytest.approx(0.5)
+    # K = 4: all 4 slots among the 8 tied pixels, half of them inside
+    assert relevance_rank_accuracy(left, MASK)[0] == pytest.approx(0.5)
+    left[0, 3, 3] = 2.0                                   # one strict maximum outside, then 3 slots among 8 tied
+    assert pointing_game(left, MASK)[0] == 0.0
+    assert relevance_rank_accuracy(left, MASK)[0] == pytest.approx((0 + 3 * 4 / 8) / 4)
+
+
+def test_the_expected_tie_score_is_the_mean_over_random_tie_breaks():
+    rng = np.random.default_rng(1)
+    heat = rng.integers(0, 3, (1, 4, 4)).astype(float)     # many ties
+    hits, ranks = [], []
+    for _ in range(4000):                                  # break ties by a tiny random jitter
+        jittered = heat + 1e-9 * rng.random(heat.shape)
+        hits.append(pointing_game(jittered, MASK)[0])
+        ranks.append(relevance_rank_accuracy(jittered, MASK)[0])
+    assert pointing_game(heat, MASK)[0] == pytest.approx(np.mean(hits), abs=0.02)
+    assert relevance_rank_accuracy(heat, MASK)[0] == pytest.approx(np.mean(ranks), abs=0.02)

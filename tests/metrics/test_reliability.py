@@ -180,3 +180,48 @@ def test_a_resample_of_undefined_scores_has_no_mean_and_no_warning():
         means = resampled_means({"m": np.array([np.nan, np.nan, 1.0])}, np.array([[0, 1, 0], [2, 0, 2]]))["m"]
     assert np.isnan(means[0]) and means[1] == 1.0
     assert percentile_interval(means) == (1.0, 1.0)
+
+
+def test_fractional_ranks_share_the_mean_rank_of_a_tie():
+    from xaibench.metrics.reliability import fractional_ranks
+
+    np.testing.assert_array_equal(fractional_ranks(np.array([[3.0, 2.0, 2.0, np.nan, 1.0]])),
+                                  [[1.0, 2.5, 2.5, np.nan, 4.0]])
+
+
+def test_median_rank_across_metrics_by_hand_and_its_ties():
+    """IAUC (higher better): a 3 > b 2 > c 1 -> ranks 1, 2, 3. DAUC (lower better): a and b
+    both 0.1, c 0.5 -> 1.5, 1.5, 3. Median over the two metrics: a 1.25, b 1.75, c 3. With no
+    image-to-image noise every resample agrees: no pair is tied. DAUC:black (a variant) does
+    not vote."""
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    rows = [{"method": m, "image_id": str(i), "metric": metric, "value": value}
+            for i in range(6)
+            for metric, values in (("IAUC", {"a": 3, "b": 2, "c": 1}), ("DAUC", {"a": 0.1, "b": 0.1, "c": 0.5}),
+                                   ("DAUC:black", {"a": 0.9, "b": 0.1, "c": 0.1}))
+            for m, value in values.items()]
+    ranking = reliability_report(pd.DataFrame(rows), [], 50, 0.95, 0)["ranking"]
+    assert ranking["metrics"] == ["DAUC", "IAUC"]
+    assert {m: r["median_rank"] for m, r in ranking["methods"].items()} == {"a": 1.25, "b": 1.75, "c": 3.0}
+    assert ranking["methods"]["b"]["ranks"] == {"DAUC": 1.5, "IAUC": 2.0} and ranking["methods"]["b"]["spread"] == 0.5
+    assert ranking["order"] == ["a", "b", "c"] and ranking["tied"] == []
+    assert ranking["methods"]["a"]["interval"] == [1.25, 1.25]
+
+
+def test_two_methods_with_the_same_scores_up_to_noise_are_called_tied():
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for metric in ("IAUC", "IC"):
+        for m, centre in (("a", 0.5), ("b", 0.5), ("c", 0.9)):
+            rows += [{"method": m, "image_id": str(i), "metric": metric, "value": centre + rng.normal(0, 0.2)}
+                     for i in range(30)]
+    ranking = reliability_report(pd.DataFrame(rows), [], 200, 0.95, 0)["ranking"]
+    assert ranking["order"][0] == "c"
+    assert sorted(map(sorted, ranking["tied"])) == [["a", "b"]]

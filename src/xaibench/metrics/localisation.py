@@ -10,12 +10,18 @@ masks [N, H, W] of the same size, and return one value per image ([N]).
   falls inside the mask (only positive relevance counts, as in the paper). NaN when the
   map has no positive value.
 * Relevance rank accuracy (ibid.): with ``K = |GT|``, the share of the K most relevant
-  pixels that lie inside the mask, ``|P_top-K ∩ GT| / K``. Ties are broken by raster
-  order (stable sort), so a constant map scores the mask's share of the first K pixels.
+  pixels that lie inside the mask, ``|P_top-K ∩ GT| / K``.
 * Pointing game (Zhang et al. 2018, "Top-down neural attention by excitation backprop",
-  IJCV 126): 1 when the map's maximum lies inside the mask, else 0 (the first maximum in
-  raster order; tolerance 0 px: the twins' masks are exact, the paper's 15 px tolerance
-  is for hand-drawn boxes on ImageNet-size images).
+  IJCV 126): 1 when the map's maximum lies inside the mask, else 0 (tolerance 0 px: the
+  twins' masks are exact, the paper's 15 px tolerance is for hand-drawn boxes on
+  ImageNet-size images).
+* Ties (neither paper discusses them): both scores are their expectation over a uniformly
+  random order of tied pixels. Pointing game: the share of the tied maxima inside the mask.
+  Rank accuracy: with ``S`` the pixels strictly above the K-th largest value ``t`` and ``T``
+  those equal to it, ``(|S ∩ GT| + (K − |S|) · |T ∩ GT| / |T|) / K``. A piecewise-constant
+  map (LIME's superpixels) is neither punished (first maximum in raster order: the top-left
+  superpixel) nor rewarded (a hit if any tied maximum is inside: a constant map would score
+  1); a constant map scores the chance level on all three.
 * Chance level: the mask's area share ``|GT| / HW``, the expected value of all three for
   a map that knows nothing of the mask (uniform noise).
 """
@@ -48,21 +54,25 @@ def relevance_mass_accuracy(maps, masks) -> np.ndarray:
 
 
 def relevance_rank_accuracy(maps, masks) -> np.ndarray:
-    """Share of the |GT| most relevant pixels inside the mask (NaN for an empty mask)."""
+    """Share of the |GT| most relevant pixels inside the mask, expected over the order of
+    the pixels tied at the K-th value (NaN for an empty mask)."""
     maps, masks = _flat(maps, masks)
     out = np.full(len(maps), np.nan)
     for i, (values, mask) in enumerate(zip(maps, masks)):
         k = int(mask.sum())
         if k:
-            top = np.argsort(-values, kind="stable")[:k]
-            out[i] = mask[top].mean()
+            kth = np.partition(values, len(values) - k)[len(values) - k]       # the K-th largest value
+            above, tied = values > kth, values == kth
+            out[i] = (mask[above].sum() + (k - above.sum()) * mask[tied].sum() / tied.sum()) / k
     return out
 
 
 def pointing_game(maps, masks) -> np.ndarray:
-    """1.0 where the map's (first) maximum lies inside the mask, else 0.0."""
+    """1.0 where the map's maximum lies inside the mask, else 0.0; where several pixels
+    share the maximum, the share of them inside the mask (the expected hit)."""
     maps, masks = _flat(maps, masks)
-    return masks[np.arange(len(maps)), maps.argmax(1)].astype(np.float64)
+    tied = maps == maps.max(1, keepdims=True)
+    return (tied & masks).sum(1) / tied.sum(1)
 
 
 def chance_level(masks) -> np.ndarray:

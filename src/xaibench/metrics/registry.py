@@ -7,6 +7,9 @@ Two kinds of entry:
   ``metric(evidence: FaithfulnessEvidence) -> np.ndarray [N]``: a metric read from the
   perturbation evidence of one (model, method), in :data:`METRICS` (the saliency and
   ImageNet studies score every entry);
+* ``@register_map_metric(name, ...)`` on a function ``metric(maps [N, H, W]) -> [N]``: a
+  property of the maps alone (no model call), in :data:`MAP_METRICS` (the saliency studies
+  score every entry beside the perturbation metrics);
 * :func:`declare_metric` for a score another module computes (localisation, detection,
   complexity, stability), so that the reliability layer and the report know its
   direction and definition.
@@ -30,6 +33,7 @@ class MetricInfo:
 
 METRIC_INFO: dict[str, MetricInfo] = {}
 METRICS: dict[str, Callable] = {}
+MAP_METRICS: dict[str, Callable] = {}
 
 
 def declare_metric(name: str, higher_is_better: bool, definition: str) -> MetricInfo:
@@ -48,6 +52,17 @@ def register_metric(name: str, higher_is_better: bool, definition: str):
     def decorate(metric: Callable) -> Callable:
         declare_metric(name, higher_is_better, definition)
         METRICS[name] = metric
+        return metric
+
+    return decorate
+
+
+def register_map_metric(name: str, higher_is_better: bool, definition: str):
+    """``@register_map_metric("sparseness", higher_is_better=True, definition="...")``."""
+
+    def decorate(metric: Callable) -> Callable:
+        declare_metric(name, higher_is_better, definition)
+        MAP_METRICS[name] = metric
         return metric
 
     return decorate

@@ -109,6 +109,66 @@ def metric_definition(metric: str) -> str:
     return text
 
 
+def fractional_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks of the columns of ``values`` [R, M] per row, 1 = largest; tied values share
+    the mean of the ranks they span (two methods tied for first both get 1.5); NaN stays NaN."""
+    values = np.asarray(values, np.float64)
+    ranks = np.full(values.shape, np.nan)
+    for r, row in enumerate(values):
+        defined = ~np.isnan(row)
+        v = row[defined]
+        above = (v[None, :] > v[:, None]).sum(1)              # how many are strictly better
+        tied = (v[None, :] == v[:, None]).sum(1)              # itself included
+        ranks[r, defined] = above + (tied + 1) / 2
+    return ranks
+
+
+def median_rank_ranking(means_by_metric: dict[str, dict[str, float]],
+                        resampled_by_metric: dict[str, dict[str, np.ndarray]],
+                        higher_is_better: dict[str, bool], level: float = 0.95) -> dict:
+    """One ranking across metrics (LATEC, Klein et al. 2024: the median of a method's ranks
+    over the metrics): per metric every method is ranked on its mean (1 = best, ties
+    sharing the mean rank, :func:`fractional_ranks`), and a method's score is the median of
+    its ranks. The same is done in every paired bootstrap resample of the images, giving
+    the median rank's interval, and for every pair of methods the interval of the
+    difference of their median ranks: a pair whose interval holds 0 is ``tied`` (no order
+    between them survives resampling the images). Returns ``metrics``, per method
+    ``ranks`` (per metric), ``median_rank``, ``interval``, ``spread`` (max − min rank over
+    the metrics: the metrics' disagreement about it), the methods ``order``ed by median rank,
+    and the ``tied`` pairs."""
+    metrics = sorted(means_by_metric)
+    methods = sorted({m for means in means_by_metric.values() for m in means})
+
+    def oriented(metric, values):
+        return values if higher_is_better[metric] else -values
+
+    full = np.stack([fractional_ranks(oriented(k, np.array([[means_by_metric[k].get(m, np.nan) for m in methods]])))[0]
+                     for k in metrics])                                           # [K, M]
+    resampled = np.stack([fractional_ranks(oriented(k, np.stack(
+        [resampled_by_metric[k].get(m, np.full(len(next(iter(resampled_by_metric[k].values()))), np.nan))
+         for m in methods], 1))) for k in metrics])                               # [K, R, M]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        median = np.nanmedian(full, 0)                                            # [M]
+        median_resampled = np.nanmedian(resampled, 0)                             # [R, M]
+    out = {}
+    for j, m in enumerate(methods):
+        ranks = {k: (None if np.isnan(full[i, j]) else float(full[i, j])) for i, k in enumerate(metrics)}
+        defined = [r for r in ranks.values() if r is not None]
+        out[m] = {"median_rank": round(float(median[j]), 4),
+                  "interval": [round(x, 4) for x in percentile_interval(median_resampled[:, j], level)],
+                  "spread": float(max(defined) - min(defined)) if defined else None, "ranks": ranks}
+    order = sorted(methods, key=lambda m: (out[m]["median_rank"], m))
+    tied = []
+    for a_index, a in enumerate(order):
+        for b in order[a_index + 1:]:
+            diff = median_resampled[:, methods.index(a)] - median_resampled[:, methods.index(b)]
+            low, high = percentile_interval(diff, level)
+            if low <= 0 <= high:
+                tied.append([a, b])
+    return {"metrics": metrics, "methods": out, "order": order, "tied": tied}
+
+
 def reliability_report(scores, controls, n_resamples: int, level: float, seed: int) -> dict:
     """From per-image scores (a long table: method, image_id, metric, value) to the
     ``intervals``, ``agreement`` and ``controls`` sections:
@@ -119,19 +179,23 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
     * agreement: Kendall's tau between the method rankings of every pair of metrics;
     * controls: per metric, each non-control method's separation from every control of
       its model group (paired interval of the difference wholly on the better side of
-      0); ``flagged`` lists the methods not separated from all controls.
+      0); ``flagged`` lists the methods not separated from all controls;
+    * ranking: the median rank of every method over the metrics (their variants, such as
+      the deletion fills ``DAUC:black``, left out: one vote per metric), with its bootstrap
+      interval and the pairs it cannot tell apart (:func:`median_rank_ranking`).
     """
     metrics = list(dict.fromkeys(scores.metric))  # in order of appearance
     directions = {m: higher_is_better(m) for m in metrics}
     wide = {metric: scores[scores.metric == metric].pivot(index="image_id", columns="method", values="value")
             for metric in metrics}
     n_images = max(len(table) for table in wide.values())
-    intervals, stability, means_by_metric, control_section = {}, {}, {}, {}
+    intervals, stability, means_by_metric, control_section, resampled_by_metric = {}, {}, {}, {}, {}
     for metric, table in wide.items():
         indices = bootstrap_indices(len(table), n_resamples, seed)  # metrics may cover other images (GAD)
         per_method = {m: table[m].to_numpy() for m in sorted(table.columns)}
         higher = directions[metric]
         resampled = resampled_means(per_method, indices)
+        resampled_by_metric[metric] = resampled
         means_by_metric[metric] = {m: float(np.nanmean(v)) for m, v in per_method.items()}
         intervals[metric] = {m: {"mean": round(means_by_metric[metric][m], 6),
                                  "interval": [round(x, 6) for x in percentile_interval(resampled[m], level)]}
@@ -147,4 +211,6 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
             "intervals": {"by_metric": intervals, "rank_stability": stability},
             "agreement": {k: round(v, 6) for k, v in metric_agreement(
                 means_by_metric, directions).items()},
-            "controls": control_section}
+            "controls": control_section,
+            "ranking": median_rank_ranking({k: v for k, v in means_by_metric.items() if ":" not in k},
+                                           resampled_by_metric, directions, level)}

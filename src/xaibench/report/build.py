@@ -247,7 +247,8 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "study_table": content.flat_table(study_json, metrics_name, base) if study_json else None,
             "axiom_rows": content.axiom_rows(study_json, metrics_name),
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
-            "headline": content.headline(sections[0].table) if sections else []}
+            "headline": content.headline(sections[0].table) if sections else [],
+            "ranking": content.ranking_sentence((next(iter(parts.values()), {}) if reliability else {}).get("ranking"))}
 
 
 def render(template: str, **context) -> str:

@@ -255,10 +255,35 @@ def _names(values) -> str:
     return ", ".join(values) if values else "none"
 
 
+def ranking_sentence(ranking: dict | None) -> str:
+    """The ranking across metrics in one sentence: the methods by median rank, each with its
+    bootstrap interval, ``≈`` between neighbours the resamples cannot order (a tie) and
+    ``>`` where they can, and the metric that disagrees most about each method's place
+    left to the table. Empty where the report has no ranking."""
+    if not ranking or not ranking.get("order"):
+        return ""
+    tied = {frozenset(pair) for pair in ranking.get("tied", [])}
+    methods = ranking["methods"]
+    parts = []
+    for k, m in enumerate(ranking["order"]):
+        low, high = methods[m]["interval"]
+        if k:
+            parts.append("≈" if frozenset((ranking["order"][k - 1], m)) in tied else ">")
+        parts.append(f"{m} {fmt(methods[m]['median_rank'])} [{fmt(low)}, {fmt(high)}]")
+    n_ties = len(tied)
+    return (f"median rank over {len(ranking['metrics'])} metrics (1 = best; ≈: tied, the resampled images "
+            f"cannot order them): " + " ".join(parts)
+            + (f"; {n_ties} pair(s) tied in all." if n_ties else "; every pair ordered."))
+
+
 def verdict(reliability: dict) -> dict[str, list[str]]:
     """The reliability verdict in sentences, one list per section, every number read off
     the report (nothing typed in)."""
-    out = {"controls": [], "localisation": [], "randomisation": [], "agreement": [], "fills": [], "saturation": []}
+    out = {"ranking": [], "controls": [], "localisation": [], "randomisation": [], "agreement": [], "fills": [],
+           "saturation": []}
+    sentence = ranking_sentence(reliability.get("ranking"))
+    if sentence:
+        out["ranking"].append(sentence)
     controls = reliability.get("controls", {})
     separating = [m for m, c in controls.items() if not c.get("flagged") and any(s for s in c.get("separated", {}).values())]
     if controls:

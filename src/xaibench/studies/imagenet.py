@@ -32,7 +32,7 @@ from xaibench.explain.lime_method import QuickshiftLimeParams
 from xaibench.explain.perturbation import fill_colour
 from xaibench.explain.shap_methods import ShapGradientParams, ShapPartitionParams
 from xaibench.figures import lime_top_superpixels_figure
-from xaibench.metrics import METRICS
+from xaibench.metrics import MAP_METRICS, METRICS
 from xaibench.metrics.detection import relevance_in_mask
 from xaibench.metrics.faithfulness import collect_evidence
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
@@ -209,7 +209,8 @@ def evaluate(name: str, study, params, run) -> dict:
             maps = maps_of(frame)
             evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
-            values = {metric: fn(evidence) for metric, fn in METRICS.items()}
+            values = {**{metric: fn(evidence) for metric, fn in METRICS.items()},
+                      **{metric: fn(maps) for metric, fn in MAP_METRICS.items()}}
             scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
             per_image += [{"method": f"{arch}/{method}", "image_id": image_id, "metric": metric, "value": float(v[k])}
                           for metric, v in values.items() for k, image_id in enumerate(frame.image_id)]

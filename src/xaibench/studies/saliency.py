@@ -26,7 +26,7 @@ from xaibench.explain import METHODS, refusal
 from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
-from xaibench.metrics import METRICS
+from xaibench.metrics import MAP_METRICS, METRICS
 from xaibench.metrics.faithfulness import EvidenceChunk, FaithfulnessEvidence, chunk_evidence
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
@@ -148,10 +148,11 @@ def attribute(name: str, study, params, run) -> None:
 
 def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
                     chunk_images: int, compute=None):
-    """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map):
-    the Parquet file at ``path`` and the test images read a chunk at a time, each chunk's
-    perturbations run on the ``compute`` backend, the evidence concatenated in order."""
-    frames = []
+    """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map,
+    {map metric: [N]} of :data:`~xaibench.metrics.MAP_METRICS`): the Parquet file at
+    ``path`` and the test images read a chunk at a time, each chunk's perturbations run on
+    the ``compute`` backend, the evidence concatenated in order."""
+    frames, map_scores = [], []
 
     def payloads():
         start = 0
@@ -162,18 +163,22 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             # a deep copy: the frame's columns are views that keep the whole Arrow batch
             # (maps included) alive, which grew evaluate's memory with the dataset
             frames.append(frame.drop(columns="attribution").copy(deep=True))
-            yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps_of(frame),
+            maps = maps_of(frame)
+            map_scores.append({metric: fn(maps) for metric, fn in MAP_METRICS.items()})
+            yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps,
                                 torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size)
             start = stop
 
     parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
     evidence = FaithfulnessEvidence(**{field.name: np.concatenate([getattr(p, field.name) for p in parts])
                                        for field in dataclasses.fields(FaithfulnessEvidence)})
-    return pd.concat(frames, ignore_index=True), evidence
+    return pd.concat(frames, ignore_index=True), evidence, {metric: np.concatenate([part[metric] for part in map_scores])
+                                                          for metric in MAP_METRICS}
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    """IAUC, DAUC, IC, DC, AD, IIC per method; mean curves as CSV (dvc plots) and PNG; every
+    """IAUC, DAUC, IC, DC, AD, IIC (the perturbation metrics) and sparseness and complexity
+    (the map metrics) per method; mean curves as CSV (dvc plots) and PNG; every
     image's value of every metric in data/reports/<study>/per_image_scores.csv (for the
     reliability stage's bootstrap)."""
     cfg = study.evaluate
@@ -182,10 +187,10 @@ def evaluate(name: str, study, params, run) -> dict:
     fractions = np.linspace(0, 1, cfg.steps + 1)
     fill = fill_colour(cfg.deletion_fill, model.mean)
     for method in study.attribute.methods:
-        frame, evidence = stream_evidence(model, test, attribution_path("data/attributions", name, study.model, method),
-                                          cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
-                                          params.compute.chunk_images, params.compute)
-        values = {metric: fn(evidence) for metric, fn in METRICS.items()}
+        frame, evidence, map_values = stream_evidence(
+            model, test, attribution_path("data/attributions", name, study.model, method), cfg.steps,
+            cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute)
+        values = {**{metric: fn(evidence) for metric, fn in METRICS.items()}, **map_values}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
         if gauge:
