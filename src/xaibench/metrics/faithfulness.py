@@ -1,4 +1,5 @@
-"""Perturbation faithfulness metrics: insertion/deletion AUC and correlation, AD, IIC.
+"""Perturbation faithfulness metrics: insertion/deletion AUC and correlation, AD, IIC,
+faithfulness correlation.
 
 The evidence for a set of images and saliency maps is gathered once
 (:func:`collect_evidence`) and every registered metric reads from it. All scores are
@@ -16,16 +17,23 @@ order on ties). With ``S`` steps, step ``k`` changes the pixels of rank
 * insertion: start from the insertion canvas (the image blurred with a Gaussian, kernel
   11, sigma from params, as in RISE), put back the step's original pixels:
   ``i_0 .. i_S``.
+
+Faithfulness correlation (Bhatt, Weller & Moura 2020, "Evaluating and aggregating
+feature-based model explanations", IJCAI, sec. 4.1): over R random subsets S of |S| pixels
+(seeded per image), the Pearson correlation between the map's sum over S and the fall of the
+target's probability when S takes the deletion fill; computed where the study asks for it
+(``evaluate.faithfulness_correlation.runs`` > 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from xaibench.explain.perturbation import deletion_insertion_curves, fill_image, saliency_ranks, step_boundaries
+from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, random_subsets, saliency_ranks,
+                                           step_boundaries, subset_removal_drops)
 from xaibench.metrics.registry import register_metric
 
 
@@ -39,6 +47,10 @@ class FaithfulnessEvidence:
     deletion_step_saliency: np.ndarray   # [N, S]
     full_scores: np.ndarray         # [N]  score on the unmodified image (Y)
     explanation_map_scores: np.ndarray  # [N]  score on image x normalised saliency (O)
+    # faithfulness correlation: the map's sum over each random subset and the score's fall
+    # when it is removed, [N, R] (R = 0: not asked for)
+    subset_saliency: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    subset_drops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 @torch.no_grad()
@@ -93,11 +105,16 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
 
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
-                     blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128) -> FaithfulnessEvidence:
-    """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image.
+                     blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
+                     correlation_runs: int = 0, subset_size: int = 224, seed: int = 0,
+                     image_indices=None) -> FaithfulnessEvidence:
+    """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image, and R =
+    ``correlation_runs`` more for faithfulness correlation.
 
     pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
-    (the colour deleted pixels take).
+    (the colour deleted pixels take). The subsets of image k are drawn from
+    ``default_rng([seed, image_indices[k]])`` (its index in the study's test split), so they
+    do not depend on how the images are chunked.
     """
     fill = deletion_fill.view(1, 3, 1, 1).expand_as(pixels)
     canvas = torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
@@ -107,11 +124,17 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     ins = deletion_insertion_curves(model, pixels, maps, targets, canvas, pixels, steps, batch_size, desc="insertion")
     dele_sal = ins_sal = [step_saliency(saliency, steps) for saliency in maps]
     masked = torch.stack([explanation_map(pixels[n], maps[n]) for n in range(len(pixels))])
+    indices = range(len(pixels)) if image_indices is None else image_indices
+    n_pixels = pixels.shape[-2] * pixels.shape[-1]
+    subsets = np.stack([random_subsets(n_pixels, correlation_runs, subset_size, np.random.default_rng([seed, int(i)]))
+                        for i in indices]) if len(pixels) else np.zeros((0, correlation_runs, subset_size), np.int64)
+    sums, drops = subset_removal_drops(model, pixels, maps, targets, deletion_fill, subsets, batch_size)
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
         deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
         full_scores=_scores(model, pixels, targets, batch_size),
         explanation_map_scores=_scores(model, masked, targets, batch_size),
+        subset_saliency=sums, subset_drops=drops,
     )
 
 
@@ -133,12 +156,17 @@ class EvidenceChunk:
     blur_sigma: float
     deletion_fill: torch.Tensor
     batch_size: int
+    correlation_runs: int = 0
+    subset_size: int = 224
+    seed: int = 0
+    first_index: int = 0             # the chunk's first image in the test split
 
 
 def chunk_evidence(model, chunk: EvidenceChunk) -> FaithfulnessEvidence:
     """:func:`collect_evidence` of one :class:`EvidenceChunk`."""
     return collect_evidence(model, chunk.pixels, chunk.maps, chunk.targets, chunk.steps, chunk.blur_sigma,
-                            chunk.deletion_fill, chunk.batch_size)
+                            chunk.deletion_fill, chunk.batch_size, chunk.correlation_runs, chunk.subset_size,
+                            chunk.seed, range(chunk.first_index, chunk.first_index + len(chunk.pixels)))
 
 
 def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -212,3 +240,16 @@ def increase_in_confidence(evidence: FaithfulnessEvidence) -> np.ndarray:
     ``IIC = 100 · mean_i 1[Y_i < O_i]``, the share of images whose target score rises on
     the explanation map. Higher is better."""
     return 100.0 * (evidence.full_scores < evidence.explanation_map_scores).astype(np.float64)
+
+
+@register_metric("faithfulness_correlation", higher_is_better=True,
+                 definition=("Faithfulness correlation: Pearson correlation between the map's sum over a "
+                             "random pixel subset and the probability's fall when it is removed (Bhatt, "
+                             "Weller & Moura 2020)"))
+def faithfulness_correlation(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """``corr_S(Σ_{i∈S} a_i, f(x) − f(x_{S←fill}))`` over the R subsets of each image
+    (Bhatt et al. 2020, eq. 3); NaN where either is constant. None where the evidence has no
+    subsets (the study did not ask for it): the study then does not report it."""
+    if evidence.subset_drops.ndim != 2 or evidence.subset_drops.shape[1] == 0:
+        return None
+    return rowwise_pearson(evidence.subset_saliency, evidence.subset_drops)

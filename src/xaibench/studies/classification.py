@@ -29,15 +29,33 @@ class Train(Strict):
     horizontal_flip: bool
 
 
+class FaithfulnessCorrelation(Strict):
+    """Faithfulness correlation (Bhatt, Weller & Moura 2020): ``runs`` random subsets of
+    ``subset_size`` pixels per image (Quantus's defaults are 100 and 224); 0 runs: not
+    computed (no model calls, no score)."""
+
+    runs: int = Field(default=0, ge=0)
+    subset_size: int = Field(default=224, ge=1)
+
+    @model_validator(mode="after")
+    def _enough_runs(self):
+        if 0 < self.runs < 3:
+            raise ValueError("runs: a correlation needs at least 3 subsets (or 0: not computed)")
+        return self
+
+
 class Evaluate(Strict):
     """Perturbation faithfulness (:mod:`xaibench.metrics.faithfulness`): ``steps`` points
     of the deletion and insertion curves, deleted pixels take ``deletion_fill``, inserted
-    ones start from the image under a Gaussian blur of ``insertion_blur_sigma``."""
+    ones start from the image under a Gaussian blur of ``insertion_blur_sigma``; the
+    faithfulness correlation's subsets (``faithfulness_correlation``, removed to the same
+    fill)."""
 
     steps: int = Field(ge=2)
     deletion_fill: Literal["mean", "black"]
     insertion_blur_sigma: float = Field(gt=0)
     batch_size: int = Field(ge=1)
+    faithfulness_correlation: FaithfulnessCorrelation = FaithfulnessCorrelation()
 
 
 class MethodOptions(Strict):

@@ -208,8 +208,10 @@ def evaluate(name: str, study, params, run) -> dict:
             pixels = to_tensor(test["images"][: len(frame)])
             maps = maps_of(frame)
             evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
-                                        cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size)
-            values = {**{metric: fn(evidence) for metric, fn in METRICS.items()},
+                                        cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
+                                        cfg.faithfulness_correlation.runs, cfg.faithfulness_correlation.subset_size,
+                                        params.seed)
+            values = {**{metric: v for metric, fn in METRICS.items() if (v := fn(evidence)) is not None},
                       **{metric: fn(maps) for metric, fn in MAP_METRICS.items()}}
             scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
             per_image += [{"method": f"{arch}/{method}", "image_id": image_id, "metric": metric, "value": float(v[k])}

@@ -147,12 +147,14 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
-                    chunk_images: int, compute=None):
+                    chunk_images: int, compute=None, correlation=None, seed: int = 0):
     """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map,
     {map metric: [N]} of :data:`~xaibench.metrics.MAP_METRICS`): the Parquet file at
     ``path`` and the test images read a chunk at a time, each chunk's perturbations run on
-    the ``compute`` backend, the evidence concatenated in order."""
+    the ``compute`` backend, the evidence concatenated in order. ``correlation``: the
+    ``evaluate.faithfulness_correlation`` section (None: none)."""
     frames, map_scores = [], []
+    runs, size = (correlation.runs, correlation.subset_size) if correlation is not None else (0, 224)
 
     def payloads():
         start = 0
@@ -166,7 +168,8 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             maps = maps_of(frame)
             map_scores.append({metric: fn(maps) for metric, fn in MAP_METRICS.items()})
             yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps,
-                                torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size)
+                                torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size,
+                                runs, size, seed, start)
             start = stop
 
     parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
@@ -177,8 +180,8 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    """IAUC, DAUC, IC, DC, AD, IIC (the perturbation metrics) and sparseness and complexity
-    (the map metrics) per method; mean curves as CSV (dvc plots) and PNG; every
+    """IAUC, DAUC, IC, DC, AD, IIC, faithfulness correlation where asked for (the
+    perturbation metrics) and sparseness and complexity (the map metrics) per method; mean curves as CSV (dvc plots) and PNG; every
     image's value of every metric in data/reports/<study>/per_image_scores.csv (for the
     reliability stage's bootstrap)."""
     cfg = study.evaluate
@@ -189,8 +192,9 @@ def evaluate(name: str, study, params, run) -> dict:
     for method in study.attribute.methods:
         frame, evidence, map_values = stream_evidence(
             model, test, attribution_path("data/attributions", name, study.model, method), cfg.steps,
-            cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute)
-        values = {**{metric: fn(evidence) for metric, fn in METRICS.items()}, **map_values}
+            cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute,
+            cfg.faithfulness_correlation, params.seed)
+        values = {**{metric: v for metric, fn in METRICS.items() if (v := fn(evidence)) is not None}, **map_values}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
         if gauge:
