@@ -13,7 +13,7 @@ import pytest
 from xaibench.metrics.reliability import metric_definition
 from xaibench.report import content
 from xaibench.report.build import base_trees, runtime_rows
-from xaibench.report.figures import gallery_figure, line_chart
+from xaibench.report.figures import gallery_figure, line_chart, rank_figure
 
 RELIABILITY = {
     "n_images": 4, "n_resamples": 100, "level": 0.95,
@@ -175,7 +175,11 @@ def test_figures_are_written(tmp_path):
     gallery_figure(images, maps, tmp_path / "g.png", ["one", "two"], masks, [np.array([1, 1, 5, 5.]), None], hulls)
     line_chart(pd.DataFrame({"layers_random": [0, 1], "lrp_spearman": [1, .2], "lrp_ssim": [1, .3]}),
                tmp_path / "r.png", "randomisation")
-    for name in ("g.png", "r.png"):
+    rank_figure({"metrics": ["DAUC", "IAUC"], "order": ["a", "b"], "tied": [],   # a null rank is drawn as n/a
+                 "methods": {"a": {"median_rank": 1.0, "interval": [1.0, 1.5], "ranks": {"DAUC": 1, "IAUC": 1}},
+                             "b": {"median_rank": None, "interval": [None, 2.0], "ranks": {"DAUC": None, "IAUC": 2}}}},
+                tmp_path / "k.png")
+    for name in ("g.png", "r.png", "k.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -22,7 +22,7 @@ from xaibench.data import dataset_classes
 from xaibench.data.images import load_cues, load_split
 from xaibench.metrics.complexity import hull_of_map
 from xaibench.report import content
-from xaibench.report.figures import gallery_figure, line_chart, runtime_bars
+from xaibench.report.figures import gallery_figure, line_chart, rank_figure, runtime_bars
 from xaibench.report.studies import study_info
 from xaibench.store import maps_of, read_attributions
 from xaibench.studies import study_kind
@@ -222,8 +222,12 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             else {"": reliability}
         for cell, part in parts.items():
             prefix = (cell,) if cell else ()
+            figure = None
+            if (part.get("ranking") or {}).get("order"):
+                figure = f"{ref.name}/ranking{'_' + cell if cell else ''}.png"
+                rank_figure(part["ranking"], out / figure)
             sections.append(content.Section(cell, content.metric_table(part, reliability_name, base, prefix),
-                                            content.verdict(part)))
+                                            content.verdict(part), figure))
     models = []
     for cell in ref.cells:
         model_name = model_json(ref.name, cell)
@@ -248,6 +252,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "axiom_rows": content.axiom_rows(study_json, metrics_name),
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
             "headline": content.headline(sections[0].table) if sections else [],
+            "hulls": hull_fraction is not None,
             "ranking": content.ranking_sentence((next(iter(parts.values()), {}) if reliability else {}).get("ranking"))}
 
 

@@ -266,10 +266,10 @@ def ranking_sentence(ranking: dict | None) -> str:
     methods = ranking["methods"]
     parts = []
     for k, m in enumerate(ranking["order"]):
-        low, high = methods[m]["interval"]
+        low, high = methods[m].get("interval") or [None, None]
         if k:
             parts.append("≈" if frozenset((ranking["order"][k - 1], m)) in tied else ">")
-        parts.append(f"{m} {fmt(methods[m]['median_rank'])} [{fmt(low)}, {fmt(high)}]")
+        parts.append(f"{m} {fmt(methods[m].get('median_rank'))} [{fmt(low)}, {fmt(high)}]")
     n_ties = len(tied)
     return (f"median rank over {len(ranking['metrics'])} metrics (1 = best; ≈: tied, the resampled images "
             f"cannot order them): " + " ".join(parts)
@@ -375,3 +375,4 @@ class Section:
     name: str
     table: dict
     verdict: dict
+    ranking_figure: str | None = None    # the ranks per metric (figures.rank_figure), beside the page

@@ -108,3 +108,36 @@ def runtime_bars(runtimes: dict[str, float], path) -> None:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _short(value) -> str:
+    """A rank as the figure prints it: ``2.5``, ``n/a`` where undefined (null)."""
+    return "n/a" if value is None or value != value else f"{value:g}"
+
+
+def rank_figure(ranking: dict, path) -> None:
+    """The metrics' disagreement: each method's rank under every metric (rows in the order
+    of the median rank, 1 = best, darker = better), its median rank and bootstrap interval
+    in the last column."""
+    methods, metrics = ranking["order"], ranking["metrics"]
+    ranks = np.array([[np.nan if ranking["methods"][m]["ranks"].get(k) is None else ranking["methods"][m]["ranks"][k]
+                       for k in metrics] for m in methods], np.float64)
+    fig, ax = plt.subplots(figsize=(0.55 * len(metrics) + 3.2, 0.32 * len(methods) + 1.4))
+    ax.imshow(np.ma.masked_invalid(ranks), cmap="Greens_r", vmin=1, vmax=max(len(methods), 2), aspect="auto")
+    for i, m in enumerate(methods):
+        for j in range(len(metrics)):
+            if not np.isnan(ranks[i, j]):                     # white on the dark (good) cells
+                dark = ranks[i, j] <= 1 + 0.4 * (len(methods) - 1)
+                ax.text(j, i, f"{ranks[i, j]:g}", ha="center", va="center", fontsize=6,
+                        color="white" if dark else "black")
+        low, high = ranking["methods"][m].get("interval") or [None, None]
+        ax.text(len(metrics) - 0.4, i, f"{_short(ranking['methods'][m].get('median_rank'))} [{_short(low)}, "
+                f"{_short(high)}]", ha="left", va="center", fontsize=7)
+    ax.set_xticks(range(len(metrics)), metrics, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(methods)), methods, fontsize=7)
+    ax.set_xlim(-0.5, len(metrics) + 2.5)
+    ax.set_title("rank per metric (1 = best) · median rank [interval]", fontsize=8)
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    _save(fig, path)
