@@ -46,26 +46,23 @@ def declare_metric(name: str, higher_is_better: bool, definition: str) -> Metric
     return METRIC_INFO[name]
 
 
-def register_metric(name: str, higher_is_better: bool, definition: str):
-    """``@register_metric("IAUC", higher_is_better=True, definition="Insertion AUC: ...")``."""
-
+def _registering(table: dict[str, Callable], name: str, higher_is_better: bool, definition: str):
     def decorate(metric: Callable) -> Callable:
         declare_metric(name, higher_is_better, definition)
-        METRICS[name] = metric
+        table[name] = metric
         return metric
 
     return decorate
+
+
+def register_metric(name: str, higher_is_better: bool, definition: str):
+    """``@register_metric("IAUC", higher_is_better=True, definition="Insertion AUC: ...")``."""
+    return _registering(METRICS, name, higher_is_better, definition)
 
 
 def register_map_metric(name: str, higher_is_better: bool, definition: str):
     """``@register_map_metric("sparseness", higher_is_better=True, definition="...")``."""
-
-    def decorate(metric: Callable) -> Callable:
-        declare_metric(name, higher_is_better, definition)
-        MAP_METRICS[name] = metric
-        return metric
-
-    return decorate
+    return _registering(MAP_METRICS, name, higher_is_better, definition)
 
 
 def metric_info(metric: str) -> MetricInfo:
