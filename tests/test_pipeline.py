@@ -151,7 +151,8 @@ def test_all_outputs_and_metrics(project):
     axioms = results.pop("axioms")   # the axiom gauge of the methods that have one
     assert set(axioms) == {"lrp", "deeplift"} and axioms["deeplift"]["median_error"] < 1e-3, axioms
     assert set(results) == {"lrp", "gradcam", "deeplift", "lime", "random", "edge"}
-    assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC"} for v in results.values())
+    assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "faithfulness_correlation", "sparseness",
+                          "complexity"} for v in results.values())
     model = json.loads((work / "metrics/catsdogs_model.json").read_text())
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(model)
     curves = pd.read_csv(work / "metrics/plots/catsdogs/deletion.csv")
@@ -338,7 +339,8 @@ def test_imagenet_study_outputs(project):
     assert set(results) == {"inception_v3", "resnet50"}
     assert set(results["inception_v3"]) == {"lime", "random"}
     assert set(results["resnet50"]) == {"shap_gradient", "shap_partition", "random"}
-    assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "relevance_in_object"} == set(results["resnet50"]["shap_gradient"])
+    assert {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "sparseness", "complexity",     # no faithfulness correlation:
+            "relevance_in_object"} == set(results["resnet50"]["shap_gradient"])      # off for ImageNet by default
     runtimes = json.loads((work / "metrics/imagenet_runtime.json").read_text())
     assert runtimes["resnet50"]["shap_gradient"]["n"] == 2 and runtimes["inception_v3"]["lime"]["runtime_ms_mean"] > 0
     # null: no positive relevance in any of the 2 maps (a one-epoch model), a share of nothing
