@@ -52,8 +52,10 @@ def test_the_subsets_of_an_image_do_not_depend_on_its_chunk():
 
 
 def test_a_subset_larger_than_the_image_is_refused():
-    with pytest.raises(ValueError, match="lower subset_size"):
+    with pytest.raises(ValueError, match="give a subset_size from 1 to 16"):
         random_subsets(16, 2, 17, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="give a subset_size from 1 to 16"):
+        random_subsets(16, 2, 0, np.random.default_rng(0))
 
 
 def test_equal_to_quantus_on_the_subsets_it_draws(monkeypatch):
@@ -82,6 +84,8 @@ def test_equal_to_quantus_on_the_subsets_it_draws(monkeypatch):
             model=net.eval(), x_batch=x, y_batch=np.ones(n, int), a_batch=maps[:, None], softmax=True, device="cpu")
     monkeypatch.setattr(np.random, "choice", choice)
     subsets = np.stack(drawn).reshape(runs, n, size).transpose(1, 0, 2)   # Quantus: runs outer, images inner
-    sums, drops = subset_removal_drops(net, torch.from_numpy(x), maps, torch.ones(n, dtype=torch.long),
-                                       torch.zeros(1), subsets, batch_size=8)
+    pixels = torch.from_numpy(x)
+    full = net(pixels).softmax(-1)[:, 1].double().numpy()
+    sums, drops = subset_removal_drops(net, pixels, maps, torch.ones(n, dtype=torch.long), torch.zeros(1), subsets,
+                                       full, batch_size=8)
     np.testing.assert_allclose(rowwise_pearson(sums, drops), np.asarray(reference, np.float64), atol=1e-5)

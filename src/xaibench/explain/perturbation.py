@@ -429,20 +429,22 @@ def random_subsets(n_pixels: int, runs: int, size: int, rng) -> np.ndarray:
     """[runs, size] flat pixel indices: ``runs`` subsets of ``size`` distinct pixels, each
     drawn by ``rng.choice(n_pixels, size, replace=False)`` (a numpy Generator, or the
     ``np.random`` module, as Quantus draws them)."""
-    if runs and size > n_pixels:
-        raise ValueError(f"a subset of {size} pixels does not fit in an image of {n_pixels}; lower subset_size")
+    if runs and not 1 <= size <= n_pixels:
+        raise ValueError(f"a subset of {size} pixels does not fit in an image of {n_pixels}; give a subset_size "
+                         f"from 1 to {n_pixels}")
     return np.stack([rng.choice(n_pixels, size, replace=False) for _ in range(runs)]) if runs else \
         np.zeros((0, size), np.int64)
 
 
 @torch.no_grad()
 def subset_removal_drops(model: ModelFn, pixels: torch.Tensor, maps: np.ndarray, targets, fill: torch.Tensor,
-                         subsets: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+                         subsets: np.ndarray, full_scores: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The evidence of faithfulness correlation (Bhatt, Weller & Moura 2020): for image n
     and each of its R pixel subsets S (``subsets`` [N, R, k], flat indices into H·W), the
     map's sum over S, ``Σ_{i∈S} a_i``, and the fall of the target's softmax probability when
-    the pixels of S (every channel) take ``fill`` [C], ``f(x) − f(x_{S←fill})``. Returns
-    (sums [N, R], drops [N, R]); the R inputs of an image are run ``batch_size`` at a time."""
+    the pixels of S (every channel) take ``fill`` [C], ``f(x) − f(x_{S←fill})``, with
+    ``full_scores`` [N] the target's probability on each image (``f(x)``). Returns (sums
+    [N, R], drops [N, R]); the R inputs of an image are run ``batch_size`` at a time.""" 
     n, c, h, w = pixels.shape
     runs = subsets.shape[1]
     flat = np.asarray(maps, np.float64).reshape(n, -1)
@@ -451,12 +453,12 @@ def subset_removal_drops(model: ModelFn, pixels: torch.Tensor, maps: np.ndarray,
     targets = torch.as_tensor(targets).long()
     fill = fill.to(pixels.dtype).view(1, c, 1, 1)
     for image in range(n):
-        full = model(pixels[image:image + 1]).softmax(-1)[0, targets[image]]
         for first in range(0, runs, batch_size):
             chunk = torch.as_tensor(subsets[image, first:first + batch_size], device=pixels.device)
             removed = torch.zeros((len(chunk), h * w), dtype=torch.bool, device=pixels.device)
             removed[torch.arange(len(chunk), device=pixels.device)[:, None], chunk] = True
             batch = torch.where(removed.view(-1, 1, h, w), fill, pixels[image:image + 1])
             probs = model(batch).softmax(-1)[:, targets[image]]
+            full = torch.as_tensor(full_scores[image], dtype=probs.dtype, device=probs.device)  # exact: a float32
             drops[image, first:first + len(chunk)] = (full - probs).double().cpu().numpy()
     return sums, drops

@@ -34,7 +34,7 @@ import torch
 
 from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, random_subsets, saliency_ranks,
                                            step_boundaries, subset_removal_drops)
-from xaibench.metrics.registry import register_metric
+from xaibench.metrics.registry import METRICS, register_metric
 
 
 @dataclass
@@ -106,7 +106,7 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
                      blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
-                     correlation_runs: int = 0, subset_size: int = 224, seed: int = 0,
+                     correlation_runs: int = 0, subset_size: int = 0, seed: int = 0,
                      image_indices=None) -> FaithfulnessEvidence:
     """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image, and R =
     ``correlation_runs`` more for faithfulness correlation.
@@ -128,11 +128,12 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     n_pixels = pixels.shape[-2] * pixels.shape[-1]
     subsets = np.stack([random_subsets(n_pixels, correlation_runs, subset_size, np.random.default_rng([seed, int(i)]))
                         for i in indices]) if len(pixels) else np.zeros((0, correlation_runs, subset_size), np.int64)
-    sums, drops = subset_removal_drops(model, pixels, maps, targets, deletion_fill, subsets, batch_size)
+    full_scores = _scores(model, pixels, targets, batch_size)
+    sums, drops = subset_removal_drops(model, pixels, maps, targets, deletion_fill, subsets, full_scores, batch_size)
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
         deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
-        full_scores=_scores(model, pixels, targets, batch_size),
+        full_scores=full_scores,
         explanation_map_scores=_scores(model, masked, targets, batch_size),
         subset_saliency=sums, subset_drops=drops,
     )
@@ -156,8 +157,8 @@ class EvidenceChunk:
     blur_sigma: float
     deletion_fill: torch.Tensor
     batch_size: int
-    correlation_runs: int = 0
-    subset_size: int = 224
+    correlation_runs: int = 0        # faithfulness correlation: 0, or evaluate.faithfulness_correlation's
+    subset_size: int = 0
     seed: int = 0
     first_index: int = 0             # the chunk's first image in the test split
 
@@ -253,3 +254,10 @@ def faithfulness_correlation(evidence: FaithfulnessEvidence) -> np.ndarray | Non
     if evidence.subset_drops.ndim != 2 or evidence.subset_drops.shape[1] == 0:
         return None
     return rowwise_pearson(evidence.subset_saliency, evidence.subset_drops)
+
+
+def evidence_scores(evidence: FaithfulnessEvidence) -> dict[str, np.ndarray]:
+    """{metric: [N]} of every registered metric of the evidence that it holds what for (a
+    metric returns None for evidence without its part: faithfulness correlation without
+    subsets)."""
+    return {metric: values for metric, fn in METRICS.items() if (values := fn(evidence)) is not None}

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaibench.metrics.registry import register_map_metric
+from xaibench.metrics.registry import MAP_METRICS, register_map_metric
+
+
+def map_scores(maps) -> dict[str, np.ndarray]:
+    """{metric: [N]} of every registered map metric on ``maps`` [N, H, W]."""
+    return {metric: fn(maps) for metric, fn in MAP_METRICS.items()}
 
 
 def _absolute(maps) -> np.ndarray:

@@ -258,8 +258,8 @@ def _names(values) -> str:
 def ranking_sentence(ranking: dict | None) -> str:
     """The ranking across metrics in one sentence: the methods by median rank, each with its
     bootstrap interval, ``≈`` between neighbours the resamples cannot order (a tie) and
-    ``>`` where they can, and the metric that disagrees most about each method's place
-    left to the table. Empty where the report has no ranking."""
+    ``>`` where they can; the ranks per metric are left to the figure. Empty where the
+    report has no ranking."""
     if not ranking or not ranking.get("order"):
         return ""
     tied = {frozenset(pair) for pair in ranking.get("tied", [])}

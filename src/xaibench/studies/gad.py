@@ -287,14 +287,19 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
     return results, panels, per_image
 
 
+def _grid(gad) -> dict[str, tuple[str, str]]:
+    """Cell ``<architecture>_<dataset>`` -> (architecture, dataset), for every pair."""
+    return {f"{arch}_{dataset}": (arch, dataset) for arch in gad.architectures for dataset in gad.datasets}
+
+
 def grid_cells(name: str, gad) -> dict[str, str]:
     """The grid: one cell ``<architecture>_<dataset>`` per pair, mapped to its dataset."""
-    return {f"{arch}_{dataset}": dataset for arch in gad.architectures for dataset in gad.datasets}
+    return {cell: dataset for cell, (_, dataset) in _grid(gad).items()}
 
 
 def cell_parts(cell: str, gad) -> tuple[str, str]:
     """(architecture, dataset) of the cell ``<architecture>_<dataset>``."""
-    parts = {f"{arch}_{dataset}": (arch, dataset) for arch in gad.architectures for dataset in gad.datasets}
+    parts = _grid(gad)
     if cell not in parts:
         raise ParamsError(f"params.yaml: gad: no cell {cell!r} in the grid of gad.architectures x gad.datasets "
                           f"(cells: {sorted(parts)})")

@@ -32,9 +32,9 @@ from xaibench.explain.lime_method import QuickshiftLimeParams
 from xaibench.explain.perturbation import fill_colour
 from xaibench.explain.shap_methods import ShapGradientParams, ShapPartitionParams
 from xaibench.figures import lime_top_superpixels_figure
-from xaibench.metrics import MAP_METRICS, METRICS
 from xaibench.metrics.detection import relevance_in_mask
-from xaibench.metrics.faithfulness import collect_evidence
+from xaibench.metrics.faithfulness import collect_evidence, evidence_scores
+from xaibench.metrics.map_statistics import map_scores
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.schema import Strict, params_hash
 from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
@@ -211,8 +211,8 @@ def evaluate(name: str, study, params, run) -> dict:
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
                                         cfg.faithfulness_correlation.runs, cfg.faithfulness_correlation.subset_size,
                                         params.seed)
-            values = {**{metric: v for metric, fn in METRICS.items() if (v := fn(evidence)) is not None},
-                      **{metric: fn(maps) for metric, fn in MAP_METRICS.items()}}
+            values = {**evidence_scores(evidence),
+                      **map_scores(maps)}
             scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
             per_image += [{"method": f"{arch}/{method}", "image_id": image_id, "metric": metric, "value": float(v[k])}
                           for metric, v in values.items() for k, image_id in enumerate(frame.image_id)]

@@ -26,8 +26,9 @@ from xaibench.explain import METHODS, refusal
 from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
-from xaibench.metrics import MAP_METRICS, METRICS
-from xaibench.metrics.faithfulness import EvidenceChunk, FaithfulnessEvidence, chunk_evidence
+from xaibench.metrics import MAP_METRICS
+from xaibench.metrics.faithfulness import EvidenceChunk, FaithfulnessEvidence, chunk_evidence, evidence_scores
+from xaibench.metrics.map_statistics import map_scores
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
 from xaibench.schema import ParamsError
@@ -153,8 +154,8 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
     ``path`` and the test images read a chunk at a time, each chunk's perturbations run on
     the ``compute`` backend, the evidence concatenated in order. ``correlation``: the
     ``evaluate.faithfulness_correlation`` section (None: none)."""
-    frames, map_scores = [], []
-    runs, size = (correlation.runs, correlation.subset_size) if correlation is not None else (0, 224)
+    frames, map_values = [], []
+    runs, size = (correlation.runs, correlation.subset_size) if correlation is not None else (0, 0)
 
     def payloads():
         start = 0
@@ -166,7 +167,7 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             # (maps included) alive, which grew evaluate's memory with the dataset
             frames.append(frame.drop(columns="attribution").copy(deep=True))
             maps = maps_of(frame)
-            map_scores.append({metric: fn(maps) for metric, fn in MAP_METRICS.items()})
+            map_values.append(map_scores(maps))
             yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps,
                                 torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size,
                                 runs, size, seed, start)
@@ -175,7 +176,7 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
     parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
     evidence = FaithfulnessEvidence(**{field.name: np.concatenate([getattr(p, field.name) for p in parts])
                                        for field in dataclasses.fields(FaithfulnessEvidence)})
-    return pd.concat(frames, ignore_index=True), evidence, {metric: np.concatenate([part[metric] for part in map_scores])
+    return pd.concat(frames, ignore_index=True), evidence, {metric: np.concatenate([part[metric] for part in map_values])
                                                           for metric in MAP_METRICS}
 
 
@@ -194,7 +195,7 @@ def evaluate(name: str, study, params, run) -> dict:
             model, test, attribution_path("data/attributions", name, study.model, method), cfg.steps,
             cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute,
             cfg.faithfulness_correlation, params.seed)
-        values = {**{metric: v for metric, fn in METRICS.items() if (v := fn(evidence)) is not None}, **map_values}
+        values = {**evidence_scores(evidence), **map_values}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
         if gauge:
