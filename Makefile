@@ -32,11 +32,13 @@ venv: $(VENV)/.installed
 
 # lxt goes in with --no-deps: its declared dependencies (accelerate, bitsandbytes, open_clip)
 # serve its LLM and CLIP patches; xaibench uses its rules, which need torch and transformers (locked).
+# grad-cam (a test-only reference: its ROAD, drop/increase in confidence) likewise: it asks for
+# opencv-python-headless beside the locked opencv-python; its other needs (ttach, scipy) are locked.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps lxt==2.1
+	$(PY) -m pip install -q --no-deps lxt==2.1 grad-cam==1.5.7
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -52,7 +52,9 @@ def own_study(checkpoint: Path | None, model: str = "torchvision:resnet18", meth
             "attribute": {"n_images": 7, "methods": methods,
                           "lime": {"num_samples": 20, "n_segments": 8, "batch_size": 20}},
             "evaluate": {"steps": 4, "deletion_fill": "mean", "insertion_blur_sigma": 5.0, "batch_size": 32,
-                         "faithfulness_correlation": {"runs": 10, "subset_size": 32}}}
+                         "faithfulness_correlation": {"runs": 10, "subset_size": 32},
+                         "road": {"fractions": [0.25, 0.75]}, "irof": {"segments": 8},
+                         "infidelity": {"runs": 6}}}
 
 
 @pytest.fixture(scope="module")

@@ -151,8 +151,9 @@ def test_all_outputs_and_metrics(project):
     axioms = results.pop("axioms")   # the axiom gauge of the methods that have one
     assert set(axioms) == {"lrp", "deeplift"} and axioms["deeplift"]["median_error"] < 1e-3, axioms
     assert set(results) == {"lrp", "gradcam", "deeplift", "lime", "random", "edge"}
-    assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "faithfulness_correlation", "sparseness",
-                          "complexity"} for v in results.values())
+    assert all(set(v) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "faithfulness_correlation", "ROAD_MoRF",
+                          "ROAD_LeRF", "SRG", "IROF", "infidelity", "sparseness", "complexity"}
+               for v in results.values())
     model = json.loads((work / "metrics/catsdogs_model.json").read_text())
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(model)
     curves = pd.read_csv(work / "metrics/plots/catsdogs/deletion.csv")

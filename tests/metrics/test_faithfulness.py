@@ -93,8 +93,12 @@ def test_insertion_canvas_blurs_but_keeps_constants():
 def test_every_registered_metric_returns_one_value_per_image():
     evidence = FaithfulnessEvidence(np.random.rand(3, 5), np.random.rand(3, 4), np.random.rand(3, 5),
                                     np.random.rand(3, 4), np.random.rand(3), np.random.rand(3))
-    assert set(METRICS) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC", "faithfulness_correlation"}
-    assert METRICS["faithfulness_correlation"](evidence) is None          # no subsets asked for
+    optional = {"faithfulness_correlation", "ROAD_MoRF", "ROAD_LeRF", "SRG", "IROF", "infidelity"}
+    assert set(METRICS) == {"IAUC", "DAUC", "IC", "DC", "AD", "IIC"} | optional
+    assert all(METRICS[m](evidence) is None for m in optional)             # none asked for
     evidence.subset_saliency, evidence.subset_drops = np.random.rand(3, 10), np.random.rand(3, 10)
+    evidence.road_morf, evidence.road_lerf = np.random.rand(3, 4), np.random.rand(3, 4)
+    evidence.region_scores = np.random.rand(3, 6)
+    evidence.infidelity_dots, evidence.infidelity_drops = np.random.rand(3, 8), np.random.rand(3, 8)
     for metric in METRICS.values():
         assert metric(evidence).shape == (3,)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from xaibench.explain.perturbation import random_subsets, subset_removal_drops
-from xaibench.metrics.faithfulness import collect_evidence, faithfulness_correlation, rowwise_pearson
+from xaibench.metrics.faithfulness import EvidenceOptions, collect_evidence, faithfulness_correlation, rowwise_pearson
 
 SIZE = 8
 
@@ -33,7 +33,8 @@ def test_a_map_of_the_true_contributions_correlates_and_its_negative_anticorrela
     pixels = torch.rand(4, 3, SIZE, SIZE)
     contribution = (weights * pixels[:, 0]).numpy()
     evidence = collect_evidence(model, pixels, contribution, torch.ones(4, dtype=torch.long), steps=4, blur_sigma=1.0,
-                                deletion_fill=torch.zeros(3), batch_size=16, correlation_runs=50, subset_size=8, seed=0)
+                                deletion_fill=torch.zeros(3), batch_size=16,
+                                options=EvidenceOptions(correlation_runs=50, subset_size=8))
     assert evidence.subset_drops.shape == (4, 50)
     good = faithfulness_correlation(evidence)
     assert (good > 0.9).all()
@@ -44,8 +45,8 @@ def test_a_map_of_the_true_contributions_correlates_and_its_negative_anticorrela
 def test_the_subsets_of_an_image_do_not_depend_on_its_chunk():
     pixels, maps = torch.rand(3, 3, SIZE, SIZE), np.random.default_rng(1).random((3, SIZE, SIZE))
     model = WeightedPixels(torch.ones(SIZE, SIZE))
-    args = dict(steps=2, blur_sigma=1.0, deletion_fill=torch.zeros(3), batch_size=8, correlation_runs=5,
-                subset_size=4, seed=3)
+    args = dict(steps=2, blur_sigma=1.0, deletion_fill=torch.zeros(3), batch_size=8,
+                options=EvidenceOptions(correlation_runs=5, subset_size=4, seed=3))
     whole = collect_evidence(model, pixels, maps, torch.ones(3, dtype=torch.long), **args)
     last = collect_evidence(model, pixels[2:], maps[2:], torch.ones(1, dtype=torch.long), image_indices=[2], **args)
     np.testing.assert_array_equal(whole.subset_saliency[2:], last.subset_saliency)

@@ -27,13 +27,16 @@ target's probability when S takes the deletion fill; computed where the study as
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from xaibench.explain.lime_method import slic_segments
 from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, random_subsets, saliency_ranks,
                                            step_boundaries, subset_removal_drops)
+from xaibench.explain.removal import infidelity_evidence, region_perturbation_curves, road_curves
 from xaibench.metrics.registry import METRICS, register_metric
 
 
@@ -51,6 +54,34 @@ class FaithfulnessEvidence:
     # when it is removed, [N, R] (R = 0: not asked for)
     subset_saliency: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     subset_drops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # ROAD: the target's probability after each fraction's MoRF / LeRF imputation, [N, F]
+    road_morf: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    road_lerf: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # region perturbation (IROF): the probability as superpixels are replaced, [N, K_max+1], NaN-padded
+    region_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # infidelity: the map's predicted effect I·a and the effect f(x) − f(x − I) of each noise, [N, R]
+    infidelity_dots: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    infidelity_drops: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+
+@dataclass(frozen=True)
+class EvidenceOptions:
+    """The optional metrics' evidence, each off by default (no model calls): faithfulness
+    correlation's random subsets (``correlation_runs`` of ``subset_size`` pixels), ROAD's
+    removal fractions (``road_fractions``, imputation noise ``road_noise``), region
+    perturbation's SLIC superpixels (``region_segments``, replaced by ``region_fill``:
+    ``image_mean`` | ``black``) and infidelity's noisy inputs (``infidelity_runs`` of σ
+    ``infidelity_sigma``). ``seed`` seeds every draw, per image (its index in the test split)."""
+
+    seed: int = 0
+    correlation_runs: int = 0
+    subset_size: int = 0
+    road_fractions: tuple[float, ...] = ()
+    road_noise: float = 0.01
+    region_segments: int = 0
+    region_fill: str = "image_mean"
+    infidelity_runs: int = 0
+    infidelity_sigma: float = 0.1
 
 
 @torch.no_grad()
@@ -106,15 +137,15 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
                      blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
-                     correlation_runs: int = 0, subset_size: int = 0, seed: int = 0,
-                     image_indices=None) -> FaithfulnessEvidence:
-    """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image, and R =
-    ``correlation_runs`` more for faithfulness correlation.
+                     options: EvidenceOptions = EvidenceOptions(), image_indices=None) -> FaithfulnessEvidence:
+    """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image, and what
+    ``options`` asks for beyond (:class:`EvidenceOptions`): R subsets, 2F ROAD removals, K
+    superpixel replacements, R' noisy inputs.
 
     pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
-    (the colour deleted pixels take). The subsets of image k are drawn from
-    ``default_rng([seed, image_indices[k]])`` (its index in the study's test split), so they
-    do not depend on how the images are chunked.
+    (the colour deleted pixels take). The random draws of image k come from generators
+    seeded by ``[options.seed, image_indices[k], ...]`` (its index in the study's test split),
+    so they do not depend on how the images are chunked.
     """
     fill = deletion_fill.view(1, 3, 1, 1).expand_as(pixels)
     canvas = torch.stack([insertion_canvas(image, blur_sigma) for image in pixels])
@@ -124,19 +155,45 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     ins = deletion_insertion_curves(model, pixels, maps, targets, canvas, pixels, steps, batch_size, desc="insertion")
     dele_sal = ins_sal = [step_saliency(saliency, steps) for saliency in maps]
     masked = torch.stack([explanation_map(pixels[n], maps[n]) for n in range(len(pixels))])
-    indices = range(len(pixels)) if image_indices is None else image_indices
+    indices = list(range(len(pixels)) if image_indices is None else image_indices)
     n_pixels = pixels.shape[-2] * pixels.shape[-1]
-    subsets = np.stack([random_subsets(n_pixels, correlation_runs, subset_size, np.random.default_rng([seed, int(i)]))
-                        for i in indices]) if len(pixels) else np.zeros((0, correlation_runs, subset_size), np.int64)
+    runs, size, seed = options.correlation_runs, options.subset_size, options.seed
+    subsets = np.stack([random_subsets(n_pixels, runs, size, np.random.default_rng([seed, int(i)]))
+                        for i in indices]) if len(pixels) else np.zeros((0, runs, size), np.int64)
     full_scores = _scores(model, pixels, targets, batch_size)
     sums, drops = subset_removal_drops(model, pixels, maps, targets, deletion_fill, subsets, full_scores, batch_size)
+    morf, lerf = road_curves(model, pixels, maps, targets, options.road_fractions, options.road_noise, seed, indices,
+                             batch_size)
+    if options.region_segments and len(pixels):
+        segments = np.stack([slic_segments(image, options.region_segments) for image in pixels])
+        region_fill = torch.stack([fill_image(image, options.region_fill) for image in pixels])
+        region = region_perturbation_curves(model, pixels, maps, targets, segments, region_fill, batch_size)
+    else:
+        region = np.zeros((len(pixels), 0))
+    dots, noise_drops = infidelity_evidence(model, pixels, maps, targets, options.infidelity_runs,
+                                            options.infidelity_sigma, seed, indices, full_scores, batch_size)
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
         deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
         full_scores=full_scores,
         explanation_map_scores=_scores(model, masked, targets, batch_size),
-        subset_saliency=sums, subset_drops=drops,
+        subset_saliency=sums, subset_drops=drops, road_morf=morf, road_lerf=lerf, region_scores=region,
+        infidelity_dots=dots, infidelity_drops=noise_drops,
     )
+
+
+def concatenate_evidence(parts: list[FaithfulnessEvidence]) -> FaithfulnessEvidence:
+    """The evidence of consecutive chunks as one, in order; a 2-D part whose width differs
+    between chunks (the superpixel curves: K depends on the images) is padded with NaN."""
+    fields = {}
+    for item in dataclasses.fields(FaithfulnessEvidence):
+        arrays = [getattr(p, item.name) for p in parts]
+        if arrays[0].ndim == 2 and len({a.shape[1] for a in arrays}) > 1:
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a.astype(np.float64), ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)
+                      for a in arrays]
+        fields[item.name] = np.concatenate(arrays)
+    return FaithfulnessEvidence(**fields)
 
 
 def area_under_curve(scores: np.ndarray) -> np.ndarray:
@@ -157,17 +214,15 @@ class EvidenceChunk:
     blur_sigma: float
     deletion_fill: torch.Tensor
     batch_size: int
-    correlation_runs: int = 0        # faithfulness correlation: 0, or evaluate.faithfulness_correlation's
-    subset_size: int = 0
-    seed: int = 0
+    options: EvidenceOptions = EvidenceOptions()   # the optional metrics the study asks for
     first_index: int = 0             # the chunk's first image in the test split
 
 
 def chunk_evidence(model, chunk: EvidenceChunk) -> FaithfulnessEvidence:
     """:func:`collect_evidence` of one :class:`EvidenceChunk`."""
     return collect_evidence(model, chunk.pixels, chunk.maps, chunk.targets, chunk.steps, chunk.blur_sigma,
-                            chunk.deletion_fill, chunk.batch_size, chunk.correlation_runs, chunk.subset_size,
-                            chunk.seed, range(chunk.first_index, chunk.first_index + len(chunk.pixels)))
+                            chunk.deletion_fill, chunk.batch_size, chunk.options,
+                            range(chunk.first_index, chunk.first_index + len(chunk.pixels)))
 
 
 def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -251,9 +306,93 @@ def faithfulness_correlation(evidence: FaithfulnessEvidence) -> np.ndarray | Non
     """``corr_S(Σ_{i∈S} a_i, f(x) − f(x_{S←fill}))`` over the R subsets of each image
     (Bhatt et al. 2020, eq. 3); NaN where either is constant. None where the evidence has no
     subsets (the study did not ask for it): the study then does not report it."""
-    if evidence.subset_drops.ndim != 2 or evidence.subset_drops.shape[1] == 0:
+    if not _asked(evidence.subset_drops):
         return None
     return rowwise_pearson(evidence.subset_saliency, evidence.subset_drops)
+
+
+def _asked(part: np.ndarray) -> bool:
+    """Whether the evidence holds an optional metric's part (2-D with at least one column)."""
+    return part.ndim == 2 and part.shape[1] > 0
+
+
+@register_metric("ROAD_MoRF", higher_is_better=False,
+                 definition=("ROAD, most relevant first: mean target probability after the top f of the pixels "
+                             "are removed by noisy linear imputation, over the fractions f (Rong et al. 2022)"))
+def road_most_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """ROAD MoRF (Rong, Leemann, Borisov, Kasneci & Kasneci 2022, "A consistent and efficient
+    evaluation strategy for attribution methods", ICML, sec. 4-5): with ``x^{MoRF}_f`` the
+    image whose ``round(f·HW)`` most salient pixels are noisily linearly imputed
+    (:mod:`xaibench.explain.imputation`), ``mean_f p(x^{MoRF}_f)`` over the study's fractions
+    (the paper plots the curve; its mean is pytorch-grad-cam's ``ROADMostRelevantFirstAverage``
+    plus the unperturbed score). Lower is better; None when not asked for."""
+    return evidence.road_morf.mean(1) if _asked(evidence.road_morf) else None
+
+
+@register_metric("ROAD_LeRF", higher_is_better=True,
+                 definition=("ROAD, least relevant first: mean target probability after the least relevant f of "
+                             "the pixels are imputed, over the fractions f (Rong et al. 2022)"))
+def road_least_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """ROAD LeRF (Rong et al. 2022): ``mean_f p(x^{LeRF}_f)``, the least salient
+    ``round(f·HW)`` pixels imputed. Higher is better; None when not asked for."""
+    return evidence.road_lerf.mean(1) if _asked(evidence.road_lerf) else None
+
+
+@register_metric("SRG", higher_is_better=True,
+                 definition=("Symmetric relevance gain: the LeRF curve's mean minus the MoRF curve's, both under "
+                             "ROAD's imputation (Blücher, Vielhaben & Strodthoff 2024)"))
+def symmetric_relevance_gain(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """SRG (Blücher, Vielhaben & Strodthoff 2024, "Decoupling pixel flipping and occlusion
+    strategy for consistent XAI benchmarks", TMLR, sec. 3): ``AUC(LeRF) − AUC(MoRF)`` on the
+    same occlusion, here ROAD's imputation and fractions, ``mean_f [p(x^{LeRF}_f) −
+    p(x^{MoRF}_f)]``: removing the least relevant pixels should keep the score, removing the
+    most relevant should lose it, and the difference cancels what the occlusion itself does to
+    the model. pytorch-grad-cam's ``ROADCombined`` is half of it. Higher is better."""
+    if not (_asked(evidence.road_morf) and _asked(evidence.road_lerf)):
+        return None
+    return (evidence.road_lerf - evidence.road_morf).mean(1)
+
+
+@register_metric("IROF", higher_is_better=True,
+                 definition=("Iterative removal of features: area over the target probability, relative to the "
+                             "image's, as SLIC superpixels are replaced, highest mean relevance first (Rieger & "
+                             "Hansen 2020)"))
+def iterative_removal_of_features(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """IROF (Rieger & Hansen 2020, "IROF: a low resource evaluation metric for explanation
+    methods", ICLR workshop, sec. 3), region perturbation over superpixels (Samek et al. 2017):
+    the K superpixels are replaced one by one, highest mean relevance first; with
+    ``q_k = p_k / p_0`` after k replacements, ``IROF = 1 − ∫_0^1 q`` by the trapezoid rule on
+    x = k/K: the area *over* the normalised curve, in [0, 1] when the score only falls.
+    Quantus 0.6 returns ``K − trapz_{dx=1}(q_1..q_K)`` = ``K·IROF + (1 + q_1)/2``, a scale that
+    grows with K (tests/metrics/test_removal_metrics.py checks the identity). Higher is better."""
+    scores = evidence.region_scores
+    if not _asked(scores):
+        return None
+    out = np.full(len(scores), np.nan)
+    for row, curve in enumerate(scores):
+        curve = curve[~np.isnan(curve)]
+        if len(curve) > 1 and curve[0] > 0:
+            out[row] = 1.0 - area_under_curve(curve / curve[0])
+    return out
+
+
+@register_metric("infidelity", higher_is_better=False,
+                 definition=("Infidelity: mean squared error of the map, optimally scaled, predicting the "
+                             "probability's change under Gaussian input noise (Yeh et al. 2019)"))
+def infidelity(evidence: FaithfulnessEvidence) -> np.ndarray | None:
+    """Infidelity (Yeh, Hsieh, Suggala, Inouye & Ravikumar 2019, "On the (in)fidelity and
+    sensitivity of explanations", NeurIPS, Def. 2.1): ``E_I[(Iᵀa − (f(x) − f(x − I)))²]`` over
+    R noise draws I ~ N(0, σ²); the map is first scaled by the β that minimises it,
+    ``β = Σ Iᵀa·Δf / Σ (Iᵀa)²`` (captum's ``infidelity(normalize=True)``, after captum #613:
+    without it the score depends on the map's arbitrary scale). Lower is better; NaN for a
+    map whose predicted effect is always 0."""
+    dots, drops = evidence.infidelity_dots, evidence.infidelity_drops
+    if not _asked(dots):
+        return None
+    power = (dots * dots).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = np.where(power > 0, (dots * drops).sum(1) / np.where(power > 0, power, 1), np.nan)
+    return ((beta[:, None] * dots - drops) ** 2).mean(1)
 
 
 def evidence_scores(evidence: FaithfulnessEvidence) -> dict[str, np.ndarray]:

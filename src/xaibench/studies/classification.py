@@ -15,6 +15,7 @@ from pydantic import Field, create_model, field_validator, model_validator
 from xaibench.data import dataset_classes
 from xaibench.data.images import load_split
 from xaibench.explain import METHODS
+from xaibench.metrics.faithfulness import EvidenceOptions
 from xaibench.models import MODELS, NormalizedClassifier, build_model, save_model
 from xaibench.models.external import check_name, input_normalisation, is_external
 from xaibench.schema import Strict, check_registered
@@ -44,18 +45,73 @@ class FaithfulnessCorrelation(Strict):
         return self
 
 
+class Road(Strict):
+    """ROAD and SRG (Rong et al. 2022; Blücher et al. 2024): the ``fractions`` of the pixels
+    removed, most and least relevant first (each strictly between 0 and 1; the paper's are
+    0.1, 0.2, .., 0.9; none: not computed), imputed with Gaussian noise of ``noise`` (pixel
+    units, [0, 1])."""
+
+    fractions: list[float] = []
+    noise: float = Field(default=0.01, ge=0)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_inside(cls, value):
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError(f"each fraction must lie strictly between 0 and 1, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"fractions must not repeat, got {value}")
+        return sorted(value)
+
+
+class Irof(Strict):
+    """IROF (Rieger & Hansen 2020): ``segments`` SLIC superpixels per image (LIME's SLIC:
+    compactness 10, sigma 1; 0: not computed), replaced by ``fill``: ``image_mean`` (the
+    image's own mean colour, the paper's "mean value") or ``black``."""
+
+    segments: int = Field(default=0, ge=0)
+    fill: Literal["image_mean", "black"] = "image_mean"
+
+    @field_validator("segments")
+    @classmethod
+    def _at_least_two(cls, value):
+        if value == 1:
+            raise ValueError("segments: one superpixel removes the whole image at once; give 2 or more (0: off)")
+        return value
+
+
+class Infidelity(Strict):
+    """Infidelity (Yeh et al. 2019): ``runs`` Gaussian perturbations of standard deviation
+    ``sigma`` (pixel units) per image (0 runs: not computed)."""
+
+    runs: int = Field(default=0, ge=0)
+    sigma: float = Field(default=0.1, gt=0)
+
+
 class Evaluate(Strict):
     """Perturbation faithfulness (:mod:`xaibench.metrics.faithfulness`): ``steps`` points
     of the deletion and insertion curves, deleted pixels take ``deletion_fill``, inserted
-    ones start from the image under a Gaussian blur of ``insertion_blur_sigma``; the
-    faithfulness correlation's subsets (``faithfulness_correlation``, removed to the same
-    fill)."""
+    ones start from the image under a Gaussian blur of ``insertion_blur_sigma``; the optional
+    metrics, each off unless its section asks for it: faithfulness correlation's subsets
+    (``faithfulness_correlation``, removed to the same fill), ROAD and SRG (``road``), IROF
+    (``irof``), infidelity (``infidelity``)."""
 
     steps: int = Field(ge=2)
     deletion_fill: Literal["mean", "black"]
     insertion_blur_sigma: float = Field(gt=0)
     batch_size: int = Field(ge=1)
     faithfulness_correlation: FaithfulnessCorrelation = FaithfulnessCorrelation()
+    road: Road = Road()
+    irof: Irof = Irof()
+    infidelity: Infidelity = Infidelity()
+
+    def evidence_options(self, seed: int) -> EvidenceOptions:
+        """What :func:`~xaibench.metrics.faithfulness.collect_evidence` runs beyond the curves."""
+        correlation = self.faithfulness_correlation
+        return EvidenceOptions(seed=seed, correlation_runs=correlation.runs, subset_size=correlation.subset_size,
+                               road_fractions=tuple(self.road.fractions), road_noise=self.road.noise,
+                               region_segments=self.irof.segments, region_fill=self.irof.fill,
+                               infidelity_runs=self.infidelity.runs, infidelity_sigma=self.infidelity.sigma)
 
 
 class MethodOptions(Strict):

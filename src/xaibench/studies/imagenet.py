@@ -209,8 +209,7 @@ def evaluate(name: str, study, params, run) -> dict:
             maps = maps_of(frame)
             evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
-                                        cfg.faithfulness_correlation.runs, cfg.faithfulness_correlation.subset_size,
-                                        params.seed)
+                                        cfg.evidence_options(params.seed))
             values = {**evidence_scores(evidence),
                       **map_scores(maps)}
             scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}

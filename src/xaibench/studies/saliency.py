@@ -9,7 +9,6 @@ average drop and increase in confidence.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,8 @@ from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import MAP_METRICS
-from xaibench.metrics.faithfulness import EvidenceChunk, FaithfulnessEvidence, chunk_evidence, evidence_scores
+from xaibench.metrics.faithfulness import (EvidenceChunk, EvidenceOptions, chunk_evidence, concatenate_evidence,
+                                          evidence_scores)
 from xaibench.metrics.map_statistics import map_scores
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
@@ -148,14 +148,13 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
-                    chunk_images: int, compute=None, correlation=None, seed: int = 0):
+                    chunk_images: int, compute=None, options: EvidenceOptions = EvidenceOptions()):
     """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map,
     {map metric: [N]} of :data:`~xaibench.metrics.MAP_METRICS`): the Parquet file at
     ``path`` and the test images read a chunk at a time, each chunk's perturbations run on
-    the ``compute`` backend, the evidence concatenated in order. ``correlation``: the
-    ``evaluate.faithfulness_correlation`` section (None: none)."""
+    the ``compute`` backend, the evidence concatenated in order. ``options``: the optional
+    metrics' (:class:`~xaibench.metrics.faithfulness.EvidenceOptions`)."""
     frames, map_values = [], []
-    runs, size = (correlation.runs, correlation.subset_size) if correlation is not None else (0, 0)
 
     def payloads():
         start = 0
@@ -170,21 +169,20 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             map_values.append(map_scores(maps))
             yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps,
                                 torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size,
-                                runs, size, seed, start)
+                                options, start)
             start = stop
 
     parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
-    evidence = FaithfulnessEvidence(**{field.name: np.concatenate([getattr(p, field.name) for p in parts])
-                                       for field in dataclasses.fields(FaithfulnessEvidence)})
-    return pd.concat(frames, ignore_index=True), evidence, {metric: np.concatenate([part[metric] for part in map_values])
-                                                          for metric in MAP_METRICS}
+    return pd.concat(frames, ignore_index=True), concatenate_evidence(parts), {
+        metric: np.concatenate([part[metric] for part in map_values]) for metric in MAP_METRICS}
 
 
 def evaluate(name: str, study, params, run) -> dict:
-    """IAUC, DAUC, IC, DC, AD, IIC, faithfulness correlation where asked for (the
-    perturbation metrics) and sparseness and complexity (the map metrics) per method; mean curves as CSV (dvc plots) and PNG; every
-    image's value of every metric in data/reports/<study>/per_image_scores.csv (for the
-    reliability stage's bootstrap)."""
+    """IAUC, DAUC, IC, DC, AD, IIC and, where asked for, faithfulness correlation, ROAD,
+    SRG, IROF and infidelity (the perturbation metrics), sparseness and complexity (the map
+    metrics) per method; mean curves as CSV (dvc plots) and PNG; every image's value of
+    every metric in data/reports/<study>/per_image_scores.csv (for the reliability stage's
+    bootstrap)."""
     cfg = study.evaluate
     model, test, _ = load_model_and_test(name, study, pixels=False)
     results, curves, per_image, axioms = {}, {}, [], {}
@@ -194,7 +192,7 @@ def evaluate(name: str, study, params, run) -> dict:
         frame, evidence, map_values = stream_evidence(
             model, test, attribution_path("data/attributions", name, study.model, method), cfg.steps,
             cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute,
-            cfg.faithfulness_correlation, params.seed)
+            cfg.evidence_options(params.seed))
         values = {**evidence_scores(evidence), **map_values}
         results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
