@@ -102,3 +102,12 @@ def test_every_registered_metric_returns_one_value_per_image():
     evidence.infidelity_dots, evidence.infidelity_drops = np.random.rand(3, 8), np.random.rand(3, 8)
     for metric in METRICS.values():
         assert metric(evidence).shape == (3,)
+
+
+def test_reported_values_keep_six_significant_digits_below_one():
+    from xaibench.metrics.registry import reported
+
+    assert reported(40.7652234) == 40.765223
+    assert reported(0.99187612) == 0.991876          # as round(., 6) from 0.1 up
+    assert reported(3.1234567e-06) == 3.12346e-06    # round(., 6) would give 3e-06
+    assert np.isnan(reported(float("nan")))

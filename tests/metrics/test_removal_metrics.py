@@ -186,8 +186,9 @@ def test_infidelity_by_hand():
 
 
 def test_infidelity_equals_captums_on_the_same_perturbations():
-    """captum.metrics.infidelity(normalize=True) given xaibench's perturbations (its perturb_func
-    returns them, in its repeat_interleave order), the map broadcast over the channels."""
+    """captum.metrics.infidelity(normalize=True) on the model's logits, given xaibench's
+    perturbations (its perturb_func returns them, in its repeat_interleave order), the map
+    broadcast over the channels."""
     from captum.metrics import infidelity as captum_infidelity
 
     rng = np.random.default_rng(6)
@@ -196,8 +197,7 @@ def test_infidelity_equals_captums_on_the_same_perturbations():
     maps = rng.normal(size=(3, SIZE, SIZE)).astype(np.float32)
     targets = torch.tensor([1, 0, 1])
     runs, sigma, seed = 16, 0.1, 2
-    full = model(pixels).softmax(-1)[torch.arange(3), targets].double().numpy()
-    dots, drops = infidelity_evidence(model, pixels, maps, targets, runs, sigma, seed, range(3), full, batch_size=10)
+    dots, drops = infidelity_evidence(model, pixels, maps, targets, runs, sigma, seed, range(3), batch_size=10)
     ours = infidelity(evidence_with(infidelity_dots=dots, infidelity_drops=drops))
 
     from xaibench.explain.removal import noise_perturbations
@@ -207,7 +207,7 @@ def test_infidelity_equals_captums_on_the_same_perturbations():
         return noise, inputs - noise
 
     attributions = torch.from_numpy(maps).unsqueeze(1).expand_as(pixels)
-    reference = captum_infidelity(lambda x: model(x).softmax(-1), perturb, pixels, attributions, target=targets,
+    reference = captum_infidelity(model, perturb, pixels, attributions, target=targets,
                                   n_perturb_samples=runs, normalize=True).numpy()
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-9)
 
@@ -216,7 +216,7 @@ def test_a_map_of_the_true_contributions_has_lower_infidelity_than_noise():
     model = PixelLogits()
     pixels = torch.rand(4, 3, SIZE, SIZE)
     targets = torch.ones(4, dtype=torch.long)
-    true = model.weights.sum(0).expand(4, SIZE, SIZE).numpy()          # ∂logit/∂x, summed over channels
+    true = model.weights.sum(0).expand(4, SIZE, SIZE).numpy()          # ∂logit/∂x, summed over channels: exact
     noise = np.random.default_rng(0).normal(size=(4, SIZE, SIZE))
     options = EvidenceOptions(infidelity_runs=40, infidelity_sigma=0.05)
     scores = [infidelity(collect_evidence(model, pixels, m, targets, 2, 1.0, torch.zeros(3), 16, options))

@@ -10,6 +10,21 @@ maps' absolute values, and the SSIM of the absolute maps each scaled to [0, 1] b
 maximum (scikit-image ``structural_similarity``, data range 1). A map that is constant
 (e.g. all zero on a dead random network) has no rank correlation: it counts as 0.
 
+Two scores beside the curves, per image (declared and computed in
+:mod:`xaibench.metrics.randomisation`):
+
+* eMPRT (Hedström, Bommer, Wickstrøm, Samek, Lapuschkin & Höhne 2023, "Sanity checks
+  revisited: an exploration to repair the model parameter randomisation test", XAI in
+  Action workshop, NeurIPS, sec. 4): the complexity of the map of the fully randomised model
+  relative to the trained model's, ``H(ê)/H(e)``, with H the discrete entropy of the map's
+  values over ``n_bins`` equal-width bins (Quantus's ``discrete_entropy``): a map that
+  explains the model turns to noise when the model does (> 1); a map that does not keeps
+  its complexity (1). Higher is better.
+* the random-logit test (Sixt, Granz & Landgraf 2020, "When explanations lie: why many
+  modified BP attributions fail", ICML, sec. 5): the SSIM (as above) between the map of the
+  explained class and the map of a random other class, drawn per image; a map that does
+  not depend on the class scores 1. Lower is better.
+
 Cascade steps: the network's parametrised leaf modules (convolutions, linear and
 normalisation layers), in registration order, which is the forward order for the
 networks here, are split into ``n_steps`` contiguous groups, last group first; step k
@@ -30,6 +45,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from xaibench.compute import map_chunks
+from xaibench.metrics.randomisation import efficient_mprt
 
 
 def parametrised_leaves(net: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -89,6 +105,22 @@ def ssim_abs(original: np.ndarray, other: np.ndarray) -> np.ndarray:
     return out
 
 
+RANDOM_LOGIT_STREAM = 0x10617
+
+
+def random_other_classes(targets, n_classes: int, seed: int, image_indices) -> torch.Tensor:
+    """Per image, a class drawn uniformly from the ``n_classes − 1`` that are not its target,
+    from ``default_rng([seed, image_index, RANDOM_LOGIT_STREAM])`` (the other class of a binary
+    task)."""
+    if n_classes < 2:
+        raise ValueError("the random-logit test needs a model with two or more classes")
+    out = []
+    for target, index in zip(torch.as_tensor(targets).tolist(), image_indices):
+        draw = int(np.random.default_rng([seed, int(index), RANDOM_LOGIT_STREAM]).integers(n_classes - 1))
+        out.append(draw + (draw >= target))
+    return torch.tensor(out, dtype=torch.long)
+
+
 def _net(model):
     return model.net
 
@@ -129,12 +161,14 @@ def randomisation_cascade(model: nn.Module, explain: Callable, n_steps: int, see
             steps.append(np.asarray(explain(randomised)))
     original = steps[0]
     rows = [{"step": 0, "randomised_from": None, "layers_random": 0, "layers_total": total,
-             "spearman": spearman_abs(original, original, regions), "ssim": ssim_abs(original, original)}]
+             "spearman": spearman_abs(original, original, regions), "ssim": ssim_abs(original, original),
+             "emprt": efficient_mprt(original, original)}]
     done = 0
     for k, (group, maps) in enumerate(zip(groups, steps[1:]), start=1):
         done += len(group)
         rows.append({"step": k, "randomised_from": group[-1][0], "layers_random": done, "layers_total": total,
-                     "spearman": spearman_abs(original, maps, regions), "ssim": ssim_abs(original, maps)})
+                     "spearman": spearman_abs(original, maps, regions), "ssim": ssim_abs(original, maps),
+                     "emprt": efficient_mprt(original, maps)})
     return rows
 
 
@@ -144,8 +178,10 @@ def randomisation_summary(rows: list[dict], fail_threshold: float) -> dict:
     least ``fail_threshold`` (the paper gives no number; see docs/guide/reliability.md)."""
     spearman = [round(float(np.mean(r["spearman"])), 6) for r in rows]
     ssim = [round(float(np.mean(r["ssim"])), 6) for r in rows]
+    emprt = rows[-1]["emprt"]
     return {"randomised_from": [r["randomised_from"] for r in rows],
             "layers_random": [r["layers_random"] for r in rows],
             "spearman": spearman, "ssim": ssim,
             "final_spearman": spearman[-1], "final_ssim": ssim[-1],
+            "emprt": None if np.isnan(emprt).all() else round(float(np.nanmean(emprt)), 6),
             "fails": bool(spearman[-1] >= fail_threshold)}

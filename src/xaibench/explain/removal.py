@@ -26,10 +26,12 @@ ROAD_STREAM, INFIDELITY_STREAM = 0x20AD, 0x1F1D
 
 
 @torch.no_grad()
-def streamed_target_scores(model, inputs: Iterable[tuple[torch.Tensor, int]], batch_size: int) -> list[np.ndarray]:
-    """Softmax probability of the target of each input: ``inputs`` yields, per image, its
-    perturbed inputs [k, C, H, W] and its target; they are run ``batch_size`` at a time
-    across image boundaries. Returns one float64 array [k] per image, in order."""
+def streamed_target_scores(model, inputs: Iterable[tuple[torch.Tensor, int]], batch_size: int,
+                           score: str = "probability") -> list[np.ndarray]:
+    """The target's softmax probability (``score="probability"``) or logit (``"logit"``) of
+    each input: ``inputs`` yields, per image, its perturbed inputs [k, C, H, W] and its target;
+    they are run ``batch_size`` at a time across image boundaries. Returns one float64 array
+    [k] per image, in order."""
     pending, owners, sizes, out = [], [], [], []
     buffered = 0
 
@@ -37,9 +39,11 @@ def streamed_target_scores(model, inputs: Iterable[tuple[torch.Tensor, int]], ba
         nonlocal pending, owners, buffered
         if not pending:
             return
-        batch = torch.cat(pending)
+        batch = torch.cat(pending).contiguous(memory_format=torch.channels_last)  # oneDNN's fastest layout
         targets = torch.cat(owners).to(batch.device)
-        probs = model(batch).softmax(-1)[torch.arange(len(batch), device=batch.device), targets]
+        outputs = model(batch)
+        outputs = outputs.softmax(-1) if score == "probability" else outputs
+        probs = outputs[torch.arange(len(batch), device=batch.device), targets]
         out.append(probs.double().cpu().numpy())
         pending, owners, buffered = [], [], 0
 
@@ -139,12 +143,12 @@ def noise_perturbations(shape, runs: int, sigma: float, seed: int, index: int) -
 
 
 def infidelity_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets, runs: int, sigma: float, seed: int,
-                        image_indices: Iterable[int], full_scores: np.ndarray,
-                        batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+                        image_indices: Iterable[int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The evidence of infidelity (Yeh et al. 2019): for R perturbations I ~ N(0, σ²) per
     pixel value, the map's prediction of their effect ``Iᵀa = Σ_{c,h,w} I_chw · a_hw`` (the
     map, one value per pixel, applies to every channel) and the effect,
-    ``f(x) − f(x − I)`` (f the target's probability): ([N, R], [N, R])."""
+    ``f(x) − f(x − I)``, f the target's *logit* (the softmax probability of a confident model
+    is 1.0 in float32 for most images: every drop would be 0): ([N, R], [N, R])."""
     n = len(pixels)
     if not runs or not n:
         return np.zeros((n, runs)), np.zeros((n, runs))
@@ -153,8 +157,9 @@ def infidelity_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets, 
                      for _, index in zip(range(n), image_indices)]
     dots = np.stack([(p.double() * torch.from_numpy(np.asarray(maps[i], np.float64))).sum((1, 2, 3)).numpy()
                      for i, p in enumerate(perturbations)])
+    full = streamed_target_scores(model, ((pixels[i:i + 1], int(targets[i])) for i in range(n)), batch_size, "logit")
     scores = streamed_target_scores(
         model, ((pixels[i].unsqueeze(0) - p.to(pixels.device, pixels.dtype), int(targets[i]))
-                for i, p in enumerate(perturbations)), batch_size)
-    drops = np.asarray(full_scores, np.float64)[:, None] - np.stack(scores)
+                for i, p in enumerate(perturbations)), batch_size, "logit")
+    drops = np.concatenate(full)[:, None] - np.stack(scores)
     return dots, drops

@@ -171,7 +171,7 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     else:
         region = np.zeros((len(pixels), 0))
     dots, noise_drops = infidelity_evidence(model, pixels, maps, targets, options.infidelity_runs,
-                                            options.infidelity_sigma, seed, indices, full_scores, batch_size)
+                                            options.infidelity_sigma, seed, indices, batch_size)
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
         deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
@@ -378,11 +378,12 @@ def iterative_removal_of_features(evidence: FaithfulnessEvidence) -> np.ndarray 
 
 @register_metric("infidelity", higher_is_better=False,
                  definition=("Infidelity: mean squared error of the map, optimally scaled, predicting the "
-                             "probability's change under Gaussian input noise (Yeh et al. 2019)"))
+                             "target logit's change under Gaussian input noise (Yeh et al. 2019)"))
 def infidelity(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """Infidelity (Yeh, Hsieh, Suggala, Inouye & Ravikumar 2019, "On the (in)fidelity and
     sensitivity of explanations", NeurIPS, Def. 2.1): ``E_I[(Iᵀa − (f(x) − f(x − I)))²]`` over
-    R noise draws I ~ N(0, σ²); the map is first scaled by the β that minimises it,
+    R noise draws I ~ N(0, σ²), f the target's logit (unlike the other metrics here: the
+    probability saturates, :func:`~xaibench.explain.removal.infidelity_evidence`); the map is first scaled by the β that minimises it,
     ``β = Σ Iᵀa·Δf / Σ (Iᵀa)²`` (captum's ``infidelity(normalize=True)``, after captum #613:
     without it the score depends on the map's arbitrary scale). Lower is better; NaN for a
     map whose predicted effect is always 0."""

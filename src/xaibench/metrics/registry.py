@@ -65,6 +65,14 @@ def register_map_metric(name: str, higher_is_better: bool, definition: str):
     return _registering(MAP_METRICS, name, higher_is_better, definition)
 
 
+def reported(value: float) -> float:
+    """A score as the metrics files give it: 6 decimals, or 6 significant digits for a value
+    under 1 in magnitude (identical for values down to 0.1; infidelity's squared probability
+    changes of order 1e-6 keep their digits). NaN stays NaN."""
+    value = float(value)
+    return float(f"{value:.6g}") if abs(value) < 1 else round(value, 6)
+
+
 def metric_info(metric: str) -> MetricInfo:
     """The declared entry of ``metric`` (``NAME:variant`` has NAME's)."""
     base = metric.split(":", 1)[0]

@@ -17,6 +17,7 @@ from scipy.stats import kendalltau
 
 # the package, not its registry module: importing it declares every metric
 from xaibench.metrics import METRIC_INFO, metric_info
+from xaibench.metrics.registry import reported
 
 
 def bootstrap_indices(n_images: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -197,8 +198,8 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
         resampled = resampled_means(per_method, indices)
         resampled_by_metric[metric] = resampled
         means_by_metric[metric] = {m: float(np.nanmean(v)) for m, v in per_method.items()}
-        intervals[metric] = {m: {"mean": round(means_by_metric[metric][m], 6),
-                                 "interval": [round(x, 6) for x in percentile_interval(resampled[m], level)]}
+        intervals[metric] = {m: {"mean": reported(means_by_metric[metric][m]),
+                                 "interval": [reported(x) for x in percentile_interval(resampled[m], level)]}
                              for m in per_method}
         stability[metric] = {m: round(v, 4) for m, v in rank_stability(per_method, higher, indices).items()}
         verdict = {m: {c: separated(per_method, m, c, higher, indices, level)

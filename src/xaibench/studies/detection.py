@@ -319,7 +319,7 @@ def reliability(name: str, study, params, cfg, run):
 
     boxes = np.stack([box_mask(c["box"], *pixels.shape[-2:]) for c in chosen[:n]])
     explainers = {m: explainer(m) for m in study.attribute.methods}
-    section, curves = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
+    section, curves, _ = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
                                     params.seed, net_of=lambda detector: detector, regions=boxes,
                                     excluded=excluded_methods(cfg, name, explainers))
     return [], {"localisation": {"available": False, "reason": "detection: see relevance_in_box (the box is the "

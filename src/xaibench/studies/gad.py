@@ -366,7 +366,7 @@ def reliability(cell: str, gad, params, cfg, run) -> tuple[list, dict, dict]:
     explainers = {m: registry_explainer(m, images[:n], targets[:n], seed,
                                         gad.attribute.options_for(m) if m in gad.attribute.methods else None)
                   for m in [*gad.attribute.methods, *cfg.controls]}
-    section, curves = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
+    section, curves, _ = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
                                     seed, excluded=excluded_methods(cfg, "gad", explainers))
     return rows, {"localisation": localisation_section, "randomisation": section}, {"randomisation": curves}
 

@@ -35,6 +35,7 @@ from xaibench.figures import lime_top_superpixels_figure
 from xaibench.metrics.detection import relevance_in_mask
 from xaibench.metrics.faithfulness import collect_evidence, evidence_scores
 from xaibench.metrics.map_statistics import map_scores
+from xaibench.metrics.registry import reported
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.schema import Strict, params_hash
 from xaibench.store import attribution_path, maps_of, read_attributions, store_rows, write_attributions
@@ -212,7 +213,7 @@ def evaluate(name: str, study, params, run) -> dict:
                                         cfg.evidence_options(params.seed))
             values = {**evidence_scores(evidence),
                       **map_scores(maps)}
-            scores = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
+            scores = {metric: reported(np.nanmean(v)) for metric, v in values.items()}
             per_image += [{"method": f"{arch}/{method}", "image_id": image_id, "metric": metric, "value": float(v[k])}
                           for metric, v in values.items() for k, image_id in enumerate(frame.image_id)]
             masks = test["masks"][: len(frame)]

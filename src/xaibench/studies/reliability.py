@@ -18,8 +18,10 @@ import torch
 from xaibench.data.images import load_cues
 from xaibench.explain import METHODS
 from xaibench.explain.perturbation import deletion_insertion_curves, fill_image
-from xaibench.explain.randomisation import randomisation_cascade, randomisation_summary
+from xaibench.explain.randomisation import (random_other_classes, randomisation_cascade, randomisation_summary,
+                                           ssim_abs)
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
+from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import reliability_report
 from xaibench.metrics.localisation import localisation_scores
 from xaibench.schema import ParamsError
@@ -118,16 +120,19 @@ def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, 
 
 def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, seed: int,
                   net_of=lambda m: m.net, regions=None, excluded=(), compute=None):
-    """(section, plot table): the cascade for every method but ``excluded``;
+    """(section, plot table, per-image eMPRT): the cascade for every method but ``excluded``;
     ``explainers[method](model) -> maps``; its steps on Ray workers with a ``compute`` of
-    backend ray. The table has one row per step and a Spearman and an SSIM column per method."""
-    section, table = {}, {}
+    backend ray. The table has one row per step and a Spearman and an SSIM column per method;
+    the last item is ``{method: eMPRT [n]}`` (the fully randomised model's map against the
+    trained one's, :func:`~xaibench.metrics.randomisation.efficient_mprt`)."""
+    section, table, emprt = {}, {}, {}
     for method, explain in explainers.items():
         if method in excluded:
             continue
         rows = randomisation_cascade(model, explain, n_steps, seed, net_of=net_of, regions=regions,
                                      compute=compute)
         section[method] = randomisation_summary(rows, fail_threshold)
+        emprt[method] = rows[-1]["emprt"]
         table["layers_random"] = section[method]["layers_random"]
         table[f"{method}_spearman"] = section[method]["spearman"]
         table[f"{method}_ssim"] = section[method]["ssim"]
@@ -136,7 +141,20 @@ def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, 
     verdict = {"fail_threshold": fail_threshold, "not_checked": sorted(set(explainers) & set(excluded)),
                "passed": sorted(m for m, s in section.items() if not s["fails"]),
                "failed": sorted(m for m, s in section.items() if s["fails"])}
-    return {"methods": section, **verdict}, pd.DataFrame(table)
+    return {"methods": section, **verdict}, pd.DataFrame(table), emprt
+
+
+def random_logit(model, explainers: dict, maps: dict[str, np.ndarray], targets, n: int, n_classes: int, seed: int,
+                 excluded=()) -> dict[str, np.ndarray]:
+    """The random-logit test (Sixt, Granz & Landgraf 2020) of every method but ``excluded``:
+    ``{method: SSIM [n]}`` (the methods with a pixel map in ``maps``) between its stored map
+    of each of the first ``n`` images' target
+    and its map of a random other class
+    (:func:`~xaibench.explain.randomisation.random_other_classes`), which
+    ``explainers[method](model, targets)`` computes."""
+    other = random_other_classes(targets[:n], n_classes, seed, range(n))
+    return {method: ssim_abs(maps[method][:n], np.asarray(explain(model, other)))
+            for method, explain in explainers.items() if method not in excluded and method in maps}
 
 
 def final_spearmans(section: dict, prefix: str = "randomisation.final_spearman") -> dict[str, float]:
@@ -176,11 +194,13 @@ def with_controls(maps: dict[str, np.ndarray], pixels: torch.Tensor, targets, co
 
 
 def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options=None):
-    """``explain(model) -> maps`` with the registered ``method`` on fixed images and targets."""
+    """``explain(model, targets=None) -> maps`` with the registered ``method`` on fixed images,
+    of the fixed targets (or of ``targets``: the random-logit test's other classes)."""
 
-    def explain(model):
+    def explain(model, other_targets=None):
         device = next(model.parameters()).device  # a GPU worker's model (compute.gpus_per_worker)
-        return METHODS[method](model, pixels.to(device), targets.to(device), seed=seed,
+        chosen = targets if other_targets is None else torch.as_tensor(other_targets)
+        return METHODS[method](model, pixels.to(device), chosen.to(device), seed=seed,
                                image_indices=list(range(len(pixels))), options=options)
 
     return explain
@@ -193,8 +213,10 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
     (+ cue flip rate over the whole test split), randomisation of ``explainers``
     (``{method: explain(model) -> maps}`` on the first ``cfg.randomisation.n_images``
     images), and, with ``faithfulness = (steps, blur_sigma, batch_size)``, the deletion
-    fills and saturation; ``compute``: where the randomisation cascade runs. Returns
-    (per-image rows, sections, plots)."""
+    fills and saturation; ``compute``: where the randomisation cascade runs. The
+    randomised images also get eMPRT and the random-logit test (per-image rows:
+    ``explainers[m](model, targets)`` explains other classes). Returns (per-image rows,
+    sections, plots)."""
     rows, localisation_section = localisation(maps, ids, study_cues(dataset, ids))
     localisation_section["cue_flip"] = cue_flip_rate(model, study_cues(dataset, test_ids))
     sections = {"localisation": localisation_section}
@@ -203,9 +225,14 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
         fill_rows, sections["fills"], sections["saturation"] = fills_and_saturation(
             model, pixels, maps, targets, ids, cfg.fills, steps, sigma, batch_size, n_classes)
         rows = rows + fill_rows
-    sections["randomisation"], curves = randomisation(model, explainers, cfg.randomisation.steps,
-                                                      cfg.randomisation.fail_threshold, seed, excluded=excluded,
-                                                      compute=compute)
+    sections["randomisation"], curves, emprt = randomisation(model, explainers, cfg.randomisation.steps,
+                                                             cfg.randomisation.fail_threshold, seed,
+                                                             excluded=excluded, compute=compute)
+    n = min(cfg.randomisation.n_images, len(ids))
+    logit = random_logit(model, explainers, maps, targets, n, n_classes, seed, excluded)
+    for method in logit:                       # the pixel maps (SENN's θ is a vector of concepts)
+        rows = rows + long_rows(method, ids[:n], {"eMPRT": emprt[method], "random_logit": logit[method]})
+    sections["randomisation"]["random_logit"] = {m: reported(np.nanmean(v)) for m, v in logit.items()}
     return rows, sections, {"randomisation": curves}
 
 

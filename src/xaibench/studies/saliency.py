@@ -26,6 +26,7 @@ from xaibench.explain.axioms import axiom_summary
 from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import MAP_METRICS
+from xaibench.metrics.registry import reported
 from xaibench.metrics.faithfulness import (EvidenceChunk, EvidenceOptions, chunk_evidence, concatenate_evidence,
                                           evidence_scores)
 from xaibench.metrics.map_statistics import map_scores
@@ -194,7 +195,7 @@ def evaluate(name: str, study, params, run) -> dict:
             cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute,
             cfg.evidence_options(params.seed))
         values = {**evidence_scores(evidence), **map_values}
-        results[method] = {metric: round(float(np.nanmean(v)), 6) for metric, v in values.items()}
+        results[method] = {metric: reported(np.nanmean(v)) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
         if gauge:
             axioms[method] = gauge

@@ -325,7 +325,7 @@ def reliability(name: str, study, params, cfg, run):
     n = min(cfg.randomisation.n_images, len(ids))
     explainers = {m: registry_explainer(m, pixels[:n], targets[:n], params.seed, method_options(study, m))
                   for m in maps}
-    explainers["senn"] = lambda m: senn_relevance(m, pixels[:n], targets[:n])
+    explainers["senn"] = lambda m, other=None: senn_relevance(m, pixels[:n], targets[:n] if other is None else other)
     rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
                                                   test["ids"], cfg, params.seed,
                                                   len(dataset_classes(study.dataset)),
