@@ -94,16 +94,30 @@ class Randomisation(Strict):
     exclude: dict[str, list[str]] = {}               # study -> methods left out of the check (budget)
 
 
+class InputNoise(Strict):
+    """``reliability.input_noise``: the checks that re-explain noisy copies of the
+    randomisation's images (each image's ``samples`` copies per check; costly, so for the
+    ``studies`` listed): max-sensitivity (Yeh et al. 2019; noise uniform in ±``radius``,
+    pixel units) and sMPRT (Hedström et al. 2023; maps averaged over Gaussian copies of σ =
+    ``smooth_noise`` × the image's value range, for the trained and the fully randomised model)."""
+
+    studies: list[str] = []
+    samples: int = Field(default=4, ge=1)
+    radius: float = Field(default=0.02, gt=0)
+    smooth_noise: float = Field(default=0.1, gt=0)
+
+
 class Reliability(Strict):
     """The top-level ``reliability:`` section: which studies get a reliability
     report (a study of ``studies`` or ``gad``), the controls, the bootstrap, the
-    randomisation check and the deletion fills."""
+    randomisation check, the input-noise checks and the deletion fills."""
 
     studies: list[str] = Field(min_length=1)         # studies whose ranking gets intervals etc.
     controls: list[str] = Field(min_length=1)        # methods that explain nothing of the model
     n_resamples: int = Field(ge=10)                  # paired bootstrap resamples of the images
     level: float = Field(gt=0, lt=1)                 # interval coverage
     randomisation: Randomisation
+    input_noise: InputNoise = InputNoise()
     fills: list[Literal["mean", "black", "blur"]] = Field(min_length=1)  # deletion fills compared
 
 
@@ -176,6 +190,10 @@ class Params(Strict):
             wrong = sorted(set(self.reliability.randomisation.exclude) - set(checked))
             if wrong:
                 raise ParamsError(f"params.yaml: reliability.randomisation.exclude: {wrong} are not studies whose "
+                                  f"reliability is checked (reliability.studies: {checked})")
+            wrong = sorted(set(self.reliability.input_noise.studies) - set(checked))
+            if wrong:
+                raise ParamsError(f"params.yaml: reliability.input_noise.studies: {wrong} are not studies whose "
                                   f"reliability is checked (reliability.studies: {checked})")
         return self
 

@@ -117,3 +117,60 @@ def test_random_logit_equals_quantus_given_the_same_similarity():
             explain_func=explain_func, device="cpu")
     np.testing.assert_allclose(ours, reference, atol=1e-12)
     assert np.abs(np.asarray(flattened) - ours).max() > 0.05            # what Quantus's default would report
+
+
+def test_noisy_copies_are_image_major_and_bounded():
+    from xaibench.explain.randomisation import noisy_copies
+
+    pixels = torch.rand(2, 1, SIZE, SIZE)
+    copies = noisy_copies(pixels, 3, "uniform", 0.02, seed=0, stream=1)
+    assert copies.shape == (6, 1, SIZE, SIZE)
+    assert float((copies - pixels.repeat_interleave(3, 0)).abs().max()) <= 0.02 + 1e-7
+    gaussian = noisy_copies(pixels, 200, "gaussian", 0.1, seed=0, stream=2)[:200] - pixels[0]
+    assert abs(float(gaussian.std()) - 0.1 * float(pixels[0].max() - pixels[0].min())) < 0.005
+
+
+def test_max_sensitivity_equals_captums_on_the_same_noise():
+    from captum.metrics import sensitivity_max
+
+    from xaibench.explain.randomisation import SENSITIVITY_STREAM, noisy_copies
+    from xaibench.metrics.randomisation import max_sensitivity
+
+    model = ClassWeights()
+    pixels = torch.rand(3, 1, SIZE, SIZE)
+    targets = torch.tensor([0, 1, 1])
+    copies = noisy_copies(pixels, 5, "uniform", 0.02, 0, SENSITIVITY_STREAM)
+    ours = max_sensitivity(gradient_maps(model, pixels, targets),
+                           gradient_maps(model, copies, targets.repeat_interleave(5)).reshape(3, 5, SIZE, SIZE))
+    def explanation(inputs, target):                                   # captum hands the inputs as a tuple
+        x = inputs[0] if isinstance(inputs, tuple) else inputs
+        return (torch.from_numpy(gradient_maps(model, x, target)),)               # a tuple, as captum iterates it
+
+    reference = sensitivity_max(explanation, pixels,
+                                perturb_func=lambda inputs, perturb_radius: copies, n_perturb_samples=5, target=targets)
+    np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-5)
+    assert (ours > 0).all()
+
+
+def test_input_noise_checks_tell_a_model_map_from_an_image_map():
+    """sMPRT: an image map is the same for the trained and the random model (Spearman 1);
+    the model's gradient map is not. Max-sensitivity: the image map moves by the noise alone."""
+    from xaibench.params import InputNoise
+    from xaibench.studies.reliability import input_noise_checks
+
+    model = ClassWeights()
+    pixels = torch.rand(4, 1, SIZE, SIZE)
+    targets = torch.tensor([0, 1, 1, 0])
+
+    def gradient(m, t=None, px=None, idx=None):
+        return gradient_maps(m, pixels if px is None else px, targets if t is None else t)
+
+    def image(m, t=None, px=None, idx=None):
+        return (pixels if px is None else px)[:, 0].numpy()
+
+    maps = {"gradient": gradient(model), "image": image(model)}
+    scores = input_noise_checks(model, {"gradient": gradient, "image": image}, maps, pixels, targets, 4,
+                                InputNoise(samples=3), n_steps=1, seed=0, net_of=lambda m: m)
+    np.testing.assert_allclose(scores["image"]["sMPRT"], 1.0)
+    assert (scores["gradient"]["sMPRT"] < 0.8).all()             # |w·x| of two weightings shares |x|
+    assert (scores["image"]["max_sensitivity"] < 0.1).all()

@@ -121,17 +121,46 @@ def random_other_classes(targets, n_classes: int, seed: int, image_indices) -> t
     return torch.tensor(out, dtype=torch.long)
 
 
+SENSITIVITY_STREAM, SMOOTH_STREAM = 0x5E45, 0x5A0F
+
+
+def noisy_copies(pixels: torch.Tensor, samples: int, kind: str, scale: float, seed: int, stream: int) -> torch.Tensor:
+    """``samples`` noisy copies of each image [N, C, H, W] -> [N·samples, C, H, W], image-major
+    (captum's repeat_interleave order): ``uniform`` adds U(−scale, scale) per value (captum's
+    sensitivity_max), ``gaussian`` N(0, (scale·(max − min))²), the image's own value range
+    (Quantus's SmoothMPRT). Image i draws from ``default_rng([seed, i, stream])``."""
+    out = []
+    for index, image in enumerate(pixels):
+        rng = np.random.default_rng([seed, index, stream])
+        shape = (samples, *image.shape)
+        if kind == "uniform":
+            noise = rng.uniform(-scale, scale, shape)
+        elif kind == "gaussian":
+            noise = rng.normal(0.0, scale * float(image.max() - image.min()), shape)
+        else:
+            raise ValueError(f"noise {kind!r}: uniform | gaussian")
+        out.append(image.unsqueeze(0) + torch.from_numpy(noise).to(image.dtype).to(image.device))
+    return torch.cat(out)
+
+
 def _net(model):
     return model.net
 
 
-def _step_maps(model: nn.Module, payload: dict) -> np.ndarray:
-    """Cascade step ``k`` built from scratch (groups 1..k randomised with their seeds, the
-    same parameters the sequential cascade reaches) and explained: a task for Ray."""
+def randomised_copy(model: nn.Module, k: int | None, n_steps: int, seed: int, net_of: Callable = None) -> nn.Module:
+    """A copy of ``model`` at cascade step ``k`` (None: the last, every layer random), built
+    from scratch: groups 1..k randomised with their seeds, the parameters the sequential
+    cascade reaches."""
     randomised = copy.deepcopy(model).eval()
-    groups = cascade_groups(payload["net_of"](randomised), payload["n_steps"])
-    for j in range(payload["k"]):
-        randomise_(groups[j], payload["seed"] * 1000 + j + 1)
+    groups = cascade_groups((net_of or _net)(randomised), n_steps)
+    for j in range(len(groups) if k is None else k):
+        randomise_(groups[j], seed * 1000 + j + 1)
+    return randomised
+
+
+def _step_maps(model: nn.Module, payload: dict) -> np.ndarray:
+    """Cascade step ``k`` built from scratch (:func:`randomised_copy`) and explained: a task for Ray."""
+    randomised = randomised_copy(model, payload["k"], payload["n_steps"], payload["seed"], payload["net_of"])
     return np.asarray(payload["explain"](randomised))
 
 

@@ -257,7 +257,7 @@ def reliability(name: str, study, params, cfg, run):
         arch_rows, arch_sections, arch_plots = classification_checks(
             model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, seed,
             n_outputs(model, pixels),
-            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded)
+            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded, study=name)
         rows += [{**r, "method": f"{arch}/{r['method']}"} for r in arch_rows]
         for key, value in arch_sections.items():
             sections.setdefault(key, {})[arch] = value

@@ -18,9 +18,11 @@ import torch
 from xaibench.data.images import load_cues
 from xaibench.explain import METHODS
 from xaibench.explain.perturbation import deletion_insertion_curves, fill_image
-from xaibench.explain.randomisation import (random_other_classes, randomisation_cascade, randomisation_summary,
-                                           ssim_abs)
+from xaibench.explain.randomisation import (SENSITIVITY_STREAM, SMOOTH_STREAM, noisy_copies, random_other_classes,
+                                           randomisation_cascade, randomisation_summary, randomised_copy,
+                                           spearman_abs, ssim_abs)
 from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
+from xaibench.metrics.randomisation import max_sensitivity
 from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import reliability_report
 from xaibench.metrics.localisation import localisation_scores
@@ -193,30 +195,65 @@ def with_controls(maps: dict[str, np.ndarray], pixels: torch.Tensor, targets, co
     return {**maps, **extra}
 
 
-def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options=None):
-    """``explain(model, targets=None) -> maps`` with the registered ``method`` on fixed images,
-    of the fixed targets (or of ``targets``: the random-logit test's other classes)."""
+def input_noise_checks(model, explainers: dict, maps: dict[str, np.ndarray], pixels: torch.Tensor, targets,
+                       n: int, noise, n_steps: int, seed: int, excluded=(),
+                       net_of=lambda m: m.net) -> dict[str, dict[str, np.ndarray]]:
+    """Max-sensitivity and sMPRT of every method with a pixel map but ``excluded``, on the
+    first ``n`` images (``noise``: ``reliability.input_noise``): ``{method: {"max_sensitivity":
+    [n], "sMPRT": [n]}}``. Each method explains ``noise.samples`` uniform copies of each image
+    with the trained model (max-sensitivity against its stored map) and as many Gaussian copies
+    with the trained and with the fully randomised model (the cascade's last step), whose
+    averages sMPRT compares (Spearman of |map|, as the MPRT)."""
+    samples = noise.samples
+    owners = np.repeat(np.arange(n), samples)
+    repeated = torch.as_tensor(targets[:n]).repeat_interleave(samples)
+    uniform = noisy_copies(pixels[:n], samples, "uniform", noise.radius, seed, SENSITIVITY_STREAM)
+    gaussian = noisy_copies(pixels[:n], samples, "gaussian", noise.smooth_noise, seed, SMOOTH_STREAM)
+    randomised = randomised_copy(model, None, n_steps, seed, net_of)
+    out = {}
+    for method, explain in explainers.items():
+        if method in excluded or method not in maps:
+            continue
+        shape = (n, samples, *maps[method].shape[1:])
+        moved = np.asarray(explain(model, repeated, uniform, owners)).reshape(shape)
+        smooth = [np.asarray(explain(net, repeated, gaussian, owners)).reshape(shape).mean(1)
+                  for net in (model, randomised)]
+        out[method] = {"max_sensitivity": max_sensitivity(maps[method][:n], moved),
+                       "sMPRT": spearman_abs(*smooth)}
+        log.info("input noise %s: max-sensitivity %.4g, sMPRT %.4g", method,
+                 np.nanmean(out[method]["max_sensitivity"]), np.nanmean(out[method]["sMPRT"]))
+    return out
 
-    def explain(model, other_targets=None):
+
+def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, options=None):
+    """``explain(model, other_targets=None, other_pixels=None, image_indices=None) -> maps``
+    with the registered ``method``: of the fixed images and targets, or of others (the
+    random-logit test's classes; the input-noise checks' noisy copies, each seeded as the
+    image it copies, ``image_indices``)."""
+
+    def explain(model, other_targets=None, other_pixels=None, image_indices=None):
         device = next(model.parameters()).device  # a GPU worker's model (compute.gpus_per_worker)
         chosen = targets if other_targets is None else torch.as_tensor(other_targets)
-        return METHODS[method](model, pixels.to(device), chosen.to(device), seed=seed,
-                               image_indices=list(range(len(pixels))), options=options)
+        images = pixels if other_pixels is None else other_pixels
+        indices = list(range(len(images))) if image_indices is None else [int(i) for i in image_indices]
+        return METHODS[method](model, images.to(device), chosen.to(device), seed=seed, image_indices=indices,
+                               options=options)
 
     return explain
 
 
 def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[str, np.ndarray], explainers: dict,
                           dataset: str, test_ids, cfg, seed: int, n_classes: int, faithfulness=None, excluded=(),
-                          compute=None):
+                          compute=None, study: str | None = None):
     """The checks every classification study shares: localisation against the cue masks
     (+ cue flip rate over the whole test split), randomisation of ``explainers``
     (``{method: explain(model) -> maps}`` on the first ``cfg.randomisation.n_images``
     images), and, with ``faithfulness = (steps, blur_sigma, batch_size)``, the deletion
     fills and saturation; ``compute``: where the randomisation cascade runs. The
     randomised images also get eMPRT and the random-logit test (per-image rows:
-    ``explainers[m](model, targets)`` explains other classes). Returns (per-image rows,
-    sections, plots)."""
+    ``explainers[m](model, targets)`` explains other classes), and, where ``study`` is one of
+    ``cfg.input_noise.studies``, max-sensitivity and sMPRT (:func:`input_noise_checks`).
+    Returns (per-image rows, sections, plots)."""
     rows, localisation_section = localisation(maps, ids, study_cues(dataset, ids))
     localisation_section["cue_flip"] = cue_flip_rate(model, study_cues(dataset, test_ids))
     sections = {"localisation": localisation_section}
@@ -230,9 +267,15 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
                                                              excluded=excluded, compute=compute)
     n = min(cfg.randomisation.n_images, len(ids))
     logit = random_logit(model, explainers, maps, targets, n, n_classes, seed, excluded)
+    noisy = (input_noise_checks(model, explainers, maps, pixels, targets, n, cfg.input_noise, cfg.randomisation.steps,
+                                seed, excluded) if study in cfg.input_noise.studies else {})
     for method in logit:                       # the pixel maps (SENN's θ is a vector of concepts)
-        rows = rows + long_rows(method, ids[:n], {"eMPRT": emprt[method], "random_logit": logit[method]})
+        rows = rows + long_rows(method, ids[:n], {"eMPRT": emprt[method], "random_logit": logit[method],
+                                                  **noisy.get(method, {})})
     sections["randomisation"]["random_logit"] = {m: reported(np.nanmean(v)) for m, v in logit.items()}
+    if noisy:
+        sections["randomisation"]["input_noise"] = {m: {k: reported(np.nanmean(v)) for k, v in scores.items()}
+                                                    for m, scores in noisy.items()}
     return rows, sections, {"randomisation": curves}
 
 

@@ -254,7 +254,7 @@ def reliability(name: str, study, params, cfg, run):
     return classification_checks(
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
         len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
-        excluded=excluded_methods(cfg, name, explainers), compute=params.compute)
+        excluded=excluded_methods(cfg, name, explainers), compute=params.compute, study=name)
 
 
 KIND = register_study_kind(StudyKind(

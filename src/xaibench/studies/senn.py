@@ -329,7 +329,7 @@ def reliability(name: str, study, params, cfg, run):
     rows, sections, plots = classification_checks(model, pixels, targets, ids, maps, explainers, study.dataset,
                                                   test["ids"], cfg, params.seed,
                                                   len(dataset_classes(study.dataset)),
-                                                  excluded=excluded_methods(cfg, name, explainers))
+                                                  excluded=excluded_methods(cfg, name, explainers), study=name)
     fill = model.mean.view(1, 3, 1, 1)
     with torch.no_grad():
         p0 = model(pixels).softmax(-1)[torch.arange(len(ids)), targets]
