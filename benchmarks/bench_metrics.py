@@ -71,6 +71,15 @@ def contenders(task: str, model: Counting, pixels, maps, targets, batch: int, de
     if task == "ROAD":
         out["ours"] = lambda: removal.road_curves(model, pixels, maps, targets, FRACTIONS, 0.01, 0, range(n), batch)
 
+        def imputation_only():            # what ROAD costs beyond any model: the sparse solves
+            from xaibench.explain.imputation import noisy_linear_imputation
+            for i in range(n):
+                rng = np.random.default_rng(i)
+                for removed in np.concatenate(removal.road_removals(maps[i], FRACTIONS)):
+                    noisy_linear_imputation(pixels[i], removed, 0.01, rng)
+
+        out["ours: the imputations alone, no model"] = imputation_only
+
         def grad_cam_road():
             from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget

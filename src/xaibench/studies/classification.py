@@ -58,9 +58,9 @@ class Road(Strict):
     @classmethod
     def _fractions_inside(cls, value):
         if any(not 0 < f < 1 for f in value):
-            raise ValueError(f"each fraction must lie strictly between 0 and 1, got {value}")
+            raise ValueError("each fraction must lie strictly between 0 and 1")
         if len(set(value)) != len(value):
-            raise ValueError(f"fractions must not repeat, got {value}")
+            raise ValueError("fractions must not repeat")
         return sorted(value)
 
 
@@ -76,7 +76,7 @@ class Irof(Strict):
     @classmethod
     def _at_least_two(cls, value):
         if value == 1:
-            raise ValueError("segments: one superpixel removes the whole image at once; give 2 or more (0: off)")
+            raise ValueError("one superpixel removes the whole image at once; give 2 or more (0: off)")
         return value
 
 
