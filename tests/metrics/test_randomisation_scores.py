@@ -76,7 +76,8 @@ def test_other_classes_are_never_the_target_and_uniform():
 
 
 def test_random_logit_by_hand():
-    """A map that ignores the class scores 1; a class map scores less."""
+    """A map that ignores the class scores 1; a class map scores less; on two classes of a
+    symmetric model the other class's map is the negative one: near −1."""
     model = ClassWeights(n_classes=3)
     pixels = torch.rand(4, 1, SIZE, SIZE)
     targets = torch.tensor([0, 1, 2, 0])
@@ -86,12 +87,18 @@ def test_random_logit_by_hand():
     scores = random_logit(model, explainers, maps, targets, 4, 3, seed=0)
     np.testing.assert_allclose(scores["image"], 1.0)
     assert (scores["class_map"] < 0.9).all()
+    symmetric = ClassWeights()
+    with torch.no_grad():
+        symmetric.net.weight[1] = -symmetric.net.weight[0]
+    maps = {"class_map": gradient_maps(symmetric, pixels, targets % 2)}
+    negated = random_logit(symmetric, {"class_map": explainers["class_map"]}, maps, targets % 2, 4, 2, seed=0)
+    assert (negated["class_map"] < -0.9).all()
 
 
 def test_random_logit_equals_quantus_given_the_same_similarity():
     """Quantus 0.6's RandomLogit on a binary model draws the other class (as xaibench must),
     explains it with the given explain_func, and compares with ``similarity_func``. Given
-    xaibench's 2-D SSIM of the absolute maps (its default flattens the maps and takes a 1-D
+    xaibench's 2-D SSIM of the signed maps (its default flattens the maps and takes a 1-D
     SSIM: docs/fidelity.yaml), the scores are equal."""
     quantus = pytest.importorskip("quantus")
     model = ClassWeights().eval()
@@ -105,7 +112,7 @@ def test_random_logit_equals_quantus_given_the_same_similarity():
         return gradient_maps(model, torch.as_tensor(inputs), torch.as_tensor(targets))[:, None]
 
     def similarity(a, b, batched=True, **kwargs):
-        return list(ssim_abs(np.asarray(a).reshape(-1, SIZE, SIZE), np.asarray(b).reshape(-1, SIZE, SIZE)))
+        return list(ssim_abs(np.asarray(a).reshape(-1, SIZE, SIZE), np.asarray(b).reshape(-1, SIZE, SIZE), False))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

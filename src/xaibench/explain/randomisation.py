@@ -21,9 +21,11 @@ Two scores beside the curves, per image (declared and computed in
   explains the model turns to noise when the model does (> 1); a map that does not keeps
   its complexity (1). Higher is better.
 * the random-logit test (Sixt, Granz & Landgraf 2020, "When explanations lie: why many
-  modified BP attributions fail", ICML, sec. 5): the SSIM (as above) between the map of the
-  explained class and the map of a random other class, drawn per image; a map that does
-  not depend on the class scores 1. Lower is better.
+  modified BP attributions fail", ICML, sec. 5): the SSIM of the *signed* maps (each over its
+  largest magnitude) of the explained class and of a random other class, drawn per image; a
+  map that does not depend on the class scores 1. Signed, because on two classes a method
+  that explains the probability gives the other class the negative map, which |map| could
+  not tell from the same map. Lower is better.
 
 Cascade steps: the network's parametrised leaf modules (convolutions, linear and
 normalisation layers), in registration order, which is the forward order for the
@@ -88,13 +90,20 @@ def spearman_abs(original: np.ndarray, other: np.ndarray, regions: np.ndarray | 
     return out
 
 
-def ssim_abs(original: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Per image, SSIM of |original| and |other| each divided by its maximum ([N, H, W] each)."""
+def ssim_abs(original: np.ndarray, other: np.ndarray, absolute: bool = True) -> np.ndarray:
+    """Per image, SSIM of |original| and |other| each divided by its maximum ([N, H, W] each,
+    data range 1); ``absolute=False``: of the signed maps, each divided by its largest
+    magnitude and mapped to [0, 1] as ``(x + 1) / 2`` (0 relevance = mid grey, so that a map
+    and its negative are opposite images, SSIM near −1, where SSIM on raw signed values
+    multiplies two negative terms into +1)."""
     from skimage.metrics import structural_similarity  # lazy: scikit-image
 
     def scaled(x):
-        x = np.abs(np.asarray(x, np.float64))
-        return x / x.max() if x.max() > 0 else x
+        x = np.asarray(x, np.float64)
+        x = np.abs(x) if absolute else x
+        peak = np.abs(x).max()
+        x = x / peak if peak > 0 else x
+        return x if absolute else (x + 1) / 2
 
     out = np.zeros(len(original))
     for i, (a, b) in enumerate(zip(original, other)):

@@ -137,15 +137,19 @@ def region_perturbation_curves(model, pixels: torch.Tensor, maps: np.ndarray, ta
 
 
 def noise_perturbations(shape, runs: int, sigma: float, seed: int, index: int) -> torch.Tensor:
-    """Infidelity's perturbations of one image: [R, C, H, W] i.i.d. N(0, σ²)."""
+    """Infidelity's perturbations of one image [C, H, W]: [R, C, H, W], i.i.d. N(0, σ²) per
+    pixel, the same in every channel (a map holds one value per pixel: the perturbation it
+    can predict moves whole pixels, as every other metric here does)."""
     rng = np.random.default_rng([seed, int(index), INFIDELITY_STREAM])
-    return torch.from_numpy(rng.normal(0.0, sigma, (runs, *shape)).astype(np.float32))
+    channels, h, w = shape
+    noise = torch.from_numpy(rng.normal(0.0, sigma, (runs, 1, h, w)).astype(np.float32))
+    return noise.expand(runs, channels, h, w).contiguous()
 
 
 def infidelity_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets, runs: int, sigma: float, seed: int,
                         image_indices: Iterable[int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The evidence of infidelity (Yeh et al. 2019): for R perturbations I ~ N(0, σ²) per
-    pixel value, the map's prediction of their effect ``Iᵀa = Σ_{c,h,w} I_chw · a_hw`` (the
+    pixel (:func:`noise_perturbations`), the map's prediction of their effect ``Iᵀa = Σ_{c,h,w} I_chw · a_hw`` (the
     map, one value per pixel, applies to every channel) and the effect,
     ``f(x) − f(x − I)``, f the target's *logit* (the softmax probability of a confident model
     is 1.0 in float32 for most images: every drop would be 0): ([N, R], [N, R])."""

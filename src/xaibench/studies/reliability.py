@@ -149,13 +149,13 @@ def randomisation(model, explainers: dict, n_steps: int, fail_threshold: float, 
 def random_logit(model, explainers: dict, maps: dict[str, np.ndarray], targets, n: int, n_classes: int, seed: int,
                  excluded=()) -> dict[str, np.ndarray]:
     """The random-logit test (Sixt, Granz & Landgraf 2020) of every method but ``excluded``:
-    ``{method: SSIM [n]}`` (the methods with a pixel map in ``maps``) between its stored map
+    ``{method: SSIM [n]}`` (signed maps; the methods with a pixel map in ``maps``) between its stored map
     of each of the first ``n`` images' target
     and its map of a random other class
     (:func:`~xaibench.explain.randomisation.random_other_classes`), which
     ``explainers[method](model, targets)`` computes."""
     other = random_other_classes(targets[:n], n_classes, seed, range(n))
-    return {method: ssim_abs(maps[method][:n], np.asarray(explain(model, other)))
+    return {method: ssim_abs(maps[method][:n], np.asarray(explain(model, other)), absolute=False)
             for method, explain in explainers.items() if method not in excluded and method in maps}
 
 
