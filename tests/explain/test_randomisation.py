@@ -1,5 +1,7 @@
 """Cascading model-parameter randomisation (Adebayo et al. 2018) on a tiny CNN."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -61,3 +63,41 @@ def test_spearman_can_be_restricted_to_a_region():
     region[0, :2] = True
     assert spearman_abs(a, b, region)[0] == pytest.approx(1.0)
     assert spearman_abs(a, b)[0] < 1.0
+
+
+def test_the_cascade_equals_quantus_mprt_given_its_seeds(monkeypatch):
+    """Quantus 0.6's MPRT, top-down cascade: each layer, output first, re-initialised by its
+    ``reset_parameters`` after ``torch.manual_seed(seed + 1)``; Spearman of |map|. xaibench's
+    cascade with one step per layer and that seeding (its own: seed·1000 + step, a
+    deliberate difference in the seeds alone) gives the same correlations, layer by layer."""
+    quantus = pytest.importorskip("quantus")
+    import xaibench.explain.randomisation as randomisation
+
+    def quantus_seeding(modules, seed):
+        for _, module in modules:
+            torch.manual_seed(42 + 1)
+            module.reset_parameters()
+
+    monkeypatch.setattr(randomisation, "randomise_", quantus_seeding)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).eval()
+    pixels = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    targets = torch.tensor([0, 1, 1, 0])
+
+    def gradient_x_input(model, inputs, targets, **kwargs):
+        x = torch.as_tensor(inputs).clone().requires_grad_(True)
+        model(x)[torch.arange(len(x)), torch.as_tensor(targets)].sum().backward()
+        return (x.grad * x).detach().numpy()
+
+    ours = randomisation_cascade(net, lambda m: gradient_x_input(m, pixels, targets)[:, 0], 3, seed=0,
+                                 net_of=lambda m: m)
+    maps = gradient_x_input(net, pixels, targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = quantus.MPRT(layer_order="top_down", disable_warnings=True)(
+            model=net, x_batch=pixels.numpy(), y_batch=targets.numpy(), a_batch=maps, explain_func=gradient_x_input,
+            device="cpu")
+    assert list(reference) == ["original", "5", "2", "0"]
+    for row, layer in zip(ours, reference):                         # "original": the trained model itself
+        np.testing.assert_allclose(row["spearman"], reference[layer], atol=1e-12)
