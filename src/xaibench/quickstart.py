@@ -56,7 +56,8 @@ def _set(tree: dict, dotted: str, value) -> bool:
 
 def small_params(raw: dict, study: str) -> dict:
     """The params tree of ``study`` alone on small params: its dataset, the study, the
-    reliability and report sections (the study checked, nothing excluded for another), and
+    reliability and report sections (the study checked, nothing excluded or noise-checked for
+    another), and
     the overrides of :data:`SMALL`; validated. Raises ParamsError for an unknown study."""
     params = validate_params(copy.deepcopy(raw))
     spec = params.study(study)
@@ -71,6 +72,9 @@ def small_params(raw: dict, study: str) -> dict:
         small["reliability"]["studies"] = [study]
         exclude = small["reliability"]["randomisation"].get("exclude") or {}
         small["reliability"]["randomisation"]["exclude"] = {k: v for k, v in exclude.items() if k == study}
+        noise = small["reliability"].get("input_noise")
+        if noise and noise.get("studies"):
+            noise["studies"] = [s for s in noise["studies"] if s == study]
     for dotted, value in SMALL.items():
         _set(small, dotted.replace("<study>", study).replace("<dataset>", spec.dataset), value)
     validate_params(copy.deepcopy(small))
