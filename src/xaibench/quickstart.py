@@ -57,8 +57,7 @@ def _set(tree: dict, dotted: str, value) -> bool:
 def small_params(raw: dict, study: str) -> dict:
     """The params tree of ``study`` alone on small params: its dataset, the study, the
     reliability and report sections (the study checked, nothing excluded or noise-checked for
-    another), and
-    the overrides of :data:`SMALL`; validated. Raises ParamsError for an unknown study."""
+    another), and the overrides of :data:`SMALL`; validated. Raises ParamsError for an unknown study."""
     params = validate_params(copy.deepcopy(raw))
     spec = params.study(study)
     if not hasattr(spec, "dataset"):
