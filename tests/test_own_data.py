@@ -36,6 +36,12 @@ TINY_CATSDOGS = {
     "studies.catsdogs.attribute.lime.num_samples": 20,
     "studies.catsdogs.attribute.lime.n_segments": 8,
     "studies.catsdogs.evaluate.steps": 4,
+    "studies.catsdogs.evaluate.road.fractions": [0.5],
+    "studies.catsdogs.evaluate.irof.segments": 4,
+    "studies.catsdogs.evaluate.infidelity.runs": 4,
+    "studies.catsdogs.evaluate.faithfulness_correlation.runs": 10,
+    "studies.catsdogs.evaluate.faithfulness_correlation.subset_size": 32,
+    "reliability.input_noise.samples": 1,
 }
 OUTPUTS = ["metrics/catsdogs.json", "metrics/mine.json", "metrics/catsdogs_reliability.json",
            "metrics/mine_reliability.json"]

@@ -32,6 +32,11 @@ TINY = {
     "studies.catsdogs.attribute.lime.num_samples": 20,
     "studies.catsdogs.attribute.lime.n_segments": 8,
     "studies.catsdogs.evaluate.steps": 4,
+    "studies.catsdogs.evaluate.road.fractions": [0.5],          # every optional metric, at its smallest
+    "studies.catsdogs.evaluate.irof.segments": 4,
+    "studies.catsdogs.evaluate.infidelity.runs": 4,
+    "studies.catsdogs.evaluate.faithfulness_correlation.runs": 10,
+    "studies.catsdogs.evaluate.faithfulness_correlation.subset_size": 32,
     "datasets.cifar10.synthetic.n_train_per_class": 6,
     "datasets.cifar10.synthetic.n_test_per_class": 2,
     "studies.senn_cifar10.train.epochs": 1,
@@ -80,6 +85,7 @@ TINY = {
     "reliability.n_resamples": 100,
     "reliability.randomisation.n_images": 2,
     "reliability.randomisation.steps": 2,
+    "reliability.input_noise.samples": 1,
 }
 SECTIONS = {"localisation", "randomisation", "controls", "intervals", "agreement"}
 
