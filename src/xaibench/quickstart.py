@@ -3,9 +3,9 @@ default) on small params, in a folder of its own (``quickstart/``: the committed
 outputs, ``dvc.lock`` and ``metrics/`` are not touched), then its page of the report.
 
 The small params are the committed ``params.yaml`` with the overrides of :data:`SMALL`
-(a smaller twin, fewer epochs, fewer images explained, fewer LIME samples and bootstrap
-resamples): the same code, stages and methods as ``make repro``, less work. The stages run
-as the DVC stages do (``python stages/<stage>.py <study>``), in order, without DVC.
+(a smaller twin, fewer epochs, fewer images explained, fewer LIME samples, ROAD fractions,
+noisy copies and bootstrap resamples): the same code, stages and methods as ``make repro``,
+less work. The stages run as the DVC stages do (``python stages/<stage>.py <study>``), in order, without DVC.
 
     python -m xaibench.quickstart [--study catsdogs] [--out quickstart]
 """
@@ -35,6 +35,8 @@ SMALL = {
     "studies.<study>.attribute.n_images": 16,
     "studies.<study>.attribute.lime.num_samples": 200,
     "studies.<study>.evaluate.steps": 16,
+    "studies.<study>.evaluate.road.fractions": [0.1, 0.5, 0.9],
+    "reliability.input_noise.samples": 2,
     "reliability.n_resamples": 200,
     "reliability.randomisation.n_images": 4,
     "reliability.randomisation.steps": 2,
