@@ -208,3 +208,14 @@ def test_ranking_sentence_orders_by_median_rank_and_calls_ties_ties():
     assert "lrp 1 [1, 2] ≈ deeplift 2 [1, 2] > random 3 [3, 3]; 1 pair(s) tied in all." in text
     assert content.verdict({"ranking": ranking})["ranking"] == [text]
     assert content.ranking_sentence(None) == "" and content.verdict({})["ranking"] == []
+
+
+def test_an_uninformative_metric_greys_its_column_with_the_reason():
+    reliability = {**RELIABILITY, "uninformative": {"relevance_mass": ["one value: every method scores 0.7"]},
+                   "ranking": {"metrics": ["DAUC"], "left_out": ["relevance_mass"], "order": [], "methods": {}}}
+    table = content.metric_table(reliability, "metrics/x_reliability.json")
+    assert [m["uninformative"] for m in table["metrics"]] == [
+        "", "uninformative here: one value: every method scores 0.7"]
+    assert all(row["cells"][1].uninformative and not row["cells"][0].uninformative for row in table["rows"])
+    assert content.verdict(reliability)["uninformative"] == [
+        "relevance_mass: one value: every method scores 0.7 (left out of the ranking)."]

@@ -225,3 +225,52 @@ def test_two_methods_with_the_same_scores_up_to_noise_are_called_tied():
     ranking = reliability_report(pd.DataFrame(rows), [], 200, 0.95, 0)["ranking"]
     assert ranking["order"][0] == "c"
     assert sorted(map(sorted, ranking["tied"])) == [["a", "b"]]
+
+
+def _rows(metric: str, values: dict[str, list[float]]) -> list[dict]:
+    return [{"method": m, "image_id": str(i), "metric": metric, "value": v}
+            for m, per_image in values.items() for i, v in enumerate(per_image)]
+
+
+def test_a_metric_every_method_pins_at_its_bound_is_uninformative_and_does_not_vote():
+    """IIC (a percentage in [0, 100]) of 0 for both methods: every interval touches 0; IAUC
+    differs between them and stays; the controls differ (random 50, edge 0 on IIC)."""
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    n = 20
+    rows = (_rows("IIC", {"a": [0.0] * n, "b": [0.0] * n, "random": [100.0, 0.0] * (n // 2), "edge": [0.0] * n})
+            + _rows("IAUC", {"a": [0.8, 0.9] * (n // 2), "b": [0.5, 0.6] * (n // 2), "random": [0.3] * n,
+                             "edge": [0.4] * n}))
+    report = reliability_report(pd.DataFrame(rows), ["random", "edge"], 200, 0.95, 0)
+    assert list(report["uninformative"]) == ["IIC"]
+    assert report["uninformative"]["IIC"][0].startswith("at bound: every method's interval touches 0")
+    assert any(r.startswith("one value: every method scores 0") for r in report["uninformative"]["IIC"])
+    assert report["ranking"]["metrics"] == ["IAUC"] and report["ranking"]["left_out"] == ["IIC"]
+
+
+def test_controls_that_score_alike_make_a_metric_uninformative_but_two_distinct_ones_do_not():
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    rng = np.random.default_rng(1)
+    same = rng.normal(0.4, 0.05, 30)
+    rows = (_rows("DC", {"a": list(rng.normal(0.6, 0.05, 30)), "b": list(rng.normal(0.3, 0.05, 30)),
+                         "random": list(same), "edge": list(same + rng.normal(0, 0.01, 30))})
+            + _rows("IC", {"a": list(rng.normal(0.6, 0.05, 30)), "b": list(rng.normal(0.3, 0.05, 30)),
+                           "random": list(rng.normal(0.0, 0.05, 30)), "edge": list(rng.normal(0.2, 0.05, 30))}))
+    reasons = reliability_report(pd.DataFrame(rows), ["random", "edge"], 300, 0.95, 0)["uninformative"]
+    assert list(reasons) == ["DC"] and reasons["DC"] == ["controls alike: edge and random are not separated "
+                                                         "from each other"]
+    ranking = reliability_report(pd.DataFrame(rows), ["random", "edge"], 300, 0.95, 0)["ranking"]
+    assert ranking["metrics"] == ["DC", "IC"] and ranking["left_out"] == []   # DC still orders a and b
+
+
+def test_touching_a_bound_is_within_one_percent_of_the_range_or_exact_for_an_open_side():
+    from xaibench.metrics.reliability import touches
+
+    assert touches((0.992, 0.999), 1.0, 1.0) and not touches((0.95, 0.98), 1.0, 1.0)
+    assert touches((-0.5, 0.4), 0.0, 1.0)                       # holds the bound
+    assert touches((0.0, 0.3), 0.0, None) and not touches((1e-4, 0.3), 0.0, None)

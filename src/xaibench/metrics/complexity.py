@@ -28,7 +28,7 @@ from xaibench.metrics.registry import declare_metric
 declare_metric("RC", higher_is_better=False,
                definition=("Relative complexity: area of the GAD map's convex hull over the original "
                            "map's (Mazini Rodrigues, Boutry & Najman 2024, section 6); below 1 = a "
-                           "simpler region"))
+                           "simpler region"), bounds=(0, None))
 declare_metric("RS_gad", higher_is_better=True,
                definition=("Relative sensitivity of the GAD hull: score drop per pixel when the "
                            "region is removed (Mazini Rodrigues et al. 2024)"))

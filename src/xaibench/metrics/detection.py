@@ -33,21 +33,21 @@ from xaibench.metrics.registry import declare_metric
 # study reads lower entropy as a more focused map, lower flipping AUC as a more faithful one
 declare_metric("entropy_pixels", higher_is_better=False,
                definition=("Entropy (bits) of the distribution of the map's relevance values over "
-                           "pixels (Dreyer 2021, eq. 4.1): lower = a more concentrated explanation"))
+                           "pixels (Dreyer 2021, eq. 4.1): lower = a more concentrated explanation"), bounds=(0, None))
 declare_metric("entropy_superpixels", higher_is_better=False,
                definition=("Entropy (bits) of the relevance values of the map averaged over SLIC "
-                           "superpixels (Dreyer 2021)"))
+                           "superpixels (Dreyer 2021)"), bounds=(0, None))
 declare_metric("mass_entropy_pixels", higher_is_better=False,
-               definition="Entropy (bits) of |relevance| normalised to a distribution over pixels")
+               definition="Entropy (bits) of |relevance| normalised to a distribution over pixels", bounds=(0, None))
 declare_metric("mass_entropy_superpixels", higher_is_better=False,
-               definition="Entropy (bits) of |relevance| summed per superpixel, normalised")
+               definition="Entropy (bits) of |relevance| summed per superpixel, normalised", bounds=(0, None))
 declare_metric("relevance_in_box", higher_is_better=True,
-               definition="Share of the positive relevance inside the explained box (Dreyer 2021)")
+               definition="Share of the positive relevance inside the explained box (Dreyer 2021)", bounds=(0, 1))
 declare_metric("flipping_auc_pixels", higher_is_better=False,
                definition=("Pixel-flipping AUC: area under the box score as pixels are flipped to "
-                           "gray, most relevant first (Dreyer 2021; Samek et al. 2017)"))
+                           "gray, most relevant first (Dreyer 2021; Samek et al. 2017)"), bounds=(0, 1))
 declare_metric("flipping_auc_superpixels", higher_is_better=False,
-               definition="Pixel-flipping AUC with whole superpixels flipped (Dreyer 2021)")
+               definition="Pixel-flipping AUC with whole superpixels flipped (Dreyer 2021)", bounds=(0, 1))
 
 
 def value_entropy_bits(attribution: np.ndarray) -> float:

@@ -236,7 +236,7 @@ def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @register_metric("IAUC", higher_is_better=True,
                 definition=("Insertion AUC: area under the target probability as pixels are inserted,"
-                            " most relevant first, into a blurred canvas (Petsiuk et al. 2018, RISE)"))
+                            " most relevant first, into a blurred canvas (Petsiuk et al. 2018, RISE)"), bounds=(0, 1))
 def insertion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Insertion AUC (RISE, Petsiuk et al. 2018): ``IAUC = ∫_0^1 i(x) dx`` by the trapezoid
     rule over the insertion curve. Higher is better."""
@@ -245,7 +245,7 @@ def insertion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
 
 @register_metric("DAUC", higher_is_better=False,
                 definition=("Deletion AUC: area under the target probability as pixels are deleted, "
-                            "most relevant first (Petsiuk et al. 2018, RISE)"))
+                            "most relevant first (Petsiuk et al. 2018, RISE)"), bounds=(0, 1))
 def deletion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Deletion AUC (RISE, Petsiuk et al. 2018): ``DAUC = ∫_0^1 d(x) dx`` by the trapezoid
     rule over the deletion curve. Lower is better."""
@@ -255,7 +255,7 @@ def deletion_auc(evidence: FaithfulnessEvidence) -> np.ndarray:
 @register_metric("IC", higher_is_better=True,
                 definition=("Insertion correlation: Pearson correlation between the relevance "
                             "inserted at each step and the probability it adds (Gomez, Fréour & "
-                            "Mouchère 2022)"))
+                            "Mouchère 2022)"), bounds=(-1, 1))
 def insertion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Insertion correlation (Gomez, Fréour & Mouchère 2022, "Metrics for saliency map
     evaluation of deep learning explanation methods", ICPRAI): Pearson correlation, over
@@ -268,7 +268,7 @@ def insertion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
 @register_metric("DC", higher_is_better=True,
                 definition=("Deletion correlation: Pearson correlation between the relevance deleted "
                             "at each step and the probability it removes (Gomez, Fréour & Mouchère "
-                            "2022)"))
+                            "2022)"), bounds=(-1, 1))
 def deletion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Deletion correlation (Gomez, Fréour & Mouchère 2022): Pearson correlation between
     the saliency of the pixels deleted at step k and the score drop it caused
@@ -278,7 +278,7 @@ def deletion_correlation(evidence: FaithfulnessEvidence) -> np.ndarray:
 
 @register_metric("AD", higher_is_better=False,
                 definition=("Average drop %: mean relative fall of the target score on the image "
-                            "masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"))
+                            "masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"), bounds=(0, 100))
 def average_drop(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Average Drop % (Chattopadhay et al. 2018, "Grad-CAM++", WACV):
     ``AD = 100 · mean_i max(0, Y_i − O_i) / Y_i``, with Y the score on the image and O the
@@ -290,7 +290,7 @@ def average_drop(evidence: FaithfulnessEvidence) -> np.ndarray:
 
 @register_metric("IIC", higher_is_better=True,
                 definition=("Increase in confidence %: share of images whose target score rises on "
-                            "the image masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"))
+                            "the image masked by the map (Chattopadhay et al. 2018, Grad-CAM++)"), bounds=(0, 100))
 def increase_in_confidence(evidence: FaithfulnessEvidence) -> np.ndarray:
     """Increase in Confidence % (Chattopadhay et al. 2018, "Grad-CAM++"):
     ``IIC = 100 · mean_i 1[Y_i < O_i]``, the share of images whose target score rises on
@@ -301,7 +301,7 @@ def increase_in_confidence(evidence: FaithfulnessEvidence) -> np.ndarray:
 @register_metric("faithfulness_correlation", higher_is_better=True,
                  definition=("Faithfulness correlation: Pearson correlation between the map's sum over a "
                              "random pixel subset and the probability's fall when it is removed (Bhatt, "
-                             "Weller & Moura 2020)"))
+                             "Weller & Moura 2020)"), bounds=(-1, 1))
 def faithfulness_correlation(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """``corr_S(Σ_{i∈S} a_i, f(x) − f(x_{S←fill}))`` over the R subsets of each image
     (Bhatt et al. 2020, eq. 3); NaN where either is constant. None where the evidence has no
@@ -318,7 +318,7 @@ def _asked(part: np.ndarray) -> bool:
 
 @register_metric("ROAD_MoRF", higher_is_better=False,
                  definition=("ROAD, most relevant first: mean target probability after the top f of the pixels "
-                             "are removed by noisy linear imputation, over the fractions f (Rong et al. 2022)"))
+                             "are removed by noisy linear imputation, over the fractions f (Rong et al. 2022)"), bounds=(0, 1))
 def road_most_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """ROAD MoRF (Rong, Leemann, Borisov, Kasneci & Kasneci 2022, "A consistent and efficient
     evaluation strategy for attribution methods", ICML, sec. 4-5): with ``x^{MoRF}_f`` the
@@ -331,7 +331,7 @@ def road_most_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | Non
 
 @register_metric("ROAD_LeRF", higher_is_better=True,
                  definition=("ROAD, least relevant first: mean target probability after the least relevant f of "
-                             "the pixels are imputed, over the fractions f (Rong et al. 2022)"))
+                             "the pixels are imputed, over the fractions f (Rong et al. 2022)"), bounds=(0, 1))
 def road_least_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """ROAD LeRF (Rong et al. 2022): ``mean_f p(x^{LeRF}_f)``, the least salient
     ``round(f·HW)`` pixels imputed. Higher is better; None when not asked for."""
@@ -340,7 +340,7 @@ def road_least_relevant_first(evidence: FaithfulnessEvidence) -> np.ndarray | No
 
 @register_metric("SRG", higher_is_better=True,
                  definition=("Symmetric relevance gain: the LeRF curve's mean minus the MoRF curve's, both under "
-                             "ROAD's imputation (Blücher, Vielhaben & Strodthoff 2024)"))
+                             "ROAD's imputation (Blücher, Vielhaben & Strodthoff 2024)"), bounds=(-1, 1))
 def symmetric_relevance_gain(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """SRG (Blücher, Vielhaben & Strodthoff 2024, "Decoupling pixel flipping and occlusion
     strategy for consistent XAI benchmarks", TMLR, sec. 3): ``AUC(LeRF) − AUC(MoRF)`` on the
@@ -356,7 +356,7 @@ def symmetric_relevance_gain(evidence: FaithfulnessEvidence) -> np.ndarray | Non
 @register_metric("IROF", higher_is_better=True,
                  definition=("Iterative removal of features: area over the target probability, relative to the "
                              "image's, as SLIC superpixels are replaced, highest mean relevance first (Rieger & "
-                             "Hansen 2020)"))
+                             "Hansen 2020)"), bounds=(None, 1))
 def iterative_removal_of_features(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """IROF (Rieger & Hansen 2020, "IROF: a low resource evaluation metric for explanation
     methods", ICLR workshop, sec. 3), region perturbation over superpixels (Samek et al. 2017):
@@ -378,7 +378,7 @@ def iterative_removal_of_features(evidence: FaithfulnessEvidence) -> np.ndarray 
 
 @register_metric("infidelity", higher_is_better=False,
                  definition=("Infidelity: mean squared error of the map, optimally scaled, predicting the "
-                             "target logit's change under Gaussian input noise (Yeh et al. 2019)"))
+                             "target logit's change under Gaussian input noise (Yeh et al. 2019)"), bounds=(0, None))
 def infidelity(evidence: FaithfulnessEvidence) -> np.ndarray | None:
     """Infidelity (Yeh, Hsieh, Suggala, Inouye & Ravikumar 2019, "On the (in)fidelity and
     sensitivity of explanations", NeurIPS, Def. 2.1): ``E_I[(Iᵀa − (f(x) − f(x − I)))²]`` over

@@ -83,13 +83,13 @@ def chance_level(masks) -> np.ndarray:
 
 declare_metric("relevance_mass", higher_is_better=True,
                definition=("Relevance mass accuracy: share of the positive relevance that falls on "
-                           "the cue mask (Arras, Osman & Samek 2022, CLEVR-XAI)"))
+                           "the cue mask (Arras, Osman & Samek 2022, CLEVR-XAI)"), bounds=(0, 1))
 declare_metric("relevance_rank", higher_is_better=True,
                definition=("Relevance rank accuracy: share of the K most relevant pixels (K = mask "
-                           "size) inside the cue mask (Arras, Osman & Samek 2022)"))
+                           "size) inside the cue mask (Arras, Osman & Samek 2022)"), bounds=(0, 1))
 declare_metric("pointing_game", higher_is_better=True,
                definition=("Pointing game: share of images whose most relevant pixel lies on the cue "
-                           "mask (Zhang et al. 2018)"))
+                           "mask (Zhang et al. 2018)"), bounds=(0, 1))
 LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_rank": relevance_rank_accuracy,
                         "pointing_game": pointing_game}
 

@@ -33,7 +33,7 @@ def _absolute(maps) -> np.ndarray:
 
 @register_map_metric("sparseness", higher_is_better=True,
                      definition=("Sparseness: Gini index of |map|, 0 uniform, near 1 for one pixel "
-                                 "(Chalasani et al. 2020)"))
+                                 "(Chalasani et al. 2020)"), bounds=(0, 1))
 def sparseness(maps) -> np.ndarray:
     """Gini index of |map| per map [N] (NaN for an all-zero map)."""
     a = np.sort(_absolute(maps), axis=1)
@@ -46,7 +46,7 @@ def sparseness(maps) -> np.ndarray:
 
 @register_map_metric("complexity", higher_is_better=False,
                      definition=("Complexity: entropy of each pixel's share of |map|, 0 for one pixel, ln n "
-                                 "uniform (Bhatt, Weller & Moura 2020)"))
+                                 "uniform (Bhatt, Weller & Moura 2020)"), bounds=(0, None))
 def complexity(maps) -> np.ndarray:
     """Entropy (nats) of the fractional contribution |a_i| / Σ|a| per map [N] (NaN for an
     all-zero map)."""

@@ -26,16 +26,16 @@ from xaibench.metrics.registry import declare_metric
 
 declare_metric("eMPRT", higher_is_better=True,
                definition=("Efficient MPRT: entropy of the map of the fully randomised model over the trained "
-                           "model's; above 1 when the map turns to noise with the model (Hedström et al. 2023)"))
+                           "model's; above 1 when the map turns to noise with the model (Hedström et al. 2023)"), bounds=(0, None))
 declare_metric("max_sensitivity", higher_is_better=False,
                definition=("Max-sensitivity: the largest relative change of the map under small uniform input "
-                           "noise (Yeh et al. 2019)"))
+                           "noise (Yeh et al. 2019)"), bounds=(0, None))
 declare_metric("sMPRT", higher_is_better=False,
                definition=("Smooth MPRT: Spearman correlation of |map| between the trained and the fully "
-                           "randomised model, maps averaged over noisy inputs first (Hedström et al. 2023)"))
+                           "randomised model, maps averaged over noisy inputs first (Hedström et al. 2023)"), bounds=(-1, 1))
 declare_metric("random_logit", higher_is_better=False,
                definition=("Random-logit test: SSIM between the maps of the explained class and of a random other "
-                           "class; 1 when the map ignores the class (Sixt, Granz & Landgraf 2020)"))
+                           "class; 1 when the map ignores the class (Sixt, Granz & Landgraf 2020)"), bounds=(-1, 1))
 
 
 def discrete_entropy(maps: np.ndarray, n_bins: int = 100) -> np.ndarray:

@@ -29,6 +29,7 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     definition: str          # one line for a reader of the report: what it measures, whose it is
+    bounds: tuple = (None, None)   # the values the score cannot leave by construction (None: open side)
 
 
 METRIC_INFO: dict[str, MetricInfo] = {}
@@ -36,33 +37,38 @@ METRICS: dict[str, Callable] = {}
 MAP_METRICS: dict[str, Callable] = {}
 
 
-def declare_metric(name: str, higher_is_better: bool, definition: str) -> MetricInfo:
-    """Record a score's direction and definition (each name once)."""
+def declare_metric(name: str, higher_is_better: bool, definition: str, bounds=(None, None)) -> MetricInfo:
+    """Record a score's direction, definition and ``bounds`` (lowest, highest value its
+    construction allows; None for an open side), each name once. The bounds let the
+    reliability layer say when every method sits at one (the metric has no room here)."""
     if name in METRIC_INFO:
         raise ValueError(f"metric {name!r} declared twice")
     if not definition:
         raise ValueError(f"metric {name!r}: give a one-line definition")
-    METRIC_INFO[name] = MetricInfo(name, bool(higher_is_better), definition)
+    low, high = bounds
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"metric {name!r}: bounds {bounds} are not (low, high)")
+    METRIC_INFO[name] = MetricInfo(name, bool(higher_is_better), definition, (low, high))
     return METRIC_INFO[name]
 
 
-def _registering(table: dict[str, Callable], name: str, higher_is_better: bool, definition: str):
+def _registering(table: dict[str, Callable], name: str, higher_is_better: bool, definition: str, bounds):
     def decorate(metric: Callable) -> Callable:
-        declare_metric(name, higher_is_better, definition)
+        declare_metric(name, higher_is_better, definition, bounds)
         table[name] = metric
         return metric
 
     return decorate
 
 
-def register_metric(name: str, higher_is_better: bool, definition: str):
-    """``@register_metric("IAUC", higher_is_better=True, definition="Insertion AUC: ...")``."""
-    return _registering(METRICS, name, higher_is_better, definition)
+def register_metric(name: str, higher_is_better: bool, definition: str, bounds=(None, None)):
+    """``@register_metric("IAUC", higher_is_better=True, definition="Insertion AUC: ...", bounds=(0, 1), bounds=(0, 1))``."""
+    return _registering(METRICS, name, higher_is_better, definition, bounds)
 
 
-def register_map_metric(name: str, higher_is_better: bool, definition: str):
-    """``@register_map_metric("sparseness", higher_is_better=True, definition="...")``."""
-    return _registering(MAP_METRICS, name, higher_is_better, definition)
+def register_map_metric(name: str, higher_is_better: bool, definition: str, bounds=(None, None)):
+    """``@register_map_metric("sparseness", higher_is_better=True, definition="...", bounds=(0, 1), bounds=(0, 1))``."""
+    return _registering(MAP_METRICS, name, higher_is_better, definition, bounds)
 
 
 def reported(value: float) -> float:

@@ -170,6 +170,67 @@ def median_rank_ranking(means_by_metric: dict[str, dict[str, float]],
     return {"metrics": metrics, "methods": out, "order": order, "tied": tied}
 
 
+def metric_bounds(metric: str) -> tuple:
+    """(low, high) the score cannot leave by construction, as declared with it (None: open)."""
+    return metric_info(metric).bounds
+
+
+def touches(interval, bound: float | None, span: float | None) -> bool:
+    """Whether an interval reaches ``bound``: within 1 % of the metric's range ``span``
+    (both bounds finite), else within 1e-9 (a one-sided bound: only an interval that sits on it)."""
+    if bound is None or interval is None or any(np.isnan(interval)):
+        return False
+    tolerance = 0.01 * span if span is not None else 1e-9 * max(1.0, abs(bound))
+    return min(abs(interval[0] - bound), abs(interval[1] - bound)) <= tolerance or interval[0] <= bound <= interval[1]
+
+
+def uninformative_reasons(metric: str, per_method: dict[str, np.ndarray], intervals: dict[str, tuple],
+                          controls, indices: np.ndarray, level: float = 0.95) -> list[str]:
+    """Why ``metric`` cannot rank the methods on this data (an empty list: it can), computed
+    from the numbers:
+
+    * ``at bound``: the interval of every method (the controls aside) touches one bound of
+      the metric (:func:`touches`; IIC = 0 for every map, an IAUC at 1): the metric has no
+      room left to order them;
+    * ``one value``: every method (the controls aside) has the same mean (to 1e-6 of its
+      magnitude), whatever its map;
+    * ``controls alike``: where a model group has two controls (random, edge: two maps
+      unrelated to the model and to each other), the paired interval of their difference
+      holds 0 in every group: the metric does not tell two different wrong maps apart.
+    """
+    methods = [m for m in per_method if not is_control(m, controls)]
+    reasons = []
+    low, high = metric_bounds(metric)
+    span = high - low if low is not None and high is not None else None
+    for bound in (low, high):
+        if methods and bound is not None and all(touches(intervals[m], bound, span) for m in methods):
+            reasons.append(f"at bound: every method's interval touches {fmt_bound(bound)}, a bound of the metric")
+    means = [float(np.nanmean(per_method[m])) for m in methods]
+    if len(means) > 1 and not np.isnan(means).any() and np.ptp(means) <= 1e-6 * max(abs(v) for v in means):
+        reasons.append(f"one value: every method scores {reported(means[0])}")
+    pairs = []
+    for m in per_method:
+        if is_control(m, controls):
+            pairs += [(m, c) for c in controls_of(m, list(per_method), controls) if c > m]
+    if pairs:
+        alike = []
+        for a, b in pairs:
+            resampled = resampled_means({a: per_method[a], b: per_method[b]}, indices)
+            lo, hi = percentile_interval(resampled[a] - resampled[b], level)
+            if np.isnan(lo) or lo <= 0 <= hi:
+                alike.append(f"{a} and {b}")
+        if len(alike) == len(pairs):
+            reasons.append(f"controls alike: {', '.join(alike)} are not separated from each other")
+    return reasons
+
+
+NO_ROOM = ("at bound", "one value")     # the reasons that leave a metric no order to give (not in the ranking)
+
+
+def fmt_bound(value: float) -> str:
+    return f"{value:g}"
+
+
 def reliability_report(scores, controls, n_resamples: int, level: float, seed: int) -> dict:
     """From per-image scores (a long table: method, image_id, metric, value) to the
     ``intervals``, ``agreement`` and ``controls`` sections:
@@ -181,9 +242,13 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
     * controls: per metric, each non-control method's separation from every control of
       its model group (paired interval of the difference wholly on the better side of
       0); ``flagged`` lists the methods not separated from all controls;
+    * uninformative: per metric that cannot rank the methods on this data, the reasons
+      (:func:`uninformative_reasons`: at a bound, one value, controls alike);
     * ranking: the median rank of every method over the metrics (their variants, such as
-      the deletion fills ``DAUC:black``, left out: one vote per metric), with its bootstrap
-      interval and the pairs it cannot tell apart (:func:`median_rank_ranking`).
+      the deletion fills ``DAUC:black``, left out: one vote per metric; so are the metrics
+      with no room, at a bound or at one value, listed in ``left_out``: their order is noise
+      or a tie; a metric whose controls score alike still orders the methods and votes),
+      with its bootstrap interval and the pairs it cannot tell apart (:func:`median_rank_ranking`).
     """
     metrics = list(dict.fromkeys(scores.metric))  # in order of appearance
     directions = {m: higher_is_better(m) for m in metrics}
@@ -191,6 +256,7 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
             for metric in metrics}
     n_images = max(len(table) for table in wide.values())
     intervals, stability, means_by_metric, control_section, resampled_by_metric = {}, {}, {}, {}, {}
+    uninformative = {}
     for metric, table in wide.items():
         indices = bootstrap_indices(len(table), n_resamples, seed)  # metrics may cover other images (GAD)
         per_method = {m: table[m].to_numpy() for m in sorted(table.columns)}
@@ -207,11 +273,19 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
                    for m in per_method if not is_control(m, controls)}
         control_section[metric] = {"separated": verdict,
                                    "flagged": sorted(m for m, v in verdict.items() if not all(v.values()))}
+        reasons = uninformative_reasons(metric, per_method, {m: percentile_interval(resampled[m], level)
+                                                             for m in per_method}, controls, indices, level)
+        if reasons:
+            uninformative[metric] = reasons
+    no_room = {k for k, reasons in uninformative.items() if any(r.startswith(NO_ROOM) for r in reasons)}
+    voting = {k: v for k, v in means_by_metric.items() if ":" not in k and k not in no_room}
+    if not voting:                     # every metric uninformative: rank on them all rather than on none
+        voting = {k: v for k, v in means_by_metric.items() if ":" not in k}
+    ranking = median_rank_ranking(voting, resampled_by_metric, directions, level)
+    ranking["left_out"] = sorted(k for k in means_by_metric if ":" not in k and k not in voting)
     return {"n_images": n_images, "n_resamples": n_resamples, "level": level,
             "direction": {m: "higher" if directions[m] else "lower" for m in metrics},
             "intervals": {"by_metric": intervals, "rank_stability": stability},
             "agreement": {k: round(v, 6) for k, v in metric_agreement(
                 means_by_metric, directions).items()},
-            "controls": control_section,
-            "ranking": median_rank_ranking({k: v for k, v in means_by_metric.items() if ":" not in k},
-                                           resampled_by_metric, directions, level)}
+            "controls": control_section, "uninformative": uninformative, "ranking": ranking}

@@ -29,7 +29,7 @@ from xaibench.metrics.registry import declare_metric
 declare_metric("removal_drop", higher_is_better=True,
                definition=("Confidence drop when the map's top fraction of pixels is removed "
                            "(Rampazzo, SENN on CIFAR-10, faithfulness by removal); the suffix is the "
-                           "fraction"))
+                           "fraction"), bounds=(-1, 1))
 
 
 def jaccard(a: set, b: set) -> float:

@@ -84,6 +84,7 @@ class Cell:
     interval: tuple[float, float] | None = None
     best: bool = False
     greyed: bool = False             # not separated from the controls
+    uninformative: str = ""          # why the whole metric cannot rank the methods here (its column is greyed)
     base: float | None = None        # the same key at the base revision
     has_base: bool = False
 
@@ -154,12 +155,16 @@ def metric_table(reliability: dict, json_name: str, base_trees: dict | None = No
     """Rows = methods (controls last), columns = the metrics of ``intervals.by_metric``:
     each cell the mean with its bootstrap interval, ``best`` for the best non-control
     value of its model group by the metric's direction (ties all marked), ``greyed`` when
-    the reliability report flags the method as not separated from the controls."""
+    the reliability report flags the method as not separated from the controls, and the
+    whole column ``uninformative`` (with the report's reasons) when the metric cannot rank
+    the methods on this data."""
     by_metric = reliability["intervals"]["by_metric"]
     directions = reliability.get("direction", {})
     flagged = {m: set(reliability.get("controls", {}).get(m, {}).get("flagged", [])) for m in by_metric}
+    why = {m: "uninformative here: " + "; ".join(r) for m, r in (reliability.get("uninformative") or {}).items()}
     methods = sorted({m for values in by_metric.values() for m in values}, key=lambda m: (is_control(m), _group(m), m))
-    metrics = [{"name": m, "direction": directions.get(m, ""), "definition": metric_definition(m)} for m in by_metric]
+    metrics = [{"name": m, "direction": directions.get(m, ""), "definition": metric_definition(m),
+                "uninformative": why.get(m, "")} for m in by_metric]
     best = {}
     for metric, values in by_metric.items():
         sign = 1 if directions.get(metric, "higher") == "higher" else -1
@@ -181,7 +186,7 @@ def metric_table(reliability: dict, json_name: str, base_trees: dict | None = No
             interval = tuple(entry["interval"]) if isinstance(entry.get("interval"), list) \
                 and len(entry["interval"]) == 2 else None
             cells.append(with_base(Cell(entry.get("mean"), json_name, key, interval, best.get((metric, method), False),
-                                        method in flagged[metric]), base_trees))
+                                        method in flagged[metric], why.get(metric, "")), base_trees))
         rows.append({"method": method, "control": is_control(method), "cells": cells})
     level, n_resamples = number(reliability.get("level")), number(reliability.get("n_resamples"))
     return {"metrics": metrics, "rows": rows, "level": level, "n_images": fmt(reliability.get("n_images")),
@@ -279,11 +284,15 @@ def ranking_sentence(ranking: dict | None) -> str:
 def verdict(reliability: dict) -> dict[str, list[str]]:
     """The reliability verdict in sentences, one list per section, every number read off
     the report (nothing typed in)."""
-    out = {"ranking": [], "controls": [], "localisation": [], "randomisation": [], "agreement": [], "fills": [],
-           "saturation": []}
+    out = {"ranking": [], "uninformative": [], "controls": [], "localisation": [], "randomisation": [],
+           "agreement": [], "fills": [], "saturation": []}
     sentence = ranking_sentence(reliability.get("ranking"))
     if sentence:
         out["ranking"].append(sentence)
+    left_out = (reliability.get("ranking") or {}).get("left_out") or []
+    for metric, reasons in (reliability.get("uninformative") or {}).items():
+        out["uninformative"].append(f"{metric}: " + "; ".join(reasons)
+                                    + (" (left out of the ranking)." if metric in left_out else "."))
     controls = reliability.get("controls", {})
     separating = [m for m, c in controls.items() if not c.get("flagged") and any(s for s in c.get("separated", {}).values())]
     if controls:

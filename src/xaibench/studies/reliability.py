@@ -279,8 +279,8 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
     return rows, sections, {"randomisation": curves}
 
 
-REPORT_SECTIONS = ("localisation", "randomisation", "controls", "intervals", "agreement", "ranking", "fills",
-                   "saturation")
+REPORT_SECTIONS = ("localisation", "randomisation", "controls", "uninformative", "intervals", "agreement", "ranking",
+                   "fills", "saturation")
 
 
 def fill_agreement(agreement: dict) -> dict:
