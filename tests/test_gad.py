@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from xaibench.explain.gad import gad_map, importance_ranks, intersected_alphas, support_regression_targets
-from xaibench.metrics.complexity import (convex_hull_mask, hull_of_map, most_important_pixels, relative_complexity,
-                                         relative_sensitivity, supplementary_mask)
+from xaibench.metrics.complexity import (convex_hull_mask, hull_of_map, important_pixels, most_important_pixels,
+                                         relative_complexity, relative_sensitivity, supplementary_mask)
 
 
 def test_alpha_lowers_the_other_class_logit_only():
@@ -97,6 +97,25 @@ def test_gad_hull_can_be_larger_than_the_original_hull():
     assert relative_complexity(hull_gad, hull_original) == pytest.approx(10.0)
     # the supplementary mask M_Orig - M_GAD is clipped at 0: nothing of the original is left outside
     assert not supplementary_mask(hull_original, hull_gad).any()
+
+
+def test_a_concentrated_map_gets_a_smaller_hull_than_a_diffuse_one_and_rc_falls_either_side_of_1():
+    """Under the reading top half AND above 10 % of the peak (section 6 + Figure 4): on a 20 x 20
+    map a 4 x 4 peak of 1.0 over a floor of 0.05 keeps the 16 peak pixels (the floor is below
+    0.1 of the peak): hull 16 pixels; the same peak over a floor of 0.5 (diffuse: every pixel
+    above 10 %) keeps the top half, 200 pixels spread by the floor's noise over the image."""
+    rng = np.random.default_rng(0)
+    concentrated = np.full((20, 20), 0.05) + rng.uniform(0, 0.01, (20, 20))
+    concentrated[8:12, 8:12] = 1.0
+    diffuse = np.full((20, 20), 0.5) + rng.uniform(0, 0.1, (20, 20))
+    diffuse[8:12, 8:12] = 1.0
+    small, large = hull_of_map(concentrated), hull_of_map(diffuse)
+    assert small.sum() == 16 and large.sum() > 300            # the half of a noisy floor spans the image
+    assert relative_complexity(small, large) == pytest.approx(16 / large.sum()) and 16 / large.sum() < 1
+    assert relative_complexity(large, small) > 1
+    # the half alone (threshold 0, the earlier reading) cannot tell the two apart
+    assert hull_of_map(concentrated, 0.5, 0.0).sum() > 300 and hull_of_map(diffuse, 0.5, 0.0).sum() > 300
+    assert important_pixels(concentrated, 0.5, 0.1).sum() == 16
 
 
 def test_supplementary_mask_is_the_original_hull_minus_the_gad_hull():

@@ -156,6 +156,30 @@ def gad_hulls_figure(panels, path) -> None:
     _save(fig, path)
 
 
+def hull_areas_figure(areas, path) -> None:
+    """GAD's hull areas: one panel per cell, per method a box of the original maps' hull
+    areas beside one of the GAD maps' (shares of the image, every explained image)."""
+    cells = list(dict.fromkeys(areas["cell"]))
+    fig, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells), 3), squeeze=False, sharey=True)
+    for ax, cell in zip(axes[0], cells):
+        part = areas[areas.cell == cell]
+        methods = list(dict.fromkeys(part["method"]))
+        for j, method in enumerate(methods):
+            rows = part[part.method == method]
+            for offset, column, colour in ((-0.18, "original", "tab:red"), (0.18, "gad", "tab:green")):
+                ax.boxplot(rows[column], positions=[j + offset], widths=0.3, patch_artist=True,
+                           boxprops={"facecolor": colour, "alpha": 0.5}, medianprops={"color": "black"},
+                           flierprops={"markersize": 2})
+        ax.set_xticks(range(len(methods)), [m.replace("_", " ") for m in methods], rotation=45, ha="right",
+                      fontsize=7)
+        ax.set_title(cell, fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0, 0].set_ylabel("hull area (share of the image)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.5) for c in ("tab:red", "tab:green")]
+    axes[0, -1].legend(handles, ["original", "GAD"], fontsize=7)
+    _save(fig, path)
+
+
 def lime_top_superpixels_figure(rows, top_k: int, path, class_names=None) -> None:
     """LIME's figure: per image (row) and top prediction (column), the image with only
     its ``top_k`` superpixels of largest weight for that prediction, the rest dimmed.

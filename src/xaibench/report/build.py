@@ -91,7 +91,7 @@ def detection_classes(twin_classes, source: str | None) -> list[str]:
     return ["__background__", *(twin_classes or [])]
 
 
-def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull_fraction: float | None) -> list[dict]:
+def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull_rule: tuple | None) -> list[dict]:
     """One gallery figure per model of ``cell``: the first ``n_images`` explained images
     (boxes, for detection) and every method's map, the cue mask outlined where the twin
     has one; GAD cells show each method's original and GAD map with their convex hulls."""
@@ -121,8 +121,8 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
                 part = part.iloc[:n_images]
                 label = method if variant == "original" else f"{method}+{variant}"
                 maps[label] = maps_of(part)
-                if hull_fraction is not None:
-                    hulls[label] = np.stack([hull_of_map(m, hull_fraction) for m in maps[label]])
+                if hull_rule is not None:
+                    hulls[label] = np.stack([hull_of_map(m, *hull_rule) for m in maps[label]])
                 first = part if first is None else first
         if first is None:
             continue
@@ -233,8 +233,9 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
         model_name = model_json(ref.name, cell)
         facts = content.model_facts(content.read_json(root / model_name), model_name, base)
         models.append({"cell": cell if ref.is_grid else "", "facts": facts})
-    hull_fraction = getattr(study.evaluate, "hull_fraction", None)     # a study scored by hulls draws them
-    galleries = [g for cell in ref.cells for g in gallery(root, ref, cell, out, n_gallery, hull_fraction)]
+    hull_rule = ((study.evaluate.hull_fraction, study.evaluate.hull_threshold)   # a study scored by hulls draws them
+                 if hasattr(study.evaluate, "hull_fraction") else None)
+    galleries = [g for cell in ref.cells for g in gallery(root, ref, cell, out, n_gallery, hull_rule)]
     runtime_table, means = runtime_rows(content.read_json(root / runtime_name), runtime_name)
     runtime_figure = None
     if means:
@@ -252,7 +253,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "axiom_rows": content.axiom_rows(study_json, metrics_name),
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
             "headline": content.headline(sections[0].table) if sections else [],
-            "hulls": hull_fraction is not None,
+            "hulls": hull_rule is not None,
             "ranking": content.ranking_sentence((next(iter(parts.values()), {}) if reliability else {}).get("ranking"))}
 
 

@@ -27,7 +27,7 @@ from xaibench.data import DATASETS
 from xaibench.data.images import load_split
 from xaibench.explain import METHODS
 from xaibench.explain.gad import gad_map, intersected_alphas
-from xaibench.figures import gad_hulls_figure
+from xaibench.figures import gad_hulls_figure, hull_areas_figure
 from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity, supplementary_mask
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.models.torchvision_models import architecture_options
@@ -81,7 +81,8 @@ GADAttribute = with_method_sections(_GADAttributeBase, "GADAttribute", """The gr
 
 
 class GADEvaluate(Strict):
-    hull_fraction: float = Field(gt=0, le=1)           # hull of each map's own top 50 % of pixels
+    hull_fraction: float = Field(gt=0, le=1)           # hull of each map's own top 50 % of pixels (section 6) ...
+    hull_threshold: float = Field(0.1, ge=0, lt=1)    # ... above 10 % of its largest value (Figure 4); 0: the half
 
 
 class GAD(Strict):
@@ -237,12 +238,14 @@ def defined_mean(values) -> float | None:
     return None if np.isnan(values).all() else round(float(np.nanmean(values)), 6)
 
 
-def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
+def evaluate(gad, seed: int, run) -> tuple[dict, list, list, list]:
     """Tables 1 and 2: RC counts (< 1 vs >= 1) and mean RS (GAD hull, supplementary mask)
-    per architecture, dataset, method and class. Also returns figure panels and every
-    image's RC and RS rows (cell, method, image_id = ``<id>/<class>``, metric, value)."""
+    per architecture, dataset, method and class, with the quartiles of both hulls' areas.
+    Also returns figure panels, every image's RC and RS rows (cell, method, image_id =
+    ``<id>/<class>``, metric, value) and its hull areas (cell, method, image_id, original, gad:
+    shares of the image)."""
 
-    results, panels, per_image = {}, [], []
+    results, panels, per_image, hull_areas = {}, [], [], []
     for arch in gad.architectures:
         for dataset in gad.datasets:
             pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
@@ -257,10 +260,12 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
                     orig = rows[rows.variant == "original"]
                     gadf = rows[rows.variant == "gad"]
                     orig_maps, gad_maps = maps_of(orig), maps_of(gadf)
-                    rc, rs_gad, rs_supp = [], [], []
+                    rc, rs_gad, rs_supp, areas = [], [], [], ([], [])
                     for k, image_id in enumerate(orig.image_id):
-                        hull_orig = hull_of_map(orig_maps[k], gad.evaluate.hull_fraction)
-                        hull_gad = hull_of_map(gad_maps[k], gad.evaluate.hull_fraction)
+                        hull_orig = hull_of_map(orig_maps[k], gad.evaluate.hull_fraction, gad.evaluate.hull_threshold)
+                        hull_gad = hull_of_map(gad_maps[k], gad.evaluate.hull_fraction, gad.evaluate.hull_threshold)
+                        areas[0].append(hull_orig.mean())
+                        areas[1].append(hull_gad.mean())
                         rc.append(relative_complexity(hull_gad, hull_orig))
                         image = pixels[position[image_id]]
                         rs_gad.append(relative_sensitivity(original, image, hull_gad, int(target_class)))
@@ -275,6 +280,10 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
                                   for metric, values in (("RC", rc), ("RS_gad", rs_gad),
                                                          ("RS_supplementary", rs_supp))
                                   for k, image_id in enumerate(orig.image_id)]
+                    hull_areas += [{"cell": f"{arch}_{dataset}", "method": method,
+                                    "image_id": f"{image_id}/{classes[int(target_class)]}",
+                                    "original": float(areas[0][k]), "gad": float(areas[1][k])}
+                                   for k, image_id in enumerate(orig.image_id)]
                     rc = np.asarray(rc)
                     cell[classes[int(target_class)]] = {
                         "rc_below_1": int((rc < 1).sum()), "rc_at_least_1": int((rc >= 1).sum()),
@@ -282,9 +291,20 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list]:
                         "rs_supplementary": defined_mean(rs_supp),
                         # RS of an empty supplementary set (GAD's hull covers the original's) is undefined
                         "rs_supplementary_images": int(np.isfinite(rs_supp).sum()),
+                        # share of the image each hull covers: quartiles over the images
+                        "hull_area_original": area_quartiles(areas[0]), "hull_area_gad": area_quartiles(areas[1]),
                     }
                 results.setdefault(arch, {}).setdefault(dataset, {})[method] = cell
-    return results, panels, per_image
+    return results, panels, per_image, hull_areas
+
+
+def area_quartiles(areas) -> dict[str, float | None]:
+    """{min, q1, median, q3, max} of hull areas (shares of the image), 4 decimals."""
+    values = np.asarray(areas, float)
+    if not len(values):
+        return {k: None for k in ("min", "q1", "median", "q3", "max")}
+    q = np.quantile(values, [0, 0.25, 0.5, 0.75, 1])
+    return dict(zip(("min", "q1", "median", "q3", "max"), (round(float(v), 4) for v in q)))
 
 
 def _grid(gad) -> dict[str, tuple[str, str]]:
@@ -329,12 +349,16 @@ def attribute_cell(cell: str, gad, params, run) -> None:
 def evaluate_grid(name: str, gad, params, run) -> dict:
     """The evaluate stage: tables 1 and 2 (:func:`evaluate`) as the JSON of
     metrics/<name>.json; every image's RC and RS -> data/reports/<name>/per_image_scores.csv
-    (with its cell), the original and GAD maps with their hulls -> .../hulls.png."""
-    results, panels, per_image = evaluate(gad, params.seed, run)
+    (with its cell), the original and GAD maps with their hulls -> .../hulls.png, every hull's
+    area -> .../hull_areas.csv and their distribution per cell and method -> .../hull_areas.png."""
+    results, panels, per_image, hull_areas = evaluate(gad, params.seed, run)
     write_csv(f"data/reports/{name}/per_image_scores.csv", pd.DataFrame(per_image))
-    figure = f"data/reports/{name}/hulls.png"
-    gad_hulls_figure(panels, figure)
-    run.log_artifact(figure)
+    write_csv(f"data/reports/{name}/hull_areas.csv", pd.DataFrame(hull_areas))
+    figures = {f"data/reports/{name}/hulls.png": lambda path: gad_hulls_figure(panels, path),
+               f"data/reports/{name}/hull_areas.png": lambda path: hull_areas_figure(pd.DataFrame(hull_areas), path)}
+    for path, draw in figures.items():
+        draw(path)
+        run.log_artifact(path)
     return results
 
 
