@@ -21,14 +21,29 @@ def _same_scene(draw, label, other, **kw):
     return first, second
 
 
-def test_catsdogs_swap_changes_only_the_ears_and_blur_erases_the_cue():
-    (cat, fg, ears), (dog, _, dog_ears) = _same_scene(catsdogs.draw_animal, 0, 1, h=128, w=128)
-    assert np.array_equal(ears, dog_ears) and (ears & ~fg).sum() == 0 and ears.any()
-    assert np.array_equal(cat[~ears], dog[~ears])             # same scene outside the cue
-    assert np.abs(cat[ears] - dog[ears]).mean() > 0.2           # horizontal vs vertical stripes
+def test_catsdogs_swap_changes_only_the_cues_and_blur_erases_them():
+    (cat, fg, cue, parts), (dog, _, dog_cue, _) = _same_scene(catsdogs.draw_animal, 0, 1, h=64, w=64)  # as trained
+    assert np.array_equal(cue, dog_cue) and (cue & ~fg).sum() == 0 and cue.any()
+    assert np.array_equal(cue, parts["ears"] | parts["collar"]) and not (parts["ears"] & parts["collar"]).any()
+    assert np.array_equal(cat[~cue], dog[~cue])               # same scene outside the cues
+    assert np.abs(cat[cue] - dog[cue]).mean() > 0.02            # horizontal vs vertical stripes
     blurred = [insertion_canvas(torch.from_numpy(x).permute(2, 0, 1).float(), 5.0) for x in (cat, dog)]
-    after = (blurred[0] - blurred[1]).abs().permute(1, 2, 0).numpy()[ears].mean()
-    assert after < 0.15 * np.abs(cat[ears] - dog[ears]).mean()  # RISE's blur leaves < 15 % of the cue
+    after = (blurred[0] - blurred[1]).abs().permute(1, 2, 0).numpy()[cue].mean()
+    assert after < 0.15 * np.abs(cat[cue] - dog[cue]).mean()    # RISE's blur leaves < 15 % of the cues
+
+
+def test_catsdogs_removing_a_cue_changes_only_its_pixels_and_cue_strength_is_graded():
+    rng = np.random.default_rng(5)
+    image, _, _, parts = catsdogs.draw_animal(copy.deepcopy(rng), 0, 128, 128)
+    for cue in catsdogs.CUES:
+        plain = catsdogs.draw_animal(copy.deepcopy(rng), 0, 128, 128, without=(cue,))[0]
+        changed = np.abs(plain - image).max(-1) > 0
+        assert changed.any() and not (changed & ~parts[cue]).any()
+    # the ear stripes' contrast is drawn per image: some scenes show them faintly
+    params = catsdogs.SyntheticParams(n_per_class=4, n_corrupt=0, min_size=64, max_size=64, ear_contrast=(0.0, 0.0))
+    faint, _, _, faint_parts = catsdogs.draw_animal(np.random.default_rng(2), 0, 64, 64, params)
+    other = catsdogs.draw_animal(np.random.default_rng(2), 1, 64, 64, params)[0]
+    assert np.array_equal(faint[faint_parts["ears"]], other[faint_parts["ears"]])   # contrast 0: no ear cue
 
 
 def test_cub_swap_changes_only_the_beak():
@@ -67,3 +82,8 @@ def test_preprocess_carries_cues_of_every_test_image(tmp_path, name, synthetic, 
     assert cues["swapped_images"].shape == test["images"].shape
     assert (cues["swapped_labels"] != test["labels"]).all()
     assert 0 < summary["cue_area_share"] < 0.5
+    if name == "catsdogs":                          # two cues: each one's mask and the scene without it
+        assert set(summary["cue_parts"]) == set(catsdogs.CUES)
+        for cue in catsdogs.CUES:
+            assert cues[f"part_{cue}"].shape == cues["cue_masks"].shape
+            assert cues[f"removed_{cue}"].shape == test["images"].shape

@@ -84,3 +84,20 @@ def test_the_expected_tie_score_is_the_mean_over_random_tie_breaks():
         ranks.append(relevance_rank_accuracy(jittered, MASK)[0])
     assert pointing_game(heat, MASK)[0] == pytest.approx(np.mean(hits), abs=0.02)
     assert relevance_rank_accuracy(heat, MASK)[0] == pytest.approx(np.mean(ranks), abs=0.02)
+
+
+def test_cue_order_by_hand():
+    """Two cues on a 1 x 4 image: cue 1 = pixels 0-1, cue 2 = pixel 3. Image 0: the model
+    loses more without cue 1 (0.4 vs 0.1) and the map gives cue 1 more (3 vs 1): 1. Image 1:
+    the same drops, the map favours cue 2: 0. Image 2: equal relevance: 0.5. Image 3: drops
+    within the margin: NaN."""
+    from xaibench.metrics.localisation import cue_order
+
+    first = np.array([[[1, 1, 0, 0]]] * 4, bool)
+    second = np.array([[[0, 0, 0, 1]]] * 4, bool)
+    maps = np.array([[[2.0, 1.0, 9.0, 1.0]], [[0.5, 0.0, 0.0, 2.0]], [[1.0, 0.0, 0.0, 1.0]], [[1.0, 0, 0, 0]]])
+    drops_1, drops_2 = np.array([0.4, 0.4, 0.4, 0.12]), np.array([0.1, 0.1, 0.1, 0.1])
+    scores = cue_order(maps, first, second, drops_1, drops_2, margin=0.05)
+    assert scores[:3].tolist() == [1.0, 0.0, 0.5] and np.isnan(scores[3])
+    # the other order of importance turns every defined score round
+    assert cue_order(maps, first, second, drops_2, drops_1)[:3].tolist() == [0.0, 1.0, 0.5]

@@ -7,11 +7,14 @@ digest, so the project pins none; the first download stops and prints the digest
 the user to pin (see ``fetch_archive``).
 
 Synthetic twin: the same ``PetImages/{Cat,Dog}/<n>.jpg`` layout, generated offline from
-a seed. Both classes share one palette and background generator; they differ only in
-the fine stripes on the ears: horizontal for "cats", vertical for "dogs" (see
-:func:`draw_animal`). Every image has a ground-truth foreground mask in
-``masks/{Cat,Dog}/<n>.png``, its cue mask (the ears) in ``cue_masks/``, and the same
-scene with the other class's ears in ``swapped/`` (for ``cue_flip_rate``).
+a seed. Both classes share one palette and background generator; they differ in two
+fine stripe patterns of graded strength (see :func:`draw_animal`): on the ears
+(horizontal for "cats", vertical for "dogs", faint on some images, half hidden by a leaf
+on others) and on a collar (coarser, showing the wrong class on some images). Every image has a ground-truth foreground mask in
+``masks/{Cat,Dog}/<n>.png``, its cue mask (both cues' visible pixels) in ``cue_masks/``,
+each cue's own mask in ``cue_parts/<cue>/``, the same scene without that cue in
+``removed/<cue>/`` (for the cues' measured importance) and with the other class's cues in
+``swapped/`` (for ``cue_flip_rate``).
 A few deliberately corrupt files (zero-byte, truncated, not a JPEG) make the loader's
 skip path run on every build.
 """
@@ -40,17 +43,26 @@ CLASSES = ("Cat", "Dog")
 
 
 class SyntheticParams(Strict):
-    """``datasets.catsdogs.synthetic``: size of the procedural twin."""
+    """``datasets.catsdogs.synthetic``: size of the procedural twin and how much evidence its
+    two cues carry (:func:`draw_animal`)."""
 
     n_per_class: int = Field(ge=4)
     n_corrupt: int = Field(ge=0)
     min_size: int = Field(ge=32)
     max_size: int = Field(ge=32)
+    ear_contrast: tuple[float, float] = (0.1, 1.0)     # the ear stripes' contrast, drawn per image
+    collar_contrast: tuple[float, float] = (0.3, 0.8)  # the collar stripes' contrast, drawn per image
+    collar_agreement: float = Field(0.75, ge=0.5, le=1)  # share of images whose collar shows their own class
+    occlusion: float = Field(0.3, ge=0, le=1)          # share of images with a leaf over one ear
 
     @model_validator(mode="after")
     def _sizes_ordered(self):
         if self.max_size < self.min_size:
             raise ValueError(f"max_size ({self.max_size}) must be >= min_size ({self.min_size})")
+        for key in ("ear_contrast", "collar_contrast"):
+            low, high = getattr(self, key)
+            if not 0 <= low <= high <= 1:
+                raise ValueError(f"{key} {[low, high]}: give [low, high] with 0 <= low <= high <= 1")
         return self
 
 
@@ -94,31 +106,58 @@ def _triangle(yy, xx, p0, p1, p2):
     return ~(has_neg & has_pos)
 
 
-EAR_STRIPES_PER_SIDE = 12.8  # ear stripe period = side / 12.8: 10 px at the study's 128 px
+EAR_STRIPES_PER_SIDE = 12.8  # stripe period = side / 12.8: 10 px at 128 px, 5 px at 64
+CUES = ("ears", "collar")     # the twin's two cues, the first the stronger (see draw_animal)
 
 
-def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One synthetic image [h, w, 3] in [0, 1], its foreground mask and its cue mask
-    [h, w] (bool): the cue is the ears.
+COLLAR_STRIPES_PER_SIDE = 9.0  # coarser: 7 px at 64 px (a blur of sigma 5 erases both)
 
-    Round head with two ears; the ears' shape (pointed or drooping), colours and fur
-    texture (plain, stripes, spots) are drawn alike for both classes. The class is the
-    ears' fine stripes: label 0 ("cat") horizontal, label 1 ("dog") vertical, period
-    1/12.8 of the image side (10 px at 128 px), between the fur colour and a dark (light on dark fur) one, so
-    both classes have the same mean colour. A Gaussian blur of sigma 5 (RISE's insertion
-    canvas, kernel 11) leaves 3 % of that contrast: the blurred image no longer carries
-    its class (the twin's earlier cue, the ears' shape, survived
-    it). The label draws nothing from ``rng``: the same ``rng`` state with the other
-    label renders the same scene with the other class's ears (``cue_flip_rate``).
+
+def _stripes(yy, xx, h, w, vertical: int, phase: float, per_side: float) -> np.ndarray:
+    """Boolean stripe pattern, period side / ``per_side``: horizontal (``vertical`` 0) or
+    vertical (1); both survive the horizontal flip of training augmentation unchanged."""
+    across = xx / w if vertical else yy / h
+    return np.sin(2 * np.pi * across * per_side + phase) > 0
+
+
+def draw_animal(rng: np.random.Generator, label: int, h: int, w: int, params: "SyntheticParams | None" = None,
+                without: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """One synthetic image [h, w, 3] in [0, 1], its foreground mask, its cue mask (the
+    pixels that carry the label: both cues, where visible) and each cue's own mask
+    (``{"ears": .., "collar": ..}``), all [h, w] bool.
+
+    Round head with two ears and a collar; the ears' shape (pointed or drooping), the
+    colours and the fur texture (plain, stripes, spots) are drawn alike for both classes.
+    The class is carried by two fine stripe patterns (period 1/12.8 of the side), between
+    a part's colour and a dark (light on dark) one, so both classes have the same mean
+    colour and a Gaussian blur of sigma 5 (RISE's insertion canvas) erases them:
+
+    * the ears (the strong cue): horizontal stripes for label 0 ("cat"), vertical for 1
+      ("dog"), at a contrast drawn per image from ``params.ear_contrast`` (graded: some
+      images show it faintly), and with probability ``params.occlusion`` a plain leaf
+      (an ellipse of a palette colour) hides part of the ears; the cue mask keeps only
+      the visible ear pixels;
+    * the collar (the weak cue): coarser stripes, horizontal or vertical as the ears', at
+      ``params.collar_contrast``; it shows the image's own class with probability
+      ``params.collar_agreement`` and the other class's otherwise, so a model can lean on
+      it less than on the ears (how much less is measured, not assumed:
+      :func:`xaibench.studies.reliability.cue_importance`).
+
+    ``without``: cues drawn plain (their part in its colour, no stripes): the same scene
+    with that cue removed, the importance measurement's input. The label and ``without``
+    draw nothing from ``rng``: the same ``rng`` state renders the same scene with the other
+    class's cues (``cue_flip_rate``) or without a cue.
     """
+    params = params or SyntheticParams(n_per_class=4, n_corrupt=0, min_size=h, max_size=h)
     image = _background(rng, h, w)
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     r = rng.uniform(0.22, 0.3) * min(h, w)
-    cy = rng.uniform(0.45, 0.65) * h
+    cy = rng.uniform(0.42, 0.6) * h
     cx = rng.uniform(0.3, 0.7) * w
     head = _ellipse(yy, xx, cy, cx, r, r * rng.uniform(0.95, 1.2))
     ears = np.zeros_like(head)
-    if rng.random() < 0.5:  # pointed ears
+    pointed = rng.random() < 0.5
+    if pointed:
         for sign in (-1, 1):
             base_x = cx + sign * 0.55 * r
             ears |= _triangle(yy, xx, (cy - 0.5 * r, base_x - 0.45 * r), (cy - 0.5 * r, base_x + 0.45 * r),
@@ -127,6 +166,7 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[n
         for sign in (-1, 1):
             ears |= _ellipse(yy, xx, cy + 0.1 * r, cx + sign * 1.05 * r, 0.75 * r, 0.35 * r)
     ears &= ~head
+    collar = _ellipse(yy, xx, cy + 0.95 * r, cx, 0.28 * r, 0.9 * r)
     kind = rng.integers(3)  # fur texture, shared by both classes: plain, stripes or spots
     texture = np.zeros((h, w))
     if kind == 1:
@@ -138,20 +178,44 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int) -> tuple[n
             texture += _ellipse(yy, xx, cy + rng.uniform(-0.8, 0.8) * r, cx + rng.uniform(-0.8, 0.8) * r,
                                 0.18 * r, 0.18 * r)
         texture = np.minimum(texture, 1.0)
-    mask = head | ears
+    mask = head | ears | collar
     base, accent = _PALETTE[rng.choice(len(_PALETTE), size=2, replace=False)]
+    band = _PALETTE[rng.integers(len(_PALETTE))] * rng.uniform(0.8, 1.0)
     fur = base * (1 - texture[..., None]) + accent * 0.6 * texture[..., None]
     fur = fur + rng.normal(0, 0.08, size=(h, w, 3))
     for eye_x in (cx - 0.35 * r, cx + 0.35 * r):
         fur[_ellipse(yy, xx, cy - 0.1 * r, eye_x, 0.1 * r, 0.1 * r)] = 0.05
-    phase = rng.uniform(0, 2 * np.pi)
-    across = yy * EAR_STRIPES_PER_SIDE / h if label == 0 else xx * EAR_STRIPES_PER_SIDE / w
-    dark = np.sin(2 * np.pi * across + phase) > 0
-    stripe = 0.12 if base.mean() > 0.5 else 0.85  # contrast with the fur, whatever its colour
-    ear_fur = np.where(dark[..., None], stripe, base) + rng.normal(0, 0.04, size=(h, w, 3))
-    fur = np.where(ears[..., None], ear_fur, fur)
+    ear_phase, collar_phase = rng.uniform(0, 2 * np.pi, size=2)
+    ear_contrast = rng.uniform(*params.ear_contrast)
+    collar_contrast = rng.uniform(*params.collar_contrast)
+    collar_shows = label if rng.random() < params.collar_agreement else 1 - label
+    occluded = rng.random() < params.occlusion
+    leaf_side, leaf_size = rng.choice([-1, 1]), rng.uniform(0.45, 0.7)
+    leaf_colour = _PALETTE[rng.integers(len(_PALETTE))]
+    ear_noise = rng.normal(0, 0.04, size=(h, w, 3))
+    collar_noise = rng.normal(0, 0.04, size=(h, w, 3))
+
+    def striped(colour, pattern, contrast, noise):
+        dark = 0.12 if colour.mean() > 0.5 else 0.85          # contrast with the part's colour, whatever it is
+        shade = colour + contrast * (dark - colour)
+        return np.where(pattern[..., None], shade, colour) + noise
+
+    ear_pattern = (_stripes(yy, xx, h, w, label, ear_phase, EAR_STRIPES_PER_SIDE) if "ears" not in without
+                   else np.zeros((h, w), bool))
+    collar_pattern = (_stripes(yy, xx, h, w, collar_shows, collar_phase, COLLAR_STRIPES_PER_SIDE)
+                      if "collar" not in without else np.zeros((h, w), bool))
+    fur = np.where(ears[..., None], striped(base, ear_pattern, ear_contrast, ear_noise), fur)
+    fur = np.where(collar[..., None], striped(band, collar_pattern, collar_contrast, collar_noise), fur)
     image = np.where(mask[..., None], fur, image)
-    return np.clip(image, 0, 1), mask, ears
+    if occluded:                   # a leaf over one ear: its pixels no longer carry the class
+        ear_y, ear_x = (cy - 1.0 * r, cx + leaf_side * 0.6 * r) if pointed else (cy + 0.1 * r, cx + leaf_side * 1.05 * r)
+        leaf = _ellipse(yy, xx, ear_y, ear_x, leaf_size * r, leaf_size * r * 0.8)
+        image = np.where(leaf[..., None], leaf_colour + ear_noise, image)
+        ears &= ~leaf
+        collar &= ~leaf
+        mask &= ~leaf
+    ears &= ~collar
+    return np.clip(image, 0, 1), mask, ears | collar, {"ears": ears, "collar": collar}
 
 
 def _to_jpeg_bytes(image: np.ndarray) -> bytes:
@@ -162,9 +226,10 @@ def _to_jpeg_bytes(image: np.ndarray) -> bytes:
 
 def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> dict:
     """Write the twin into ``root``; return counts written: ``PetImages/`` (the images),
-    ``masks/`` (foreground), ``cue_masks/`` (the ears: the pixels that carry the label)
-    and ``swapped/`` (each scene rendered with the other class's ears), all keyed
-    ``<class>/<n>``.
+    ``masks/`` (foreground), ``cue_masks/`` (both cues: the pixels that carry the label),
+    ``cue_parts/<cue>/`` (each cue's own pixels), ``removed/<cue>/`` (the scene with that cue
+    drawn plain) and ``swapped/`` (each scene rendered with the other class's cues), all
+    keyed ``<class>/<n>``.
 
     Deterministic: the same (params, seed) give the same bytes.
     """
@@ -172,19 +237,24 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
     rng = np.random.default_rng(seed)
     for cls in CLASSES:
         (root / "PetImages" / cls).mkdir(parents=True, exist_ok=True)
-        for folder in ("masks", "cue_masks", "swapped"):
+        for folder in ("masks", "cue_masks", "swapped", *(f"{part}/{cue}" for part in ("cue_parts", "removed")
+                                                          for cue in CUES)):
             (root / folder / cls).mkdir(parents=True, exist_ok=True)
         (root / "PetImages" / cls / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0 not an image")
     for label, cls in enumerate(CLASSES):
         for index in range(params.n_per_class):
             h, w = rng.integers(params.min_size, params.max_size + 1, size=2)
             scene = copy.deepcopy(rng)
-            image, mask, cue = draw_animal(rng, label, int(h), int(w))
-            swapped = draw_animal(scene, 1 - label, int(h), int(w))[0]
+            image, mask, cue, parts = draw_animal(rng, label, int(h), int(w), params)
+            renderings = {"swapped": draw_animal(copy.deepcopy(scene), 1 - label, int(h), int(w), params)[0],
+                          **{f"removed/{c}": draw_animal(copy.deepcopy(scene), label, int(h), int(w), params,
+                                                         without=(c,))[0] for c in CUES}}
             (root / "PetImages" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(image))
-            (root / "swapped" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(swapped))
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / cls / f"{index}.png")
-            Image.fromarray(cue.astype(np.uint8) * 255).save(root / "cue_masks" / cls / f"{index}.png")
+            for folder, rendering in renderings.items():
+                (root / folder / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(rendering))
+            masks = {"masks": mask, "cue_masks": cue, **{f"cue_parts/{c}": parts[c] for c in CUES}}
+            for folder, array in masks.items():
+                Image.fromarray(array.astype(np.uint8) * 255).save(root / folder / cls / f"{index}.png")
     kinds = ("zero_byte", "truncated", "not_jpeg")
     for k in range(params.n_corrupt):
         cls = CLASSES[k % 2]
@@ -193,7 +263,7 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
         if kind == "zero_byte":
             path.write_bytes(b"")
         elif kind == "truncated":
-            good = _to_jpeg_bytes(draw_animal(rng, k % 2, 96, 96)[0])
+            good = _to_jpeg_bytes(draw_animal(rng, k % 2, 96, 96, params)[0])
             path.write_bytes(good[: len(good) // 3])
         else:
             path.write_bytes(b"<html>this is not a JPEG</html>\n")
@@ -237,8 +307,12 @@ def prepare(raw_dir, out_dir, dataset_params, seed: int) -> dict:
 
 
 def prepare_cues(raw_dir, prepared_dir, out_dir, dataset_params) -> dict:
-    """Cue masks (the ears) and swapped renderings of the test split (twin only)."""
+    """Cue masks (both cues, and each apart), swapped renderings and the renderings
+    without each cue of the test split (twin only)."""
     raw_dir = Path(raw_dir)
     return cues_from_files(out_dir, prepared_dir, lambda i: raw_dir / "cue_masks" / f"{i}.png",
                            lambda i: raw_dir / "swapped" / f"{i}.jpg", lambda y: 1 - y,
-                           note="cue: the ears (their stripe orientation is the class)")
+                           note="cues: the ear stripes (strong) and the collar stripes (weak); their orientation "
+                                "is the class",
+                           parts={c: (lambda i, c=c: raw_dir / "cue_parts" / c / f"{i}.png",
+                                      lambda i, c=c: raw_dir / "removed" / c / f"{i}.jpg") for c in CUES})

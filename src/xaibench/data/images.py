@@ -328,11 +328,13 @@ def prepare(items, out_dir: str | Path, image_size: int, val_fraction: float, te
 
 def save_cues(out_dir: str | Path, ids: np.ndarray, cue_masks: np.ndarray | None = None,
               swapped_images: np.ndarray | None = None, swapped_labels: np.ndarray | None = None,
-              note: str = "") -> dict:
+              note: str = "", parts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
     """Write ``test.npz`` and ``cues.json`` of the cue folder; returns the summary.
 
     ``cue_masks`` None (or all zero) means the source has no cue masks (a real dataset);
-    ``swapped_images`` None means it cannot render the swapped cue."""
+    ``swapped_images`` None means it cannot render the swapped cue; ``parts``: a twin with
+    several cues gives each one's (mask [N, H, W], the images without it [N, H, W, 3]),
+    stored as ``part_<cue>`` and ``removed_<cue>``."""
     out_dir = Path(out_dir)
     has_cues = cue_masks is not None and bool(np.asarray(cue_masks).any())
     has_swapped = swapped_images is not None and len(swapped_images) == len(ids)
@@ -342,9 +344,14 @@ def save_cues(out_dir: str | Path, ids: np.ndarray, cue_masks: np.ndarray | None
     if has_swapped:
         arrays["swapped_images"] = np.asarray(swapped_images, np.uint8)
         arrays["swapped_labels"] = np.asarray(swapped_labels, np.int64)
+    for cue, (mask, removed) in (parts or {}).items():
+        arrays[f"part_{cue}"] = np.asarray(mask, np.uint8)
+        arrays[f"removed_{cue}"] = np.asarray(removed, np.uint8)
     save_split(out_dir / "test.npz", **arrays)
     summary = {"n_test": int(len(ids)), "cue_masks": has_cues, "swapped_images": has_swapped,
                "cue_area_share": round(float(np.mean(cue_masks)), 6) if has_cues else None, "note": note}
+    if parts:
+        summary["cue_parts"] = {cue: round(float(np.mean(mask)), 6) for cue, (mask, _) in parts.items()}
     write_json(out_dir / "cues.json", summary)
     return summary
 
@@ -354,19 +361,35 @@ def load_cues(folder: str | Path) -> dict[str, np.ndarray]:
     return load_split(folder, "test")
 
 
-def cues_from_files(out_dir, prepared_dir, cue_path, swapped_path=None, swapped_label=None, note: str = "") -> dict:
+def _renderings(paths, size: int) -> np.ndarray | None:
+    """[N, size, size, 3] uint8 of the images at ``paths``, or None when one is missing or
+    does not decode (a real source has none)."""
+    if not all(p is not None and Path(p).exists() for p in paths):
+        return None
+    decoded = [decode_rgb(p) for p in paths]
+    if any(d is None for d in decoded):
+        return None
+    return np.stack([np.asarray(d.resize((size, size), Image.BILINEAR), np.uint8) for d in decoded])
+
+
+def cues_from_files(out_dir, prepared_dir, cue_path, swapped_path=None, swapped_label=None, note: str = "",
+                    parts: dict | None = None) -> dict:
     """Cue folder for a dataset whose twin writes one file per image: ``cue_path(id)`` (a
     mask PNG or None), ``swapped_path(id)`` (the swapped rendering or None) and
-    ``swapped_label(label)``, for every image of the prepared test split."""
+    ``swapped_label(label)``, for every image of the prepared test split; ``parts``: per cue
+    of a twin with several, (its mask's path, the path of the image without it) by id."""
     test = load_split(prepared_dir, "test")
     size = test["images"].shape[1]
-    cue_masks = np.stack([load_mask(cue_path(str(i)), size) for i in test["ids"]])
+    ids = [str(i) for i in test["ids"]]
+    cue_masks = np.stack([load_mask(cue_path(i), size) for i in ids])
     swapped, labels = None, None
     if swapped_path is not None:
-        paths = [swapped_path(str(i)) for i in test["ids"]]
-        if all(p is not None and Path(p).exists() for p in paths):
-            decoded = [decode_rgb(p) for p in paths]
-            if all(d is not None for d in decoded):
-                swapped = np.stack([np.asarray(d.resize((size, size), Image.BILINEAR), np.uint8) for d in decoded])
-                labels = np.asarray([swapped_label(int(y)) for y in test["labels"]])
-    return save_cues(out_dir, test["ids"], cue_masks, swapped, labels, note)
+        swapped = _renderings([swapped_path(i) for i in ids], size)
+        if swapped is not None:
+            labels = np.asarray([swapped_label(int(y)) for y in test["labels"]])
+    found = {}
+    for cue, (mask_of, removed_of) in (parts or {}).items():
+        removed = _renderings([removed_of(i) for i in ids], size)
+        if removed is not None:
+            found[cue] = (np.stack([load_mask(mask_of(i), size) for i in ids]), removed)
+    return save_cues(out_dir, test["ids"], cue_masks, swapped, labels, note, found or None)

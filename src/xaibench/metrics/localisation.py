@@ -90,6 +90,33 @@ declare_metric("relevance_rank", higher_is_better=True,
 declare_metric("pointing_game", higher_is_better=True,
                definition=("Pointing game: share of images whose most relevant pixel lies on the cue "
                            "mask (Zhang et al. 2018)"), bounds=(0, 1))
+declare_metric("cue_order", higher_is_better=True,
+               definition=("Cue order: share of images on which the map gives more relevance to the cue whose "
+                           "removal costs the model more (two cues of measured importance; chance 0.5; "
+                           "xaibench, after FunnyBirds' part importances, Hesse et al. 2023)"), bounds=(0, 1))
+
+
+def cue_order(maps, first_masks, second_masks, first_drops, second_drops, margin: float = 0.05) -> np.ndarray:
+    """Per image: whether the map orders two cues as the model does. The model's order is
+    measured: ``drop_c`` = p(target | image) − p(target | the image with cue c drawn plain);
+    the map's order is its total relevance on each cue, ``R_c = Σ_{p ∈ c} map_p`` (a sum, as
+    the drop is the whole cue's effect). 1 where ``R_1 − R_2`` has the sign of ``drop_1 −
+    drop_2``, 0 where the opposite, 0.5 where ``R_1 = R_2``; NaN where the two drops lie
+    within ``margin`` of each other (no order to recover) or a cue is absent (hidden).
+
+    The graded ground truth of FunnyBirds (Hesse, Schaub-Meyer & Roth 2023, ICCV: parts
+    whose importance is measured by removing them), on a twin with two cues."""
+    flat, first = _flat(maps, first_masks)
+    second = _flat(maps, second_masks)[1]
+    maps = flat
+    diff = np.asarray(first_drops, np.float64) - np.asarray(second_drops, np.float64)
+    relevance = (maps * first).sum(1) - (maps * second).sum(1)
+    out = np.where(np.sign(relevance) == np.sign(diff), 1.0, 0.0)
+    out = np.where(relevance == 0, 0.5, out)
+    undefined = (np.abs(diff) < margin) | ~first.any(1) | ~second.any(1)
+    return np.where(undefined, np.nan, out)
+
+
 LOCALISATION_METRICS = {"relevance_mass": relevance_mass_accuracy, "relevance_rank": relevance_rank_accuracy,
                         "pointing_game": pointing_game}
 

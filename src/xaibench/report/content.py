@@ -319,6 +319,13 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
             out["localisation"].append(prefix + f"relevance mass is undefined ({UNDEFINED}) for {_names(undefined)}: "
                                        "no positive relevance in their maps of the explained images; they are "
                                        "left out of the ranking.")
+        importance = loc.get("cue_importance")
+        if importance:
+            drops = ", ".join(f"{c} {fmt(v.get('mean_drop'))}" for c, v in importance.get("cues", {}).items())
+            out["localisation"].append(
+                prefix + f"measured cue importance (mean drop of the target probability when the cue is drawn "
+                f"plain): {drops}; {fmt(importance.get('n_images_ordered'))} of {fmt(importance.get('n_images'))} "
+                "images order the two cues (cue_order scores a method on them).")
         controls_mass = [v for v, m in mass if is_control(m)]
         below = [m for v, m in mass if not is_control(m) and controls_mass and v <= max(controls_mass)]
         if controls_mass and len(controls_mass) < len(mass):

@@ -25,7 +25,7 @@ from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.randomisation import max_sensitivity
 from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import reliability_report
-from xaibench.metrics.localisation import localisation_scores
+from xaibench.metrics.localisation import cue_order, localisation_scores
 from xaibench.schema import ParamsError
 from xaibench.training.classifier import to_tensor
 
@@ -74,6 +74,62 @@ def cue_flip_rate(model, cues: dict | None, batch_size: int = 128) -> dict:
     predicted = torch.cat([model(chunk).argmax(-1) for chunk in pixels.split(batch_size)]).numpy()
     follows = predicted == cues["swapped_labels"]
     return {"available": True, "cue_flip_rate": round(float(follows.mean()), 6), "n_images": int(len(follows))}
+
+
+CUE_ORDER_MARGIN = 0.05   # drops closer than this give no order to recover (cue_order: NaN)
+
+
+@torch.no_grad()
+def cue_importance(model, pixels: torch.Tensor, targets, cues: dict | None, batch_size: int = 128):
+    """The measured importance of each cue of a twin with several (the cue folder's
+    ``part_<cue>`` masks and ``removed_<cue>`` renderings): per explained image, the drop
+    of the target probability when the cue is drawn plain, ``p(t | x) − p(t | x without
+    c)``. Returns ({cue: drops [n]}, section: per cue the mean drop and its area share, the
+    share of images on which the first cue matters more, the images with an order), or
+    ({}, None) without cue parts."""
+    names = sorted(k[len("part_"):] for k in (cues or {}) if k.startswith("part_"))
+    if len(names) < 2:
+        return {}, None
+    n = len(pixels)
+    rows = torch.arange(n)
+    targets = torch.as_tensor(targets[:n])
+
+    def probability(x):
+        return torch.cat([model(chunk).softmax(-1) for chunk in x.split(batch_size)])[rows, targets].numpy()
+
+    clean = probability(pixels)
+    drops = {c: clean - probability(to_tensor(cues[f"removed_{c}"][:n])) for c in names}
+    first, second = names[0], names[1]
+    diff = drops[first] - drops[second]
+    section = {"cues": {c: {"mean_drop": reported(np.mean(d)), "median_drop": reported(np.median(d)),
+                            "area_share": reported(np.mean(cues[f"part_{c}"][:n]))} for c, d in drops.items()},
+               "order": f"{first} vs {second}", "margin": CUE_ORDER_MARGIN,
+               f"share_{first}_more": reported(np.mean(diff > CUE_ORDER_MARGIN)),
+               f"share_{second}_more": reported(np.mean(diff < -CUE_ORDER_MARGIN)),
+               "n_images_ordered": int((np.abs(diff) >= CUE_ORDER_MARGIN).sum()), "n_images": int(n)}
+    return drops, section
+
+
+def cue_order_rows(maps_by_method: dict[str, np.ndarray], ids, cues: dict, drops: dict[str, np.ndarray]) -> list:
+    """Per-image ``cue_order`` rows of every method (:func:`~xaibench.metrics.localisation.cue_order`)."""
+    first, second = sorted(drops)[:2]
+    rows = []
+    for method, maps in maps_by_method.items():
+        n = min(len(maps), len(drops[first]))
+        masks = [resize_masks(cues[f"part_{c}"][:n], maps.shape[1:]) for c in (first, second)]
+        rows += long_rows(method, ids[:n], {"cue_order": cue_order(maps[:n], *masks, drops[first][:n],
+                                                                    drops[second][:n], CUE_ORDER_MARGIN)})
+    return rows
+
+
+def resize_masks(masks: np.ndarray, size) -> np.ndarray:
+    """Boolean masks [N, h, w] at the maps' size (nearest), as they are when sizes agree."""
+    masks = np.asarray(masks, bool)
+    if masks.shape[1:] == tuple(size):
+        return masks
+    resized = torch.nn.functional.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None],
+                                              size=tuple(size), mode="nearest")
+    return resized[:, 0].numpy() > 0.5
 
 
 def fill_images(model, pixels: torch.Tensor, fill: str, blur_sigma: float) -> torch.Tensor:
@@ -254,8 +310,13 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
     ``explainers[m](model, targets)`` explains other classes), and, where ``study`` is one of
     ``cfg.input_noise.studies``, max-sensitivity and sMPRT (:func:`input_noise_checks`).
     Returns (per-image rows, sections, plots)."""
-    rows, localisation_section = localisation(maps, ids, study_cues(dataset, ids))
+    cues = study_cues(dataset, ids)
+    rows, localisation_section = localisation(maps, ids, cues)
     localisation_section["cue_flip"] = cue_flip_rate(model, study_cues(dataset, test_ids))
+    drops, importance = cue_importance(model, pixels, targets, cues)
+    if importance is not None:
+        localisation_section["cue_importance"] = importance
+        rows = rows + cue_order_rows(maps, ids, cues, drops)
     sections = {"localisation": localisation_section}
     if faithfulness is not None:
         steps, sigma, batch_size = faithfulness
