@@ -107,10 +107,31 @@ class InputNoise(Strict):
     smooth_noise: float = Field(default=0.1, gt=0)
 
 
+class Seeds(Strict):
+    """``reliability.seeds``: rankings across retraining. ``studies``: ``{study: k}``, the
+    study's model trained with k seeds (``seed``, ``seed + 1``, ..: the first is the
+    study's own model), each explained on the same images and scored by the same
+    metrics (the ``seeds@<study>`` stage), on the first ``n_images`` of the study's
+    explained images (its evaluate stage scores them all; each retrained model costs a
+    train, attribute and evaluate run on these)."""
+
+    studies: dict[str, int] = {}
+    n_images: int = Field(default=48, ge=2)
+
+    @field_validator("studies")
+    @classmethod
+    def _at_least_two(cls, value):
+        few = {k: v for k, v in value.items() if v < 2}
+        if few:
+            raise ValueError(f"{few}: give k >= 2 seeds (one is the study's own model)")
+        return value
+
+
 class Reliability(Strict):
     """The top-level ``reliability:`` section: which studies get a reliability
     report (a study of ``studies`` or ``gad``), the controls, the bootstrap, the
-    randomisation check, the input-noise checks and the deletion fills."""
+    randomisation check, the input-noise checks, the deletion fills and the retraining
+    seeds."""
 
     studies: list[str] = Field(min_length=1)         # studies whose ranking gets intervals etc.
     controls: list[str] = Field(min_length=1)        # methods that explain nothing of the model
@@ -119,6 +140,7 @@ class Reliability(Strict):
     randomisation: Randomisation
     input_noise: InputNoise = InputNoise()
     fills: list[Literal["mean", "black", "blur"]] = Field(min_length=1)  # deletion fills compared
+    seeds: Seeds = Seeds()
 
 
 class Report(Strict):
@@ -195,6 +217,14 @@ class Params(Strict):
             if wrong:
                 raise ParamsError(f"params.yaml: reliability.input_noise.studies: {wrong} are not studies whose "
                                   f"reliability is checked (reliability.studies: {checked})")
+            wrong = sorted(set(self.reliability.seeds.studies) - set(checked))
+            if wrong:
+                raise ParamsError(f"params.yaml: reliability.seeds.studies: {wrong} are not studies whose "
+                                  f"reliability is checked (reliability.studies: {checked})")
+            grids = sorted(s for s in self.reliability.seeds.studies if s not in self.studies)
+            if grids:
+                raise ParamsError(f"params.yaml: reliability.seeds.studies: {grids}: a grid study (GAD) is not "
+                                  f"retrained by seed; give studies of `studies`")
         return self
 
     @model_validator(mode="after")

@@ -76,6 +76,8 @@ def small_params(raw: dict, study: str) -> dict:
         noise = small["reliability"].get("input_noise")
         if noise and noise.get("studies"):
             noise["studies"] = [s for s in noise["studies"] if s == study]
+        if small["reliability"].get("seeds"):          # retraining is make repro's (stage seeds@<study>)
+            small["reliability"]["seeds"]["studies"] = {}
     for dotted, value in SMALL.items():
         _set(small, dotted.replace("<study>", study).replace("<dataset>", spec.dataset), value)
     validate_params(copy.deepcopy(small))

@@ -274,3 +274,43 @@ def test_touching_a_bound_is_within_one_percent_of_the_range_or_exact_for_an_ope
     assert touches((0.992, 0.999), 1.0, 1.0) and not touches((0.95, 0.98), 1.0, 1.0)
     assert touches((-0.5, 0.4), 0.0, 1.0)                       # holds the bound
     assert touches((0.0, 0.3), 0.0, None) and not touches((1e-4, 0.3), 0.0, None)
+
+
+def test_seed_stability_by_hand():
+    """Three seeds, two metrics, methods a, b, c on 10 images. IAUC keeps the order a > b > c
+    under every seed (τ = 1, survives, every rank kept); DAUC (lower better) swaps a and b
+    under the third seed: τ(0, 2) = τ(1, 2) = 1/3, min 1/3, a and b keep their ranks in one
+    of the two retrained models. The seed ranges are the per-seed means' extremes."""
+    import pandas as pd
+
+    from xaibench.metrics.reliability import seed_stability
+
+    def table(iauc, dauc):
+        return pd.DataFrame(_rows("IAUC", {m: [v] * 10 for m, v in iauc.items()})
+                            + _rows("DAUC", {m: [v] * 10 for m, v in dauc.items()}))
+
+    scores = {0: table({"a": 0.9, "b": 0.6, "c": 0.3}, {"a": 0.1, "b": 0.2, "c": 0.5}),
+              1: table({"a": 0.8, "b": 0.5, "c": 0.2}, {"a": 0.1, "b": 0.3, "c": 0.5}),
+              2: table({"a": 0.7, "b": 0.6, "c": 0.1}, {"a": 0.3, "b": 0.2, "c": 0.5})}
+    report = seed_stability(scores, 50, 0.95, 0)
+    iauc, dauc = report["by_metric"]["IAUC"], report["by_metric"]["DAUC"]
+    assert iauc["survives"] and iauc["kendall_tau"]["min"] == 1.0 and iauc["rank_kept"] == {"a": 1, "b": 1, "c": 1}
+    assert iauc["seed_range"]["a"] == [0.7, 0.9] and iauc["means"]["c"] == [0.3, 0.2, 0.1]
+    assert iauc["bootstrap_halfwidth"]["a"] == 0.0                 # constant per image: no image variance
+    assert not dauc["survives"] and dauc["kendall_tau"]["pairs"]["0|1"] == 1.0
+    assert dauc["kendall_tau"]["pairs"]["0|2"] == pytest.approx(1 / 3, abs=1e-6)
+    assert dauc["rank_kept"] == {"a": 0.5, "b": 0.5, "c": 1.0}
+    assert report["survive"] == ["IAUC"] and report["change"] == ["DAUC"]
+    # the median rank over the two metrics: seed 2 gives a and b 1.5 each
+    assert report["ranking"]["median_rank"]["a"] == [1.0, 1.0, 1.5]
+
+
+def test_controls_equal_on_every_image_by_construction_are_not_called_alike():
+    import pandas as pd
+
+    from xaibench.metrics.reliability import reliability_report
+
+    rng = np.random.default_rng(2)
+    rows = _rows("eMPRT", {"a": list(rng.normal(2.0, 0.1, 20)), "b": list(rng.normal(1.5, 0.1, 20)),
+                           "random": [1.0] * 20, "edge": [1.0] * 20})
+    assert reliability_report(pd.DataFrame(rows), ["random", "edge"], 200, 0.95, 0)["uninformative"] == {}

@@ -197,6 +197,9 @@ def uninformative_reasons(metric: str, per_method: dict[str, np.ndarray], interv
     * ``controls alike``: where a model group has two controls (random, edge: two maps
       unrelated to the model and to each other), the paired interval of their difference
       holds 0 in every group: the metric does not tell two different wrong maps apart.
+      Controls equal on every image are left out of this: they sit at a value the metric
+      gives every model-independent map by construction (eMPRT, sMPRT, the random-logit
+      test: 1), so there is nothing to separate.
     """
     methods = [m for m in per_method if not is_control(m, controls)]
     reasons = []
@@ -212,6 +215,10 @@ def uninformative_reasons(metric: str, per_method: dict[str, np.ndarray], interv
     for m in per_method:
         if is_control(m, controls):
             pairs += [(m, c) for c in controls_of(m, list(per_method), controls) if c > m]
+    # two controls equal on every image score a value fixed by construction (a model-independent
+    # map scores 1 on the randomisation checks): nothing to separate, not a failing of the metric
+    pairs = [(a, b) for a, b in pairs if not np.allclose(per_method[a], per_method[b], rtol=0, atol=1e-12,
+                                                         equal_nan=True)]
     if pairs:
         alike = []
         for a, b in pairs:
@@ -289,3 +296,87 @@ def reliability_report(scores, controls, n_resamples: int, level: float, seed: i
             "agreement": {k: round(v, 6) for k, v in metric_agreement(
                 means_by_metric, directions).items()},
             "controls": control_section, "uninformative": uninformative, "ranking": ranking}
+
+
+def seed_stability(scores_by_seed: dict, n_resamples: int, level: float, seed: int) -> dict:
+    """How a study's rankings survive retraining, from per-image scores of the same images
+    under k models trained with different seeds (``{seed: long table}``, the first the
+    study's own model). Per metric (those scored under every seed):
+
+    * ``means``: each method's mean under each seed, ``seed_range`` its [min, max] and
+      ``seed_sd`` its standard deviation over the seeds, beside ``bootstrap_halfwidth``,
+      the mean half-width of the paired image-bootstrap interval under one model: a
+      spread of retraining larger than that half-width is variance the bootstrap of one
+      model does not show;
+    * ``rank_kept``: per method, the share of the retrained models (the k − 1 others) in
+      which it keeps the rank it has under the study's own model (ranks 1 = best, ties
+      sharing the better rank, :func:`ranks_of`);
+    * ``kendall_tau``: Kendall's τ between the method rankings of every pair of seeds,
+      their ``mean`` and ``min``;
+    * ``survives``: τ = 1 for every pair (the same order under every model).
+
+    The same for the median-rank aggregate (``ranking``: each seed's median rank of every
+    method over the metrics, fractional ranks, :func:`fractional_ranks`)."""
+    seeds = list(scores_by_seed)
+    wide = {s: {metric: table[table.metric == metric].pivot(index="image_id", columns="method", values="value")
+                for metric in dict.fromkeys(table.metric)} for s, table in scores_by_seed.items()}
+    metrics = [m for m in wide[seeds[0]] if all(m in wide[s] for s in seeds)]
+    by_metric, means_by_seed = {}, {s: {} for s in seeds}
+    for metric in metrics:
+        higher = higher_is_better(metric)
+        methods = sorted(set.intersection(*(set(wide[s][metric].columns) for s in seeds)))
+        means, halfwidths = {m: [] for m in methods}, {m: [] for m in methods}
+        for s in seeds:
+            table = wide[s][metric]
+            per_method = {m: table[m].to_numpy() for m in methods}
+            resampled = resampled_means(per_method, bootstrap_indices(len(table), n_resamples, seed))
+            for m in methods:
+                means[m].append(float(np.nanmean(per_method[m])))
+                low, high = percentile_interval(resampled[m], level)
+                halfwidths[m].append((high - low) / 2)
+            means_by_seed[s][metric] = {m: means[m][-1] for m in methods}
+        ranks = [ranks_of({m: means[m][i] for m in methods}, higher) for i in range(len(seeds))]
+        taus = _seed_taus({s: means_by_seed[s][metric] for s in seeds}, higher)
+        by_metric[metric] = {
+            "means": {m: [reported(v) for v in means[m]] for m in methods},
+            "seed_range": {m: [reported(np.nanmin(means[m])), reported(np.nanmax(means[m]))] for m in methods},
+            "seed_sd": {m: reported(np.nanstd(means[m], ddof=1)) for m in methods},
+            "bootstrap_halfwidth": {m: reported(np.nanmean(halfwidths[m])) for m in methods},
+            "rank_kept": {m: reported(np.mean([r[m] == ranks[0][m] for r in ranks[1:]])) for m in methods},
+            "kendall_tau": taus, "survives": taus["min"] is not None and taus["min"] >= 1 - 1e-9}
+    voting = [m for m in metrics if ":" not in m]
+    median_ranks = {}
+    for s in seeds:
+        methods = sorted(set.intersection(*(set(means_by_seed[s][m]) for m in voting))) if voting else []
+        table = np.array([[means_by_seed[s][m][x] if higher_is_better(m) else -means_by_seed[s][m][x]
+                           for x in methods] for m in voting])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            median = np.nanmedian(fractional_ranks(table), 0) if len(voting) else []
+        median_ranks[s] = {x: float(v) for x, v in zip(methods, median)}
+    taus = _seed_taus(median_ranks, higher=False)
+    order = sorted(median_ranks[seeds[0]], key=median_ranks[seeds[0]].get)
+    ranking = {"median_rank": {x: [median_ranks[s].get(x) for s in seeds] for x in order},
+               "rank_kept": {x: reported(np.mean([median_ranks[s].get(x) == median_ranks[seeds[0]][x]
+                                                  for s in seeds[1:]])) for x in order},
+               "kendall_tau": taus, "survives": taus["min"] is not None and taus["min"] >= 1 - 1e-9}
+    return {"seeds": seeds, "by_metric": by_metric, "ranking": ranking,
+            "survive": sorted(m for m, v in by_metric.items() if v["survives"] and ":" not in m),
+            "change": sorted(m for m, v in by_metric.items() if not v["survives"] and ":" not in m)}
+
+
+def _seed_taus(means_by_seed: dict, higher: bool) -> dict:
+    """Kendall's τ between the method orders of every pair of seeds (``"0|1"``), with their
+    mean and min (None where undefined: a metric that ties every method)."""
+    seeds = list(means_by_seed)
+    methods = sorted(set.intersection(*(set(v) for v in means_by_seed.values())))
+    pairs = {}
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            x = [means_by_seed[a][m] * (1 if higher else -1) for m in methods]
+            y = [means_by_seed[b][m] * (1 if higher else -1) for m in methods]
+            tau = kendalltau(x, y).statistic
+            pairs[f"{a}|{b}"] = None if tau is None or np.isnan(tau) else round(float(tau), 6)
+    defined = [t for t in pairs.values() if t is not None]
+    return {"pairs": pairs, "mean": round(float(np.mean(defined)), 6) if defined else None,
+            "min": min(defined) if defined else None}

@@ -22,7 +22,7 @@ from xaibench.data import dataset_classes
 from xaibench.data.images import load_cues, load_split
 from xaibench.metrics.complexity import hull_of_map
 from xaibench.report import content
-from xaibench.report.figures import gallery_figure, line_chart, rank_figure, runtime_bars
+from xaibench.report.figures import gallery_figure, line_chart, rank_figure, runtime_bars, seed_tau_figure
 from xaibench.report.studies import study_info
 from xaibench.store import maps_of, read_attributions
 from xaibench.studies import study_kind
@@ -241,6 +241,12 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
     if means:
         runtime_bars(means, out / ref.name / "runtimes.png")
         runtime_figure = f"{ref.name}/runtimes.png"
+    seeds_name = f"metrics/{ref.name}_seeds.json"
+    seeds = content.seed_table(content.read_json(root / seeds_name), seeds_name)
+    seed_figure = None
+    if seeds:
+        seed_figure = f"{ref.name}/seeds.png"
+        seed_tau_figure(content.read_json(root / seeds_name), out / seed_figure)
     study_json = content.read_json(root / metrics_name)
     sources = [{"name": ref.datasets[k], "source": (content.read_json(root / f"metrics/data_{d}.json") or {}).get(
         "source", "unknown")} for k, d in enumerate(ref.datasets)]
@@ -253,7 +259,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
             "axiom_rows": content.axiom_rows(study_json, metrics_name),
             "metrics_json": metrics_name, "reliability_json": reliability_name if reliability else None,
             "headline": content.headline(sections[0].table) if sections else [],
-            "hulls": hull_rule is not None,
+            "hulls": hull_rule is not None, "seeds": seeds, "seed_figure": seed_figure,
             "ranking": content.ranking_sentence((next(iter(parts.values()), {}) if reliability else {}).get("ranking"))}
 
 

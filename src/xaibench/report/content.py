@@ -373,6 +373,49 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
     return out
 
 
+def seed_table(seeds: dict | None, json_name: str) -> dict | None:
+    """The retraining section of a study page from ``metrics/<study>_seeds.json``: per
+    metric Kendall's τ between seeds (mean, min) and per method its range of means over
+    the seeds, the image-bootstrap half-width under one model and the share of retrained
+    models in which it keeps its rank; the model quality per seed; the verdict sentences.
+    None where the study was not retrained."""
+    if not seeds or not seeds.get("checked"):
+        return None
+    by_metric = seeds.get("by_metric", {})
+    methods = sorted({m for part in by_metric.values() for m in part.get("means", {})},
+                     key=lambda m: (is_control(m), m))
+    rows = []
+    for metric, part in by_metric.items():
+        if ":" in metric:
+            continue
+        cells = []
+        for method in methods:
+            low, high = (part.get("seed_range") or {}).get(method) or [None, None]
+            cells.append({"range": f"{fmt(low)}–{fmt(high)}", "halfwidth": fmt((part.get("bootstrap_halfwidth")
+                                                                                 or {}).get(method)),
+                          "kept": fmt((part.get("rank_kept") or {}).get(method))})
+        taus = part.get("kendall_tau") or {}
+        rows.append({"metric": metric, "definition": metric_definition(metric), "survives": part.get("survives"),
+                     "tau_mean": Cell(taus.get("mean"), json_name, ["by_metric", metric, "kendall_tau", "mean"]),
+                     "tau_min": Cell(taus.get("min"), json_name, ["by_metric", metric, "kendall_tau", "min"]),
+                     "cells": cells})
+    ranking = seeds.get("ranking") or {}
+    taus = ranking.get("kendall_tau") or {}
+    lines = [f"{len(seeds.get('seeds', []))} models trained with seeds {', '.join(map(str, seeds.get('seeds', [])))}"
+             " (the first is the study's own), each explaining the same images: "
+             + "; ".join(f"seed {s}: test accuracy {fmt(q.get('test_accuracy'))}"
+                         for s, q in (seeds.get("models") or {}).items()) + "."]
+    lines.append(f"Rankings that survive retraining (τ = 1 between every pair of seeds): {_names(seeds.get('survive'))}.")
+    lines.append(f"Rankings that change with the seed: {_names(seeds.get('change'))}.")
+    lines.append(f"The median-rank ranking across metrics: τ between seeds {fmt(taus.get('mean'))} on average, "
+                 f"{fmt(taus.get('min'))} at worst"
+                 + ("; it survives retraining." if ranking.get("survives") else "; it changes with the seed.")
+                 + " Median rank per seed: " + "; ".join(
+                     f"{m} {', '.join(fmt(v) for v in ranks)}" for m, ranks in (ranking.get("median_rank") or {}).items())
+                 + ".")
+    return {"methods": methods, "rows": rows, "lines": lines, "json": json_name}
+
+
 def headline(table: dict) -> list[dict]:
     """Best non-control method(s) per metric of a :func:`metric_table` (by the mean; the
     index page's summary)."""

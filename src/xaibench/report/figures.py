@@ -141,3 +141,25 @@ def rank_figure(ranking: dict, path) -> None:
         ax.spines[side].set_visible(False)
     fig.tight_layout()
     _save(fig, path)
+
+
+def seed_tau_figure(seeds: dict, path) -> None:
+    """Which rankings survive retraining: per metric (and the median-rank aggregate, first),
+    Kendall's τ between the method rankings of every pair of seeds (dots) and their mean
+    (bar); τ = 1 for every pair: the same order under every retrained model."""
+    rows = [("median rank", seeds["ranking"]["kendall_tau"])] + [
+        (metric, part["kendall_tau"]) for metric, part in seeds["by_metric"].items() if ":" not in metric]
+    fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(rows) + 1.2))
+    for i, (name, taus) in enumerate(rows):
+        pairs = [t for t in taus["pairs"].values() if t is not None]
+        if taus["mean"] is not None:
+            ax.barh(i, taus["mean"], color="tab:green" if taus["min"] >= 1 - 1e-9 else "tab:orange", alpha=0.6)
+        ax.plot(pairs, [i] * len(pairs), "k.", markersize=4)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(-1.05, 1.05)
+    ax.axvline(0, color="grey", linewidth=0.5)
+    ax.set_xlabel(f"Kendall's τ between the rankings of two seeds ({len(seeds['seeds'])} seeds; green: every pair 1)",
+                  fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
