@@ -54,6 +54,11 @@ def test_default_params_are_valid():
     ("reliability.randomisation.steps", 0, "reliability.randomisation.steps: Input should be greater than or equal to 1"),
     ("reliability.input_noise.studies", ["catdogs"], "reliability.input_noise.studies: ['catdogs'] are not studies whose reliability is checked"),
     ("reliability.input_noise.radius", 0, "reliability.input_noise.radius: Input should be greater than 0"),
+    ("reliability.seeds.studies", {"catsdogs": 1}, "reliability.seeds.studies: {'catsdogs': 1}: give k >= 2 seeds"),
+    ("reliability.seeds.studies", {"catdogs": 3}, "reliability.seeds.studies: ['catdogs'] are not studies whose reliability is checked"),
+    ("reliability.seeds.studies", {"gad": 3}, "reliability.seeds.studies: ['gad']: a grid study (GAD) is not retrained by seed"),
+    ("datasets.catsdogs.synthetic.ear_contrast", [0.8, 0.2], "ear_contrast [0.8, 0.2]: give [low, high]"),
+    ("datasets.catsdogs.synthetic.collar_agreement", 0.3, "datasets.catsdogs.synthetic.collar_agreement: Input should be greater than or equal to 0.5"),
     ("studies.catsdogs.evaluate.road.fractions", [0.5, 1.0], "studies.catsdogs.evaluate.road.fractions: each fraction must lie strictly between 0 and 1 (given: [0.5, 1.0])"),
     ("studies.catsdogs.evaluate.irof.segments", 1, "studies.catsdogs.evaluate.irof.segments: one superpixel removes the whole image at once"),
     ("studies.catsdogs.evaluate.infidelity.sigma", 0, "studies.catsdogs.evaluate.infidelity.sigma: Input should be greater than 0"),
@@ -191,10 +196,10 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
 def test_a_named_model_that_cannot_run_at_the_datasets_size_is_refused_at_validation():
     raw = with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"),
                        ("studies.catsdogs.train.weights", "imagenet"))
-    with pytest.raises(ParamsError, match=r"studies.catsdogs.model: torchvision:vit_b_16 does not run on 128 px "
+    with pytest.raises(ParamsError, match=r"studies.catsdogs.model: torchvision:vit_b_16 does not run on 64 px "
                                           r"inputs .*set the dataset's preprocess.image_size to torchvision:vit_b_16"):
         validate_params(raw)
-    # random weights: the ViT is built for the dataset's 128 px (a multiple of its 16 px patches)
+    # random weights: the ViT is built for the dataset's 64 px (a multiple of its 16 px patches)
     assert validate_params(with_changes(("studies.catsdogs.model", "torchvision:vit_b_16"),
                                         ("studies.catsdogs.attribute.methods", ["gradcam", "lime", "random"]))
                            ).studies["catsdogs"]

@@ -86,6 +86,8 @@ TINY = {
     "reliability.randomisation.n_images": 2,
     "reliability.randomisation.steps": 2,
     "reliability.input_noise.samples": 1,
+    "reliability.seeds.studies": {"catsdogs": 2},
+    "reliability.seeds.n_images": 2,
 }
 SECTIONS = {"localisation", "randomisation", "controls", "intervals", "agreement"}
 
@@ -203,6 +205,22 @@ def test_reliability_reports_of_every_study(project):
     gad = json.loads((work / "metrics/gad_reliability.json").read_text())["resnet18_cub"]
     assert {"localisation", "randomisation", "intervals"} <= set(gad)
     assert {"RC", "RS_gad", "relevance_mass"} <= set(gad["intervals"]["by_metric"])
+    assert "uninformative" in catsdogs and "cue_importance" in catsdogs["localisation"]
+    assert "cue_order" in catsdogs["intervals"]["by_metric"]
+
+
+@pytest.mark.slow
+def test_seeds_retrain_the_listed_study_and_say_so_for_the_others(project):
+    work, _, log = project
+    assert "Running stage 'seeds@catsdogs'" in log
+    seeds = json.loads((work / "metrics/catsdogs_seeds.json").read_text())
+    assert seeds["checked"] and seeds["seeds"] == [0, 1] and set(seeds["models"]) == {"0", "1"}
+    iauc = seeds["by_metric"]["IAUC"]
+    assert set(iauc["means"]["lrp"]) and len(iauc["means"]["lrp"]) == 2 and "0|1" in iauc["kendall_tau"]["pairs"]
+    assert set(seeds["survive"]) | set(seeds["change"]) >= {"IAUC", "DAUC", "relevance_mass"}
+    assert not json.loads((work / "metrics/senn_cifar10_seeds.json").read_text())["checked"]
+    page = (work / "reports/catsdogs.html").read_text()
+    assert 'id="seeds"' in page and (work / "reports/catsdogs/seeds.png").exists()
 
 
 @pytest.mark.slow

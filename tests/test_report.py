@@ -219,3 +219,21 @@ def test_an_uninformative_metric_greys_its_column_with_the_reason():
     assert all(row["cells"][1].uninformative and not row["cells"][0].uninformative for row in table["rows"])
     assert content.verdict(reliability)["uninformative"] == [
         "relevance_mass: one value: every method scores 0.7 (left out of the ranking)."]
+
+
+def test_seed_table_reads_the_retraining_report():
+    seeds = {"checked": True, "seeds": [0, 1], "models": {"0": {"test_accuracy": 0.9}, "1": {"test_accuracy": 0.88}},
+             "by_metric": {"IAUC": {"means": {"lrp": [0.9, 0.8], "random": [0.5, 0.5]},
+                                    "seed_range": {"lrp": [0.8, 0.9], "random": [0.5, 0.5]},
+                                    "bootstrap_halfwidth": {"lrp": 0.02, "random": 0.01},
+                                    "rank_kept": {"lrp": 1.0, "random": 1.0},
+                                    "kendall_tau": {"mean": 1.0, "min": 1.0, "pairs": {"0|1": 1.0}}, "survives": True}},
+             "ranking": {"median_rank": {"lrp": [1.0, 1.0], "random": [2.0, 2.0]}, "kendall_tau": {"mean": 1.0, "min": 1.0},
+                         "survives": True},
+             "survive": ["IAUC"], "change": []}
+    table = content.seed_table(seeds, "metrics/x_seeds.json")
+    assert table["methods"] == ["lrp", "random"] and table["rows"][0]["cells"][0] == {
+        "range": "0.8–0.9", "halfwidth": "0.02", "kept": "1"}
+    assert table["lines"][1] == "Rankings that survive retraining (τ = 1 between every pair of seeds): IAUC."
+    assert "it survives retraining" in table["lines"][3]
+    assert content.seed_table({"checked": False}, "f") is None

@@ -65,6 +65,9 @@ def test_robustness_by_hand_over_all_classes():
     # a batch is the mean of its images: the second image doubles h and so the residual
     x2 = torch.cat([x, 2 * x])
     assert robustness_loss(model, x2).item() == pytest.approx(1.5 * 2 * 109 ** 0.5, rel=1e-6)
+    # robustness_images = 1: the term on the first image of the batch alone
+    _, terms, _ = senn_loss(model, x2, torch.tensor([0, 1]), 1.0, 0.0, 1.0, robustness_images=1)
+    assert terms["robustness"] == pytest.approx(2 * 109 ** 0.5, rel=1e-6)
 
 
 def test_loss_terms_and_weights():

@@ -262,7 +262,7 @@ KIND = register_study_kind(StudyKind(
     reliability=reliability, check=check,
     info=StudyInfo(
         "Heatmaps of a CNN on cats vs dogs",
-        "A small CNN trained on Kaggle cats-vs-dogs (128 px, rotation 15°, flips) is explained by LRP "
+        "A small CNN trained on Kaggle cats-vs-dogs (128 px; the twin: 64 px; rotation 15°, flips) is explained by LRP "
         "(zennit EpsilonAlpha2Beta1Flat), Grad-CAM, DeepLIFT and LIME. The maps are scored by insertion "
         "and deletion curves (AUC and their correlation with the map), average drop and increase in "
         "confidence, against two model-independent controls.",

@@ -54,6 +54,8 @@ class SENNTrain(Train):
     robustness_weight: float = Field(ge=0)           # weighs the robustness loss, the study's lambda (1e-4)
     conceptizer_pretrain_epochs: int = Field(ge=0)   # reconstruction-only epochs first (twin; the study: 0)
     conceptizer_pretrain_lr: float = Field(gt=0, lt=1)
+    robustness_images: int | None = Field(default=None, ge=1)  # images of each batch the robustness term
+    #   is estimated on (the first of the shuffled batch: an unbiased estimate of its mean); null: all
 
 
 class _SENNAttributeBase(MethodOptions):
@@ -111,7 +113,7 @@ def loss_fn(study):
 
     def senn_objective(model, pixels, labels):
         return senn_loss(model.net, model.normalize(pixels), labels, cfg.reconstruction_weight, cfg.sparsity_weight,
-                         cfg.robustness_weight)
+                         cfg.robustness_weight, cfg.robustness_images)
 
     return senn_objective
 

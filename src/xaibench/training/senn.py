@@ -49,13 +49,17 @@ def robustness_loss(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def senn_loss(model, x: torch.Tensor, y: torch.Tensor, reconstruction_weight: float, sparsity_weight: float,
-              robustness_weight: float):
-    """Total loss and its terms (floats, for logging) for one batch; also the logits."""
+              robustness_weight: float, robustness_images: int | None = None):
+    """Total loss and its terms (floats, for logging) for one batch; also the logits.
+    ``robustness_images``: the robustness term on the batch's first images only (the batch
+    is shuffled, so an unbiased estimate of its batch mean; the term's C + k reverse passes
+    with a graph are most of an epoch's time), None: on all of them."""
     out = model.explain(x)
     classification = F.cross_entropy(out.logits, y)
     reconstruction = F.mse_loss(out.reconstruction, x)
     sparsity = out.concepts.abs().mean()
-    robustness = robustness_loss(model, x) if robustness_weight > 0 else torch.zeros(())
+    robustness = (robustness_loss(model, x[:robustness_images]) if robustness_weight > 0
+                  else torch.zeros(()))
     total = (classification + robustness_weight * robustness + reconstruction_weight * reconstruction
              + sparsity_weight * sparsity)
     terms = {"classification": classification.item(), "reconstruction": reconstruction.item(),
