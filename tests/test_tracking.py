@@ -56,3 +56,13 @@ def test_undefined_metrics_are_named_not_logged():
 def test_a_name_mlflow_refuses_is_made_one_it_takes():
     clean, _ = defined_metrics({"rank_stability.vgg16_cub.RC.lrp+gad": 0.5, "IAUC:black.lime": 1})
     assert clean == {"rank_stability.vgg16_cub.RC.lrp_gad": 0.5, "IAUC:black.lime": 1.0}
+
+
+def test_a_relative_sqlite_store_is_pinned_to_the_starting_directory(tmp_path, monkeypatch):
+    """A stage that works in a scratch directory a while (seeds@) still writes to the project's store."""
+    from xaibench.tracking import _BackgroundRun
+
+    monkeypatch.chdir(tmp_path)
+    assert _BackgroundRun.absolute_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert _BackgroundRun.absolute_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert _BackgroundRun.absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"

@@ -116,7 +116,7 @@ class Seeds(Strict):
     train, attribute and evaluate run on these)."""
 
     studies: dict[str, int] = {}
-    n_images: int = Field(default=48, ge=2)
+    n_images: int = Field(default=32, ge=2)
 
     @field_validator("studies")
     @classmethod

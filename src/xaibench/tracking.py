@@ -91,15 +91,26 @@ class _BackgroundRun:
         self._pending: list[tuple[str, object]] = []
         self._client = None
         self._run_id = None
+        self._uri = self.absolute_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
         self._thread = threading.Thread(target=self._open, args=(study, stage, params, tags), daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def absolute_uri(uri: str) -> str:
+        """A relative ``sqlite:///<path>`` made absolute against the directory the stage
+        starts in, so that a stage that works in another directory a while (``seeds@``)
+        still writes to the project's store."""
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not os.path.isabs(uri[len(prefix):]):
+            return prefix + os.path.abspath(uri[len(prefix):])
+        return uri
 
     def _open(self, study, stage, params, tags):
         try:
             from mlflow import MlflowClient  # lazy: MLflow
             from mlflow.entities import Param
 
-            client = MlflowClient(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+            client = MlflowClient(tracking_uri=self._uri)
             experiment = client.get_experiment_by_name(study)
             experiment_id = experiment.experiment_id if experiment else client.create_experiment(study)
             from mlflow.tracking.context.registry import resolve_tags  # lazy: MLflow

@@ -40,13 +40,20 @@ log = logging.getLogger(__name__)
 
 class SeedRun:
     """The stage's MLflow run as the kind's functions see it for one seed: metrics prefixed
-    ``seed<s>.``, artifacts (figures of a scratch workspace) not kept."""
+    ``seed<s>.`` and held until :meth:`flush` (the stage's working directory, where the
+    MLflow store lies, is the scratch one meanwhile), artifacts (figures of a scratch
+    workspace) not kept."""
 
     def __init__(self, run, seed: int):
-        self.run, self.prefix = run, f"seed{seed}."
+        self.run, self.prefix, self.held = run, f"seed{seed}.", []
 
     def log_metrics(self, metrics, step=None):
-        self.run.log_metrics({self.prefix + k: v for k, v in metrics.items()}, step=step)
+        self.held.append(({self.prefix + k: v for k, v in metrics.items()}, step))
+
+    def flush(self):
+        for metrics, step in self.held:
+            self.run.log_metrics(metrics, step=step)
+        self.held = []
 
     def log_artifact(self, path):
         return None
@@ -120,16 +127,18 @@ def retrained_scores(name: str, study, params, kind, k: int, n_images: int, run)
     for seed in seeds[1:]:
         replica = f"{name}_seed{seed}"
         log.info("seed %d: training, explaining and scoring %s anew", seed, name)
+        seed_run = SeedRun(run, seed)
         with scratch_workspace(study.dataset):
             seed_everything(seed)
             seeded = params.model_copy(update={"seed": seed})
-            trained = kind.train(replica, study, seeded, SeedRun(run, seed))
+            trained = kind.train(replica, study, seeded, seed_run)
             quality[seed] = {k: v for k, v in trained.items() if k.endswith("_accuracy")}
             seed_everything(params.seed)
-            kind.attribute(replica, study, params, SeedRun(run, seed))
-            kind.evaluate(replica, study, params, SeedRun(run, seed))
+            kind.attribute(replica, study, params, seed_run)
+            kind.evaluate(replica, study, params, seed_run)
             rows, importances[seed] = ground_truth_rows(replica, study, n_images)
             scores[seed] = pd.concat([stored_scores(replica, replica), pd.DataFrame(rows)], ignore_index=True)
+        seed_run.flush()
     return scores, {"models": quality, "cue_importance": importances}
 
 
