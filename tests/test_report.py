@@ -227,7 +227,8 @@ def test_seed_table_reads_the_retraining_report():
                                     "seed_range": {"lrp": [0.8, 0.9], "random": [0.5, 0.5]},
                                     "bootstrap_halfwidth": {"lrp": 0.02, "random": 0.01},
                                     "rank_kept": {"lrp": 1.0, "random": 1.0},
-                                    "kendall_tau": {"mean": 1.0, "min": 1.0, "pairs": {"0|1": 1.0}}, "survives": True}},
+                                    "kendall_tau": {"mean": 1.0, "min": 1.0, "pairs": {"0|1": 1.0}}, "survives": True,
+                                    "pairs_kept": 1.0}},
              "ranking": {"median_rank": {"lrp": [1.0, 1.0], "random": [2.0, 2.0]}, "kendall_tau": {"mean": 1.0, "min": 1.0},
                          "survives": True},
              "survive": ["IAUC"], "change": []}
@@ -235,5 +236,6 @@ def test_seed_table_reads_the_retraining_report():
     assert table["methods"] == ["lrp", "random"] and table["rows"][0]["cells"][0] == {
         "range": "0.8–0.9", "halfwidth": "0.02", "kept": "1"}
     assert table["lines"][1] == "Rankings that survive retraining (τ = 1 between every pair of seeds): IAUC."
-    assert "it survives retraining" in table["lines"][3]
+    assert table["lines"][3] == "Share of method pairs every seed orders alike: IAUC 1."
+    assert "it survives retraining" in table["lines"][4]
     assert content.seed_table({"checked": False}, "f") is None

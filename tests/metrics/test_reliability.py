@@ -300,6 +300,7 @@ def test_seed_stability_by_hand():
     assert not dauc["survives"] and dauc["kendall_tau"]["pairs"]["0|1"] == 1.0
     assert dauc["kendall_tau"]["pairs"]["0|2"] == pytest.approx(1 / 3, abs=1e-6)
     assert dauc["rank_kept"] == {"a": 0.5, "b": 0.5, "c": 1.0}
+    assert iauc["pairs_kept"] == 1.0 and dauc["pairs_kept"] == pytest.approx(2 / 3, abs=1e-5)   # a-b swapped
     assert report["survive"] == ["IAUC"] and report["change"] == ["DAUC"]
     # the median rank over the two metrics: seed 2 gives a and b 1.5 each
     assert report["ranking"]["median_rank"]["a"] == [1.0, 1.0, 1.5]

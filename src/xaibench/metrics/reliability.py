@@ -313,7 +313,9 @@ def seed_stability(scores_by_seed: dict, n_resamples: int, level: float, seed: i
       sharing the better rank, :func:`ranks_of`);
     * ``kendall_tau``: Kendall's τ between the method rankings of every pair of seeds,
       their ``mean`` and ``min``;
-    * ``survives``: τ = 1 for every pair (the same order under every model).
+    * ``survives``: τ = 1 for every pair (the same order under every model), and
+      ``pairs_kept``: the share of method pairs every seed orders alike (one swap of two
+      neighbours breaks τ = 1 but keeps the other pairs).
 
     The same for the median-rank aggregate (``ranking``: each seed's median rank of every
     method over the metrics, fractional ranks, :func:`fractional_ranks`)."""
@@ -343,7 +345,8 @@ def seed_stability(scores_by_seed: dict, n_resamples: int, level: float, seed: i
             "seed_sd": {m: reported(np.nanstd(means[m], ddof=1)) for m in methods},
             "bootstrap_halfwidth": {m: reported(np.nanmean(halfwidths[m])) for m in methods},
             "rank_kept": {m: reported(np.mean([r[m] == ranks[0][m] for r in ranks[1:]])) for m in methods},
-            "kendall_tau": taus, "survives": taus["min"] is not None and taus["min"] >= 1 - 1e-9}
+            "kendall_tau": taus, "survives": taus["min"] is not None and taus["min"] >= 1 - 1e-9,
+            "pairs_kept": _pairs_kept({s: means_by_seed[s][metric] for s in seeds}, methods)}
     voting = [m for m in metrics if ":" not in m]
     median_ranks = {}
     for s in seeds:
@@ -363,6 +366,17 @@ def seed_stability(scores_by_seed: dict, n_resamples: int, level: float, seed: i
     return {"seeds": seeds, "by_metric": by_metric, "ranking": ranking,
             "survive": sorted(m for m, v in by_metric.items() if v["survives"] and ":" not in m),
             "change": sorted(m for m, v in by_metric.items() if not v["survives"] and ":" not in m)}
+
+
+def _pairs_kept(means_by_seed: dict, methods: list[str]) -> float | None:
+    """The share of method pairs that every seed orders the same way (strictly, or tied
+    under every seed): 1 where the ranking survives retraining whole, lower where some
+    neighbours swap (τ = 1 asks this of every pair)."""
+    pairs = [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
+    if not pairs:
+        return None
+    kept = sum(len({np.sign(v[a] - v[b]) for v in means_by_seed.values()}) == 1 for a, b in pairs)
+    return reported(kept / len(pairs))
 
 
 def _seed_taus(means_by_seed: dict, higher: bool) -> dict:

@@ -398,6 +398,7 @@ def seed_table(seeds: dict | None, json_name: str) -> dict | None:
         rows.append({"metric": metric, "definition": metric_definition(metric), "survives": part.get("survives"),
                      "tau_mean": Cell(taus.get("mean"), json_name, ["by_metric", metric, "kendall_tau", "mean"]),
                      "tau_min": Cell(taus.get("min"), json_name, ["by_metric", metric, "kendall_tau", "min"]),
+                     "pairs_kept": Cell(part.get("pairs_kept"), json_name, ["by_metric", metric, "pairs_kept"]),
                      "cells": cells})
     ranking = seeds.get("ranking") or {}
     taus = ranking.get("kendall_tau") or {}
@@ -407,6 +408,11 @@ def seed_table(seeds: dict | None, json_name: str) -> dict | None:
                          for s, q in (seeds.get("models") or {}).items()) + "."]
     lines.append(f"Rankings that survive retraining (τ = 1 between every pair of seeds): {_names(seeds.get('survive'))}.")
     lines.append(f"Rankings that change with the seed: {_names(seeds.get('change'))}.")
+    kept = sorted(((number(r["pairs_kept"].value), r["metric"]) for r in rows if number(r["pairs_kept"].value) is not None),
+                  reverse=True)
+    if kept:
+        lines.append("Share of method pairs every seed orders alike: "
+                     + ", ".join(f"{m} {fmt(v)}" for v, m in kept) + ".")
     lines.append(f"The median-rank ranking across metrics: τ between seeds {fmt(taus.get('mean'))} on average, "
                  f"{fmt(taus.get('min'))} at worst"
                  + ("; it survives retraining." if ranking.get("survives") else "; it changes with the seed.")
