@@ -118,6 +118,26 @@ def test_a_concentrated_map_gets_a_smaller_hull_than_a_diffuse_one_and_rc_falls_
     assert important_pixels(concentrated, 0.5, 0.1).sum() == 16
 
 
+def test_gad_hull_takes_as_many_pixels_as_the_original_kept_and_rc_goes_both_ways():
+    """The original keeps its 4 peak pixels (the rest below 10 % of the peak): a 2 x 2 block,
+    hull 4. A GAD map whose top 4 ranks are a 2 x 2 block elsewhere: hull 4, RC = 1; whose top
+    4 are the four corners of the 10 x 10 map: hull 100, RC = 25; the original spread over
+    the corners and GAD's block: RC = 0.04."""
+    from xaibench.metrics.complexity import gad_hulls
+
+    block = np.full((10, 10), 0.01)
+    block[4:6, 4:6] = 1.0
+    corners = np.full((10, 10), 0.01)
+    corners[[0, 0, 9, 9], [0, 9, 0, 9]] = 1.0
+    other_block = np.zeros((10, 10))
+    other_block[0:2, 0:2] = 0.9
+    for gad, area in ((other_block, 4), (corners, 100)):
+        hull_original, hull_gad = gad_hulls(block, gad)
+        assert hull_original.sum() == 4 and hull_gad.sum() == area
+    hull_original, hull_gad = gad_hulls(corners, other_block)
+    assert relative_complexity(hull_gad, hull_original) == pytest.approx(0.04)
+
+
 def test_supplementary_mask_is_the_original_hull_minus_the_gad_hull():
     original_hull = np.array([[1, 1, 1, 0]], bool)
     gad_hull = np.array([[0, 1, 0, 1]], bool)        # the last pixel: -1 in M_Orig - M_GAD, clipped to 0

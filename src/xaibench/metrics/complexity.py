@@ -3,17 +3,19 @@ Boutry & Najman 2024; ``shared/sources/gad-gradient-artificial-distancing.md``, 
 equations 1 and 2, and section 6: "we filtered out 50% of the pixels, retaining only the
 most important half").
 
-* hull: the convex hull (scikit-image ``convex_hull_image``) of a map's *own* most
-  important pixels, :func:`important_pixels`. The reading (the source gives two parts and
-  no formula): of the top ``fraction`` (0.5: section 6, "we filtered out 50% of the
-  pixels, retaining only the most important half") of the pixels by value, those above
-  ``threshold`` (0.1) of the map's largest value (Figure 4: "the pixels reaching more than
-  10% of the highest importance"). The half alone is a fixed count: its hull on a noisy
-  map spans 96-100 % of the image whatever the map, so RC ≈ 1 held by construction; with
-  the threshold a map whose importance is concentrated keeps few pixels and a small hull,
-  a diffuse one many. The original hull comes from the original map, the GAD hull from
-  the GAD map (:func:`xaibench.explain.gad.gad_map`), each with its own ranking, so
-  neither hull is bounded by the other;
+* hull: the convex hull (scikit-image ``convex_hull_image``) of a map's most important
+  pixels (:func:`gad_hulls`). The reading (the source gives two parts and no formula):
+  the original map's important pixels are, of its top ``fraction`` (0.5: section 6, "we
+  filtered out 50% of the pixels, retaining only the most important half"), those above
+  ``threshold`` (0.1) of its largest value (Figure 4: "the pixels reaching more than 10%
+  of the highest importance"), :func:`important_pixels`; the GAD map's are its top pixels
+  by its own ranking (:func:`xaibench.explain.gad.gad_map`, a map of importance ranks,
+  on which a share of the peak means nothing), as many as the original kept. The half
+  alone is a fixed count whose hull on a noisy map spans 96-100 % of the image whatever
+  the map (RC ≈ 1 held by construction); with the threshold a concentrated map keeps few
+  pixels and a small hull, a diffuse one many; and with equal counts RC compares how
+  spread out the same number of most important pixels lie in each map, so it can fall on
+  either side of 1 (neither set contains the other);
 * RC = area(hull_GAD) / area(hull_orig) (eq. 1): < 1 means GAD concentrated the
   explanation, >= 1 counts for the original (Table 1);
 * RS = |N_a(I) − N_a(I ⊙ (1 − M))| / Σ M (eq. 2): output change of class a per pixel
@@ -78,6 +80,15 @@ def important_pixels(attribution: np.ndarray, fraction: float = 0.5, threshold: 
 def hull_of_map(attribution: np.ndarray, fraction: float = 0.5, threshold: float = 0.1) -> np.ndarray:
     """Convex hull of the map's own important pixels (:func:`important_pixels`)."""
     return convex_hull_mask(important_pixels(attribution, fraction, threshold))
+
+
+def gad_hulls(original: np.ndarray, gad: np.ndarray, fraction: float = 0.5,
+              threshold: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(original hull, GAD hull) [H, W] bool: the hull of the original map's important
+    pixels (:func:`important_pixels`) and the hull of as many of the GAD map's top pixels
+    (:func:`most_important_pixels` at that count; a tie straddling the cut left out)."""
+    chosen = important_pixels(original, fraction, threshold)
+    return convex_hull_mask(chosen), convex_hull_mask(most_important_pixels(gad, chosen.sum() / gad.size))
 
 
 def supplementary_mask(original_hull: np.ndarray, gad_hull: np.ndarray) -> np.ndarray:

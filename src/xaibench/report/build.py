@@ -20,7 +20,7 @@ import pandas as pd
 from xaibench.atomic import atomic_dir
 from xaibench.data import dataset_classes
 from xaibench.data.images import load_cues, load_split
-from xaibench.metrics.complexity import hull_of_map
+from xaibench.metrics.complexity import gad_hulls, hull_of_map
 from xaibench.report import content
 from xaibench.report.figures import gallery_figure, line_chart, rank_figure, runtime_bars, seed_tau_figure
 from xaibench.report.studies import study_info
@@ -121,8 +121,11 @@ def gallery(root: Path, ref: StudyRef, cell: str, out: Path, n_images: int, hull
                 part = part.iloc[:n_images]
                 label = method if variant == "original" else f"{method}+{variant}"
                 maps[label] = maps_of(part)
-                if hull_rule is not None:
+                if hull_rule is not None and variant == "original":
                     hulls[label] = np.stack([hull_of_map(m, *hull_rule) for m in maps[label]])
+                elif hull_rule is not None and method in maps and len(maps[method]) == len(maps[label]):
+                    # a GAD map's hull holds as many pixels as its original's (metrics.complexity.gad_hulls)
+                    hulls[label] = np.stack([gad_hulls(o, g, *hull_rule)[1] for o, g in zip(maps[method], maps[label])])
                 first = part if first is None else first
         if first is None:
             continue

@@ -28,7 +28,7 @@ from xaibench.data.images import load_split
 from xaibench.explain import METHODS
 from xaibench.explain.gad import gad_map, intersected_alphas
 from xaibench.figures import gad_hulls_figure, hull_areas_figure
-from xaibench.metrics.complexity import hull_of_map, relative_complexity, relative_sensitivity, supplementary_mask
+from xaibench.metrics.complexity import gad_hulls, relative_complexity, relative_sensitivity, supplementary_mask
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.models.torchvision_models import architecture_options
 from xaibench.schema import ParamsError, Strict, params_hash
@@ -262,8 +262,8 @@ def evaluate(gad, seed: int, run) -> tuple[dict, list, list, list]:
                     orig_maps, gad_maps = maps_of(orig), maps_of(gadf)
                     rc, rs_gad, rs_supp, areas = [], [], [], ([], [])
                     for k, image_id in enumerate(orig.image_id):
-                        hull_orig = hull_of_map(orig_maps[k], gad.evaluate.hull_fraction, gad.evaluate.hull_threshold)
-                        hull_gad = hull_of_map(gad_maps[k], gad.evaluate.hull_fraction, gad.evaluate.hull_threshold)
+                        hull_orig, hull_gad = gad_hulls(orig_maps[k], gad_maps[k], gad.evaluate.hull_fraction,
+                                                        gad.evaluate.hull_threshold)
                         areas[0].append(hull_orig.mean())
                         areas[1].append(hull_gad.mean())
                         rc.append(relative_complexity(hull_gad, hull_orig))
