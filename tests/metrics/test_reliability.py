@@ -315,3 +315,12 @@ def test_controls_equal_on_every_image_by_construction_are_not_called_alike():
     rows = _rows("eMPRT", {"a": list(rng.normal(2.0, 0.1, 20)), "b": list(rng.normal(1.5, 0.1, 20)),
                            "random": [1.0] * 20, "edge": [1.0] * 20})
     assert reliability_report(pd.DataFrame(rows), ["random", "edge"], 200, 0.95, 0)["uninformative"] == {}
+
+
+def test_agreement_is_over_the_methods_both_metrics_score():
+    """A method left out of a check (randomisation.exclude) has no eMPRT: τ(IAUC, eMPRT) is over
+    the other three, in the same order on both (1)."""
+    from xaibench.metrics.reliability import metric_agreement
+
+    means = {"IAUC": {"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.7}, "eMPRT": {"a": 3.0, "b": 2.0, "c": 1.0}}
+    assert metric_agreement(means, {"IAUC": True, "eMPRT": True}) == {"IAUC|eMPRT": pytest.approx(1.0)}

@@ -70,14 +70,17 @@ def separated(scores: dict[str, np.ndarray], method: str, control: str, higher_i
 def metric_agreement(means_by_metric: dict[str, dict[str, float]],
                      higher_is_better: dict[str, bool]) -> dict[str, float]:
     """Kendall's tau between the method rankings of every pair of metrics
-    (``{"IAUC|DAUC": tau}``); each metric is oriented so that better = larger first."""
+    (``{"IAUC|DAUC": tau}``), over the methods both metrics score (a method left out of a
+    check, ``randomisation.exclude``, has none of its scores); each metric is oriented so
+    that better = larger first. NaN where fewer than two methods are shared."""
     names = sorted(means_by_metric)
     oriented = {k: {m: (v if higher_is_better[k] else -v) for m, v in means_by_metric[k].items()} for k in names}
-    methods = sorted(means_by_metric[names[0]])
     out = {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            tau = kendalltau([oriented[a][m] for m in methods], [oriented[b][m] for m in methods]).statistic
+            methods = sorted(set(oriented[a]) & set(oriented[b]))
+            tau = (kendalltau([oriented[a][m] for m in methods], [oriented[b][m] for m in methods]).statistic
+                   if len(methods) > 1 else float("nan"))
             out[f"{a}|{b}"] = float(tau)
     return out
 
