@@ -304,6 +304,8 @@ def test_seed_stability_by_hand():
     assert report["survive"] == ["IAUC"] and report["change"] == ["DAUC"]
     # the median rank over the two metrics: seed 2 gives a and b 1.5 each
     assert report["ranking"]["median_rank"]["a"] == [1.0, 1.0, 1.5]
+    # a keeps its place (first, shared with b under seed 2) though its median rank moves
+    assert report["ranking"]["rank_kept"] == {"a": 1.0, "b": 0.5, "c": 1.0}
 
 
 def test_controls_equal_on_every_image_by_construction_are_not_called_alike():

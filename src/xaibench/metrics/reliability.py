@@ -362,9 +362,10 @@ def seed_stability(scores_by_seed: dict, n_resamples: int, level: float, seed: i
         median_ranks[s] = {x: float(v) for x, v in zip(methods, median)}
     taus = _seed_taus(median_ranks, higher=False)
     order = sorted(median_ranks[seeds[0]], key=median_ranks[seeds[0]].get)
+    places = {s: ranks_of(median_ranks[s], higher_is_better=False) for s in seeds}   # 1 = the lowest median rank
     ranking = {"median_rank": {x: [median_ranks[s].get(x) for s in seeds] for x in order},
-               "rank_kept": {x: reported(np.mean([median_ranks[s].get(x) == median_ranks[seeds[0]][x]
-                                                  for s in seeds[1:]])) for x in order},
+               "rank_kept": {x: reported(np.mean([places[s].get(x) == places[seeds[0]][x] for s in seeds[1:]]))
+                             for x in order},
                "kendall_tau": taus, "survives": taus["min"] is not None and taus["min"] >= 1 - 1e-9}
     return {"seeds": seeds, "by_metric": by_metric, "ranking": ranking,
             "survive": sorted(m for m, v in by_metric.items() if v["survives"] and ":" not in m),
