@@ -251,7 +251,7 @@ def test_mlflow_has_one_run_per_stage_with_tags_and_artifacts(project):
     client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("catsdogs")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["attribute", "evaluate", "reliability", "train"]
+    assert sorted(r.info.run_name for r in runs) == ["attribute", "evaluate", "reliability", "seeds", "train"]
     senn_runs = client.search_runs([client.get_experiment_by_name("senn_cifar10").experiment_id])
     train = next(r for r in senn_runs if r.info.run_name == "train")
     assert {"classification", "reconstruction", "sparsity", "robustness"} <= set(train.data.metrics)

@@ -51,7 +51,7 @@ class StudyRef:
 
     def json_names(self) -> list[str]:
         return [*(f"metrics/{self.name}{suffix}.json" for suffix in ("", "_reliability", "_runtime")),
-                *(model_json(self.name, cell) for cell in self.cells)]
+                *(model_json(self.name, cell) for cell in self.cells), f"metrics/{self.name}_seeds.json"]
 
 
 def study_refs(params) -> list[StudyRef]:
@@ -245,7 +245,7 @@ def study_page(root: Path, ref: StudyRef, out: Path, params, base: dict | None, 
         runtime_bars(means, out / ref.name / "runtimes.png")
         runtime_figure = f"{ref.name}/runtimes.png"
     seeds_name = f"metrics/{ref.name}_seeds.json"
-    seeds = content.seed_table(content.read_json(root / seeds_name), seeds_name)
+    seeds = content.seed_table(content.read_json(root / seeds_name), seeds_name, base)
     seed_figure = None
     if seeds:
         seed_figure = f"{ref.name}/seeds.png"

@@ -373,7 +373,7 @@ def verdict(reliability: dict) -> dict[str, list[str]]:
     return out
 
 
-def seed_table(seeds: dict | None, json_name: str) -> dict | None:
+def seed_table(seeds: dict | None, json_name: str, base_trees: dict | None = None) -> dict | None:
     """The retraining section of a study page from ``metrics/<study>_seeds.json``: per
     metric Kendall's τ between seeds (mean, min) and per method its range of means over
     the seeds, the image-bootstrap half-width under one model and the share of retrained
@@ -396,9 +396,9 @@ def seed_table(seeds: dict | None, json_name: str) -> dict | None:
                           "kept": fmt((part.get("rank_kept") or {}).get(method))})
         taus = part.get("kendall_tau") or {}
         rows.append({"metric": metric, "definition": metric_definition(metric), "survives": part.get("survives"),
-                     "tau_mean": Cell(taus.get("mean"), json_name, ["by_metric", metric, "kendall_tau", "mean"]),
-                     "tau_min": Cell(taus.get("min"), json_name, ["by_metric", metric, "kendall_tau", "min"]),
-                     "pairs_kept": Cell(part.get("pairs_kept"), json_name, ["by_metric", metric, "pairs_kept"]),
+                     **{name: with_base(Cell(lookup(part, key), json_name, ["by_metric", metric, *key]), base_trees)
+                        for name, key in (("tau_mean", ["kendall_tau", "mean"]), ("tau_min", ["kendall_tau", "min"]),
+                                          ("pairs_kept", ["pairs_kept"]))},
                      "cells": cells})
     ranking = seeds.get("ranking") or {}
     taus = ranking.get("kendall_tau") or {}
