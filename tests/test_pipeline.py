@@ -261,7 +261,7 @@ def test_mlflow_has_one_run_per_stage_with_tags_and_artifacts(project):
     attribute = next(r for r in runs if r.info.run_name == "attribute")
     assert "heatmaps.png" in [a.path for a in client.list_artifacts(attribute.info.run_id)]
     train = next(r for r in runs if r.info.run_name == "train")
-    assert "test_accuracy" in train.data.metrics and train.data.params["lr"] == "0.0005"
+    assert "test_accuracy" in train.data.metrics and train.data.params["lr"] == "0.001"
 
 
 @pytest.mark.slow
