@@ -25,7 +25,7 @@ from xaibench.metrics.faithfulness import area_under_curve, insertion_canvas
 from xaibench.metrics.randomisation import max_sensitivity
 from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import reliability_report
-from xaibench.metrics.localisation import cue_order, localisation_scores
+from xaibench.metrics.localisation import cue_order, localisation_scores, resize_maps
 from xaibench.schema import ParamsError
 from xaibench.training.classifier import to_tensor
 
@@ -116,20 +116,11 @@ def cue_order_rows(maps_by_method: dict[str, np.ndarray], ids, cues: dict, drops
     rows = []
     for method, maps in maps_by_method.items():
         n = min(len(maps), len(drops[first]))
-        masks = [resize_masks(cues[f"part_{c}"][:n], maps.shape[1:]) for c in (first, second)]
-        rows += long_rows(method, ids[:n], {"cue_order": cue_order(maps[:n], *masks, drops[first][:n],
+        masks = [np.asarray(cues[f"part_{c}"][:n], bool) for c in (first, second)]
+        at_mask_size = resize_maps(maps[:n], masks[0].shape[1:])   # as the localisation scores compare them
+        rows += long_rows(method, ids[:n], {"cue_order": cue_order(at_mask_size, *masks, drops[first][:n],
                                                                     drops[second][:n], CUE_ORDER_MARGIN)})
     return rows
-
-
-def resize_masks(masks: np.ndarray, size) -> np.ndarray:
-    """Boolean masks [N, h, w] at the maps' size (nearest), as they are when sizes agree."""
-    masks = np.asarray(masks, bool)
-    if masks.shape[1:] == tuple(size):
-        return masks
-    resized = torch.nn.functional.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None],
-                                              size=tuple(size), mode="nearest")
-    return resized[:, 0].numpy() > 0.5
 
 
 def fill_images(model, pixels: torch.Tensor, fill: str, blur_sigma: float) -> torch.Tensor:
