@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import random
@@ -22,12 +24,32 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks for reuse instead of handing them back to the
+    kernel: every activation tensor of a forward pass (a batch of 32 images of 64 px through
+    a 16-channel conv is 8 MB) otherwise comes from a fresh ``mmap`` whose pages fault in
+    one by one, which costs as much as the convolution itself on this machine (the plain-layout
+    CNN pass 1.5x faster with it: benchmarks/bench_channels_last.py). Large blocks from the
+    heap (up to 32 MB, glibc's cap), no trimming below 1 GB. False where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def setup_stage(seed: int) -> None:
     """Readable logs; fixed thread count and seeds so that CPU results are byte-identical.
 
     Threads: ``$XAIBENCH_THREADS`` (default 2): float reductions depend on the count.
     """
     configure_logging()
+    keep_freed_memory()
     torch.set_num_threads(int(os.environ.get("XAIBENCH_THREADS", "2")))
     # warn_only: captum's DeepLIFT uses max_unpool2d, which torch flags although on the CPU
     # (non-overlapping pooling windows) it writes each output once.
