@@ -7,7 +7,7 @@ from torch import nn
 
 from xaibench.models import build_model
 from xaibench.models.senn import SENN
-from xaibench.training.senn import robustness_loss, senn_loss
+from xaibench.studies.senn import robustness_loss, senn_loss
 
 
 class LinearConceptizer(nn.Module):
@@ -97,7 +97,7 @@ def test_registered_senn_trains_a_step():
 def test_conceptizer_pretraining_learns_to_reconstruct():
     """Images of one flat colour each carry 3 numbers: 5 concepts can keep them, so the
     reconstruction MSE must fall far below that of the mean image (here 1.08; measured 0.27)."""
-    from xaibench.training.senn import pretrain_conceptizer
+    from xaibench.studies.senn import pretrain_conceptizer
 
     torch.manual_seed(0)
     model = build_model("senn", 10, 16)

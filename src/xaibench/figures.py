@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from xaibench.atomic import atomic_path
 
-from xaibench.atomic import atomic_path  # noqa: E402
+
+class _Pyplot:
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use: every stage imports
+    this module through the study kinds, most draw nothing (matplotlib costs ~0.5 s)."""
+
+    def __getattr__(self, name: str):
+        import matplotlib  # lazy
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # lazy
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = _Pyplot()
 
 
 def heatmap_grid(images: np.ndarray, maps_by_method: dict[str, np.ndarray], path: str | Path,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 
 def support_regression_targets(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -47,6 +46,7 @@ def importance_ranks(attribution: np.ndarray) -> np.ndarray:
     rank(v) / N with ties given their average rank (``scipy.stats.rankdata``); pixels with
     no positive evidence (v <= 0) get 0. Ranks make maps of different scale comparable:
     a support model for α = 8 has larger gradients than the original."""
+    from scipy.stats import rankdata  # lazy: ~0.5 s at import, which every stage paid
     ranks = rankdata(attribution.ravel(), method="average").reshape(attribution.shape) / attribution.size
     return np.where(attribution > 0, ranks, 0.0)
 

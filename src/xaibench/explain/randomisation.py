@@ -43,7 +43,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
 from xaibench.compute import map_chunks
@@ -81,6 +80,7 @@ def randomise_(modules: list[tuple[str, nn.Module]], seed: int) -> None:
 def spearman_abs(original: np.ndarray, other: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
     """Per image, Spearman's rho between |original| and |other| ([N, ...] each), over the
     pixels of ``regions`` (bool, same shape) where given; 0 where a map is constant."""
+    from scipy.stats import spearmanr  # lazy: ~0.5 s at import, which every stage paid
     out = np.zeros(len(original))
     for i, (a, b) in enumerate(zip(original, other)):
         keep = np.ones(np.size(a), bool) if regions is None else np.ravel(regions[i])

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.morphology import convex_hull_image
 
 from xaibench.metrics.registry import declare_metric
 
@@ -64,6 +63,7 @@ def most_important_pixels(attribution: np.ndarray, fraction: float) -> np.ndarra
 
 def convex_hull_mask(pixels: np.ndarray) -> np.ndarray:
     """Filled convex hull of a boolean [H, W] mask (empty mask -> empty hull)."""
+    from skimage.morphology import convex_hull_image  # lazy: ~0.5 s at import, which every stage paid
     if not pixels.any():
         return np.zeros_like(pixels, dtype=bool)
     return convex_hull_image(pixels)

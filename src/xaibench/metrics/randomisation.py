@@ -20,7 +20,6 @@ reliability layer.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import entropy
 
 from xaibench.metrics.registry import declare_metric
 
@@ -41,6 +40,7 @@ declare_metric("random_logit", higher_is_better=False,
 def discrete_entropy(maps: np.ndarray, n_bins: int = 100) -> np.ndarray:
     """Per map [N, ...], the Shannon entropy (nats) of the histogram of its values in
     ``n_bins`` equal-width bins over the map's own range (np.histogram): 0 for a constant map."""
+    from scipy.stats import entropy  # lazy: ~0.5 s at import, which every stage paid
     return np.array([entropy(np.histogram(np.ravel(m), bins=n_bins)[0]) for m in maps], np.float64)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.stats import kendalltau
 
 # the package, not its registry module: importing it declares every metric
 from xaibench.metrics import METRIC_INFO, metric_info
@@ -73,6 +72,7 @@ def metric_agreement(means_by_metric: dict[str, dict[str, float]],
     (``{"IAUC|DAUC": tau}``), over the methods both metrics score (a method left out of a
     check, ``randomisation.exclude``, has none of its scores); each metric is oriented so
     that better = larger first. NaN where fewer than two methods are shared."""
+    from scipy.stats import kendalltau  # lazy: ~0.5 s at import, which every stage paid
     names = sorted(means_by_metric)
     oriented = {k: {m: (v if higher_is_better[k] else -v) for m, v in means_by_metric[k].items()} for k in names}
     out = {}
@@ -386,6 +386,7 @@ def _pairs_kept(means_by_seed: dict, methods: list[str]) -> float | None:
 def _seed_taus(means_by_seed: dict, higher: bool) -> dict:
     """Kendall's τ between the method orders of every pair of seeds (``"0|1"``), with their
     mean and min (None where undefined: a metric that ties every method)."""
+    from scipy.stats import kendalltau  # lazy: ~0.5 s at import, which every stage paid
     seeds = list(means_by_seed)
     methods = sorted(set.intersection(*(set(v) for v in means_by_seed.values())))
     pairs = {}
