@@ -326,3 +326,14 @@ def test_agreement_is_over_the_methods_both_metrics_score():
 
     means = {"IAUC": {"a": 0.9, "b": 0.5, "c": 0.1, "d": 0.7}, "eMPRT": {"a": 3.0, "b": 2.0, "c": 1.0}}
     assert metric_agreement(means, {"IAUC": True, "eMPRT": True}) == {"IAUC|eMPRT": pytest.approx(1.0)}
+
+
+def test_model_above_chance_by_the_wilson_interval():
+    from xaibench.metrics.reliability import model_above_chance
+
+    coin = model_above_chance(133, 240, 2)           # 0.554: Wilson 95 % [0.491, 0.616] reaches 0.5
+    assert coin["at_chance"] and coin["interval"][0] == pytest.approx(0.4909, abs=1e-3)
+    learned = model_above_chance(138, 144, 2)        # 0.958: far above
+    assert not learned["at_chance"] and learned["interval"][0] > 0.9
+    assert model_above_chance(30, 100, 5)["at_chance"] is False   # 0.30 of five classes: lower end 0.22 > 0.2
+    assert model_above_chance(24, 100, 5)["at_chance"] is True

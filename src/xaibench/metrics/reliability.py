@@ -237,6 +237,27 @@ def uninformative_reasons(metric: str, per_method: dict[str, np.ndarray], interv
 NO_ROOM = ("at bound", "one value")     # the reasons that leave a metric no order to give (not in the ranking)
 
 
+def model_above_chance(correct: int, n: int, n_classes: int, level: float = 0.95) -> dict:
+    """Whether a classifier has learned anything its maps could show: the Wilson score
+    interval of its test accuracy (``correct`` of ``n``, two-sided ``level``),
+
+        (p̂ + z²/2n ± z √(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n),   p̂ = correct / n,
+
+    against chance, 1 / ``n_classes`` (a balanced test split). ``at_chance`` when the interval's
+    lower end does not clear chance: every map of such a model explains noise, whatever the
+    metric says of it (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it over the normal
+    interval for small n)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    p = correct / n
+    centre, spread = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+    chance = 1 / n_classes
+    return {"test_accuracy": round(p, 6), "n_test": int(n), "chance": round(chance, 6), "level": level,
+            "interval": [round(float(low), 6), round(float(high), 6)], "at_chance": bool(low <= chance)}
+
+
 def fmt_bound(value: float) -> str:
     return f"{value:g}"
 

@@ -29,6 +29,7 @@ from xaibench.explain import METHODS
 from xaibench.explain.gad import gad_map, intersected_alphas
 from xaibench.figures import gad_hulls_figure, hull_areas_figure
 from xaibench.metrics.complexity import gad_hulls, relative_complexity, relative_sensitivity, supplementary_mask
+from xaibench.metrics.reliability import model_above_chance
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
 from xaibench.models.torchvision_models import architecture_options
 from xaibench.schema import ParamsError, Strict, params_hash
@@ -373,6 +374,8 @@ def reliability(cell: str, gad, params, cfg, run) -> tuple[list, dict, dict]:
     pixels, labels, ids = load_pixels(dataset, "test", gad.image_size)
     position = {str(i): k for k, i in enumerate(ids)}
     model = load_model(original_path(arch, dataset))
+    correct = int((predict_proba(model, pixels).argmax(-1) == labels).sum())
+    learned = model_above_chance(correct, len(labels), len(DATASETS[dataset].classes), cfg.level)
     maps, picked, targets = {}, None, None
     for method in gad.attribute.methods:
         frame = read_attributions(attribution_path("data/attributions/gad", cell, arch, method))
@@ -392,7 +395,8 @@ def reliability(cell: str, gad, params, cfg, run) -> tuple[list, dict, dict]:
                   for m in [*gad.attribute.methods, *cfg.controls]}
     section, curves, _ = randomisation(model, explainers, cfg.randomisation.steps, cfg.randomisation.fail_threshold,
                                     seed, excluded=excluded_methods(cfg, "gad", explainers))
-    return rows, {"localisation": localisation_section, "randomisation": section}, {"randomisation": curves}
+    return (rows, {"model": learned, "localisation": localisation_section, "randomisation": section},
+            {"randomisation": curves})
 
 
 KIND = register_study_kind(StudyKind(

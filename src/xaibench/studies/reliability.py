@@ -331,7 +331,7 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
     return rows, sections, {"randomisation": curves}
 
 
-REPORT_SECTIONS = ("localisation", "randomisation", "controls", "uninformative", "intervals", "agreement", "ranking",
+REPORT_SECTIONS = ("model", "localisation", "randomisation", "controls", "uninformative", "intervals", "agreement", "ranking",
                    "fills", "saturation")
 
 
@@ -366,6 +366,13 @@ def cell_report(kind, name: str, cell: str, study, params, cfg, run) -> tuple[di
     run.log_metrics({f"rank_stability.{prefix}{metric}.{method}": share
                      for metric, shares in report["intervals"]["rank_stability"].items()
                      for method, share in shares.items()})
+    model = sections.get("model")
+    if model and model["at_chance"]:     # nothing learned: every metric of the cell is moot
+        reason = (f"model at chance: test accuracy {model['test_accuracy']:.3f} on {model['n_test']} images, "
+                  f"{model['level']:.0%} interval [{model['interval'][0]:.3f}, {model['interval'][1]:.3f}] reaches chance "
+                  f"{model['chance']:.3f}: its maps explain no learned cue")
+        for metric in report["intervals"]["by_metric"]:
+            report["uninformative"].setdefault(metric, []).append(reason)
     merged = {**report, **sections}
     return ({**{k: merged[k] for k in ("n_images", "n_resamples", "level", "direction")},
              **{k: merged[k] for k in REPORT_SECTIONS if k in merged}}, plots)
