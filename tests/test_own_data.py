@@ -6,8 +6,8 @@ module twice: DeepLIFT crashed on it before the graph rewrite) saved to a tempor
 checkpoint and loaded by path, fine-tuned for one epoch: the saliency study's every
 method, metric and reliability output through ``dvc repro``, beside a tiny cats-vs-dogs
 twin study and a timm ViT study with random weights (``mine_vit``). Both
-stream their images in chunks of 3. Then ``attribute`` and ``evaluate`` of both studies
-(and the reliability checks, whose randomisation cascade runs its steps on the workers)
+stream their images in chunks of 3. Then ``attribute`` and ``evaluate`` of the folder study
+(and its reliability checks, whose randomisation cascade runs its steps on the workers)
 rerun on a local Ray of two CPU workers: the same Parquet maps (runtimes aside) and
 byte-identical metrics.
 """
@@ -142,7 +142,7 @@ def test_a_vision_transformer_by_params_alone_gets_every_applicable_method_metri
 
 def stored_maps(work: Path) -> dict:
     frames = {}
-    for path in sorted(p for study in ("catsdogs", "mine") for p in (work / "data/attributions" / study).rglob("*.parquet")):
+    for path in sorted((work / "data/attributions/mine").rglob("*.parquet")):
         frames[str(path.relative_to(work))] = pd.read_parquet(path).drop(columns="runtime_ms")
     return frames
 
@@ -151,19 +151,21 @@ def stored_maps(work: Path) -> dict:
 def test_ray_backend_gives_the_same_maps_and_metrics(own_project):
     work, env, _ = own_project
     local_maps = stored_maps(work)
-    local_metrics = {name: (work / name).read_bytes() for name in OUTPUTS}
+    local_metrics = {name: (work / name).read_bytes() for name in OUTPUTS if "mine" in name}
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["compute"].update(backend="ray", workers=2)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stages = [f"{stage}@{study}" for study in ("catsdogs", "mine") for stage in ("attribute", "evaluate", "reliability")]
+    # the folder study only: the cats-vs-dogs twin runs the same kind's code on Ray (each
+    # stage starts its own local Ray: six of them took 13 of this suite's 29 minutes)
+    stages = [f"{stage}@mine" for stage in ("attribute", "evaluate", "reliability")]
     log = dvc(work, "repro", "--force", "--single-item", *stages, env=env)
-    assert log.count("starting a local Ray with 2 workers") == 6
+    assert log.count("starting a local Ray with 2 workers") == 3
     ray_maps = stored_maps(work)
-    assert set(ray_maps) == set(local_maps) and len(ray_maps) == 12
+    assert set(ray_maps) == set(local_maps) and len(ray_maps) == 6
     for path, frame in local_maps.items():
         pd.testing.assert_frame_equal(ray_maps[path], frame, check_exact=True)
-    for name in OUTPUTS:
-        assert (work / name).read_bytes() == local_metrics[name], name
+    for name, before in local_metrics.items():
+        assert (work / name).read_bytes() == before, name
 
 
 @pytest.mark.slow
