@@ -11,6 +11,7 @@ resample's mean.
 from __future__ import annotations
 
 import warnings
+from statistics import NormalDist
 
 import numpy as np
 
@@ -247,8 +248,6 @@ def model_above_chance(correct: int, n: int, n_classes: int, level: float = 0.95
     lower end does not clear chance: every map of such a model explains noise, whatever the
     metric says of it (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it over the normal
     interval for small n)."""
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     p = correct / n
     centre, spread = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
