@@ -33,7 +33,7 @@ def keep_freed_memory() -> bool:
     kernel: every activation tensor of a forward pass (a batch of 32 images of 64 px through
     a 16-channel conv is 8 MB) otherwise comes from a fresh ``mmap`` whose pages fault in
     one by one, which costs as much as the convolution itself on this machine (the plain-layout
-    CNN pass 1.3-1.5x faster with it: benchmarks/bench_channels_last.py). Large blocks from the
+    CNN pass 1.5x faster with it: benchmarks/bench_channels_last.py). Large blocks from the
     heap (up to 32 MB, glibc's cap), no trimming below 1 GB. False where the C library is not glibc."""
     name = ctypes.util.find_library("c")
     try:
