@@ -24,9 +24,14 @@ report: $(VENV)/.installed
 	$(PY) stages/report.py $(if $(BASE),--base $(BASE))
 
 # Two workers (pytest-xdist), one test file each at a time: the whole-DAG test runs on one
-# while the rest of the suite runs on the other.
+# while the rest of the suite runs on the other. --no-loadscope-reorder keeps the order of
+# tests/conftest.py (the slow files first); xdist's default sends the files with the most
+# tests first, which started the 15-minute DAG test after the short files had run.
+# One thread per worker: two processes of two torch threads each on two cores ran a ResNet18
+# step 4.4x slower than one alone, where one thread each costs 1.7x (benchmarks/bench_oversubscription.py).
+# The tests compare runs with each other, never with the committed metrics (made with 2 threads).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	XAIBENCH_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 venv: $(VENV)/.installed
 

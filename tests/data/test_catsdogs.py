@@ -73,3 +73,19 @@ def test_real_download_path_reads_the_twin_archive_from_loopback(file_server, tw
                               preprocess=SimpleNamespace(image_size=32, val_fraction=0.25, test_fraction=0.25))
     report = DATASETS["catsdogs"].prepare(tmp_path / "raw", tmp_path / "prep", dataset, 0)
     assert report["images_skipped"] == 3 and report["images_kept"] == 12 and not report["has_masks"]
+
+
+def test_catsdogs_clear_is_catsdogs_with_twin_settings_of_its_own():
+    """GAD's cats-vs-dogs (``catsdogs_clear``): the same real archive, generator and loader;
+    in the default params only its twin's evidence differs (clearer ears, fewer leaves)."""
+    from xaibench.data import DATASETS
+    from xaibench.params import load_params
+
+    graded, clear = DATASETS["catsdogs"], DATASETS["catsdogs_clear"]
+    assert (clear.url, clear.archive_name, clear.classes) == (graded.url, graded.archive_name, graded.classes)
+    assert clear.generate_synthetic is graded.generate_synthetic and clear.prepare is graded.prepare
+    params = load_params()
+    graded_twin, clear_twin = params.datasets["catsdogs"].synthetic, params.datasets["catsdogs_clear"].synthetic
+    assert clear_twin["ear_contrast"][0] > graded_twin["ear_contrast"][0]
+    assert clear_twin["occlusion"] < graded_twin["occlusion"]
+    assert "catsdogs_clear" in params.gad.datasets

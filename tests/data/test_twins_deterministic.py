@@ -19,7 +19,11 @@ def files(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+# one dataset per generator (catsdogs_clear is catsdogs's generator under other params)
+GENERATORS = sorted({spec.generate_synthetic: name for name, spec in sorted(DATASETS.items(), reverse=True)}.values())
+
+
+@pytest.mark.parametrize("name", GENERATORS)
 def test_twin_is_byte_identical_when_generated_again(tmp_path, name):
     spec = DATASETS[name]
     params = spec.synthetic_params.model_validate(TINY[name])
