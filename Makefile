@@ -39,12 +39,14 @@ venv: $(VENV)/.installed
 # serve its LLM and CLIP patches; xaibench uses its rules, which need torch and transformers (locked).
 # grad-cam (a test-only reference: its ROAD, drop/increase in confidence) likewise: it asks for
 # opencv-python-headless beside the locked opencv-python; its other needs (ttach, scipy) are locked.
+# --no-compile: pip would byte-compile all 23,800 .py files of the environment (96 s on this
+# machine); Python compiles the few thousand a stage imports on first use and caches them.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps lxt==2.1 grad-cam==1.5.7
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-compile --upgrade pip
+	$(PY) -m pip install -q --no-compile -r requirements.lock
+	$(PY) -m pip install -q --no-compile --no-deps lxt==2.1 grad-cam==1.5.7
+	$(PY) -m pip install -q --no-compile --no-deps -e .
 	touch $@
 
 clean-venv:
