@@ -2,12 +2,15 @@
 explain test images -> data/attributions/<study>/ (a grid's: data/attributions/<study>/<cell>/)."""
 
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import atomic_outputs
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_cell, study_kind
 from xaibench.studies.kind import attribution_dir
-from xaibench.tracking import stage_run
 
 
 def main(name: str, cell: str | None = None) -> None:

@@ -1,11 +1,14 @@
 """DVC stage `download@<dataset>`: real archive (verified, resumable) or synthetic twin -> data/raw/<dataset>."""
 
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.data.download import ChecksumError, UnpinnedChecksumError
 from xaibench.data.sources import materialize
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
-from xaibench.tracking import stage_run
 
 
 def main(name: str) -> None:

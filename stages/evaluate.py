@@ -3,12 +3,15 @@ metrics/<study>.json (+ curves, figures); wall-clock runtimes per explanation ->
 metrics/<study>_runtime.json."""
 
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import atomic_outputs, write_json
 from xaibench.metrics.runtime import mlflow_runtime_metrics, runtime_report
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind, study_source
-from xaibench.tracking import stage_run
 
 
 def main(name: str) -> None:

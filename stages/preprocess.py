@@ -1,6 +1,10 @@
 """DVC stage `preprocess@<dataset>`: decode (skip corrupt), resize, split -> data/prepared/<dataset>;
 cue masks and swapped-cue renderings of the test split -> data/cues/<dataset>."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 import logging
 
 import numpy as np
@@ -10,7 +14,6 @@ from xaibench.data import dataset_spec
 from xaibench.data.images import load_split, save_cues
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
-from xaibench.tracking import stage_run
 
 log = logging.getLogger("xaibench.preprocess")
 

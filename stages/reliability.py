@@ -7,13 +7,16 @@ metrics/plots/reliability/<study>/. What is checked is the study kind's ``reliab
 (:mod:`xaibench.studies.kind`), merged with the intervals by
 :func:`xaibench.studies.reliability.cell_report`."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import atomic_outputs, write_json
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind, study_source
 from xaibench.studies.common import write_csv
 from xaibench.studies.reliability import cell_report
-from xaibench.tracking import stage_run
 
 
 def main(name: str) -> None:

@@ -7,13 +7,16 @@ logged to MLflow as an artifact of the report run.
 ``--base`` (default: params ``report.base``) compares every value with the metrics JSON
 files at that git revision; ``make report BASE=<rev>`` calls this."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 import argparse
 import logging
 
 from xaibench.params import ParamsError, load_params
 from xaibench.report.build import build_report
 from xaibench.stage_setup import fail
-from xaibench.tracking import stage_run
 
 
 def main() -> None:

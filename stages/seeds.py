@@ -6,6 +6,10 @@ beside the image-bootstrap interval, the share of seeds in which each method kee
 and Kendall's τ between seeds (:func:`xaibench.metrics.reliability.seed_stability`). A study
 not in ``reliability.seeds.studies`` gets a file that says so."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import write_json
 from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import seed_stability
@@ -13,7 +17,6 @@ from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind
 from xaibench.studies.seeds import retrained_scores
-from xaibench.tracking import stage_run
 
 
 def main(name: str) -> None:

@@ -2,12 +2,15 @@
 support <alpha>``), run between train and attribute once per value of a params list ->
 metrics/<study>/<step>/<argument><value>.json (and whatever models the step fits)."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import write_json
 from xaibench.params import load_params
 from xaibench.schema import ParamsError
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_kind, study_source
-from xaibench.tracking import stage_run
 
 
 def main(name: str, step: str, value: str) -> None:

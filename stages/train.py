@@ -2,13 +2,16 @@
 the model of the study or of one of its cells -> data/models/... + metrics/<study>_model.json
 (a grid's: metrics/<study>/<cell>_model.json)."""
 
+from xaibench.tracking import stage_run, start_worker
+
+start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
+
 from xaibench.atomic import write_json
 from xaibench.params import load_params
 from xaibench.stage_setup import run_stage, setup_stage
 from xaibench.studies import study_cell, study_kind
 from xaibench.studies.classification import model_sections
 from xaibench.studies.kind import model_json
-from xaibench.tracking import stage_run
 
 
 def main(name: str, cell: str | None = None) -> None:

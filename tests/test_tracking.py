@@ -1,5 +1,8 @@
 """MLflow helpers: flattening, and switching tracking off."""
 
+import os
+import time
+
 from xaibench.tracking import defined_metrics, flatten, stage_run
 
 
@@ -60,9 +63,37 @@ def test_a_name_mlflow_refuses_is_made_one_it_takes():
 
 def test_a_relative_sqlite_store_is_pinned_to_the_starting_directory(tmp_path, monkeypatch):
     """A stage that works in a scratch directory a while (seeds@) still writes to the project's store."""
-    from xaibench.tracking import _BackgroundRun
+    from xaibench.tracking import absolute_uri
 
     monkeypatch.chdir(tmp_path)
-    assert _BackgroundRun.absolute_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert _BackgroundRun.absolute_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
-    assert _BackgroundRun.absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert absolute_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert absolute_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert absolute_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_a_stage_that_dies_before_closing_leaves_its_run_failed(tmp_path):
+    """The worker process sees the pipe close without a status and marks the run FAILED;
+    a run started by start_worker() before the stage's imports is the one stage_run uses."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = ("import os\n"
+              "from xaibench.tracking import stage_run, start_worker\n"
+              "start_worker()\n"
+              "with stage_run('study', 'train', {}, 'synthetic') as run:\n"
+              "    run.log_metrics({'loss': 0.5}, step=1)\n"
+              "    os._exit(3)\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XAIBENCH_MLFLOW": "1"}
+    assert subprocess.run([os.path.abspath(sys.executable), "-c", script], env=env, cwd=tmp_path, timeout=120).returncode == 3
+    client = MlflowClient(tracking_uri=uri)
+    for _ in range(100):   # the orphaned worker finishes on its own
+        runs = client.search_runs([client.get_experiment_by_name("study").experiment_id]) \
+            if client.get_experiment_by_name("study") else []
+        if runs and runs[0].info.status != "RUNNING":
+            break
+        time.sleep(0.2)
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert [m.value for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [0.5]

@@ -8,16 +8,17 @@ on it).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
 import subprocess
-import threading
+import sys
 import time
 from contextlib import contextmanager
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("xaibench.tracking")   # the worker runs as __main__
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
@@ -74,122 +75,181 @@ class _NoRun:
         pass
 
 
-class _BackgroundRun:
-    """An MLflow run opened by a background thread.
+def absolute_uri(uri: str) -> str:
+    """A relative ``sqlite:///<path>`` made absolute against the directory the stage starts
+    in, so that a stage that works in another directory a while (``seeds@``) still writes to
+    the project's store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not os.path.isabs(uri[len(prefix):]):
+        return prefix + os.path.abspath(uri[len(prefix):])
+    return uri
 
-    Importing MLflow and opening its sqlite store costs ~3 s of start-up per stage; the
-    thread does it while the stage loads data and trains (torch releases the GIL), so a
-    short stage does not wait for it. Metrics and artifacts logged before the run is open
-    are queued and sent once it is; ``close`` waits for the thread, flushes, and marks the
-    run FINISHED or FAILED. A tracking failure is logged and never fails the stage: the
-    pipeline's outputs do not depend on it.
+
+def tracking_on() -> bool:
+    return os.environ.get("XAIBENCH_MLFLOW", "1") != "0"
+
+
+_started: subprocess.Popen | None = None   # this process's worker, started by start_worker()
+_PYTHON = os.path.abspath(sys.executable)    # at import: a stage may change directory later (seeds@)
+
+
+def start_worker() -> None:
+    """Start this process's MLflow worker now, before the stage imports torch.
+
+    Importing MLflow and opening its sqlite store cost ~3 s of Python. In a thread of the
+    stage they took the GIL turn about with the stage's own imports, so a short stage
+    (a download, a preprocess) waited for them: 9.5 s with tracking against 5.9 s without.
+    In a process of its own, started first, MLflow loads on the other core while torch
+    loads on this one. A stage script calls this before its other imports; a process that
+    does not (a test, a notebook) gets its worker when :func:`stage_run` opens.
+    """
+    global _started
+    if tracking_on() and _started is None:
+        _started = _spawn_worker()
+
+
+def _spawn_worker() -> subprocess.Popen | None:
+    uri = absolute_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+    try:
+        return subprocess.Popen([_PYTHON, "-m", "xaibench.tracking", uri], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, text=True)
+    except OSError as error:
+        log.warning("MLflow tracking could not start (%s); the stage goes on untracked.", error)
+        return None
+
+
+class _WorkerRun:
+    """An MLflow run kept by a worker process (``python -m xaibench.tracking <uri>``).
+
+    The stage sends it one JSON line per call (open, metrics, tag, artifact, close) and goes
+    on; what it logs before MLflow is loaded waits in the pipe. ``close`` sends the status
+    and waits for the worker. The run's start and end times are the stage's own, taken
+    here. A stage that dies before closing leaves its run FAILED (the worker sees the pipe
+    close). A tracking failure is logged and never fails the stage: the pipeline's outputs
+    do not depend on it.
     """
 
-    def __init__(self, study: str, stage: str, params: dict, tags: dict):
-        self._lock = threading.Lock()
+    def __init__(self, study: str, stage: str, params: dict, tags: dict, worker: subprocess.Popen | None):
+        self._worker = worker
         self._undefined: set[str] = set()
-        self._pending: list[tuple[str, object]] = []
-        self._client = None
-        self._run_id = None
-        self._uri = self.absolute_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
-        self._thread = threading.Thread(target=self._open, args=(study, stage, params, tags), daemon=True)
-        self._thread.start()
+        self._send({"op": "open", "study": study, "stage": stage, "start_ms": _now_ms(), "tags": tags,
+                    "params": {k: str(v)[:500] for k, v in flatten(params).items()}})
 
-    @staticmethod
-    def absolute_uri(uri: str) -> str:
-        """A relative ``sqlite:///<path>`` made absolute against the directory the stage
-        starts in, so that a stage that works in another directory a while (``seeds@``)
-        still writes to the project's store."""
-        prefix = "sqlite:///"
-        if uri.startswith(prefix) and not os.path.isabs(uri[len(prefix):]):
-            return prefix + os.path.abspath(uri[len(prefix):])
-        return uri
-
-    def _open(self, study, stage, params, tags):
+    def _send(self, message: dict) -> None:
+        if self._worker is None:
+            return
         try:
-            from mlflow import MlflowClient  # lazy: MLflow
-            from mlflow.entities import Param
-
-            client = MlflowClient(tracking_uri=self._uri)
-            experiment = client.get_experiment_by_name(study)
-            experiment_id = experiment.experiment_id if experiment else client.create_experiment(study)
-            from mlflow.tracking.context.registry import resolve_tags  # lazy: MLflow
-
-            run_id = client.create_run(experiment_id, run_name=stage, tags=resolve_tags(tags)).info.run_id
-            flat = [Param(k, str(v)[:500]) for k, v in flatten(params).items()]
-            for start in range(0, len(flat), 100):
-                client.log_batch(run_id, params=flat[start:start + 100])
-            with self._lock:
-                self._client, self._run_id = client, run_id
-                for kind, payload in self._pending:
-                    self._send(kind, payload)
-                self._pending.clear()
-        except Exception as error:  # tracking must never cost the stage its outputs
-            log.warning("MLflow tracking failed (%s); the stage goes on untracked. "
-                        "Set XAIBENCH_MLFLOW=0 to switch tracking off.", error)
-
-    def _send(self, kind, payload):
-        if kind == "metrics":
-            from mlflow.entities import Metric  # lazy: MLflow
-
-            metrics, step, timestamp = payload
-            self._client.log_batch(self._run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()])
-        elif kind == "tag":
-            self._client.set_tag(self._run_id, *payload)
-        elif kind == "artifacts":
-            folder, artifact_path = payload
-            self._client.log_artifacts(self._run_id, folder, artifact_path)
-        else:
-            self._client.log_artifact(self._run_id, payload)
-
-    def _submit(self, kind, payload):
-        with self._lock:
-            if self._client is None:
-                self._pending.append((kind, payload))
-                return
-            try:
-                self._send(kind, payload)
-            except Exception as error:
-                log.warning("MLflow logging failed: %s", error)
+            self._worker.stdin.write(json.dumps(message) + "\n")
+            self._worker.stdin.flush()
+        except (OSError, ValueError) as error:   # the worker is gone: say so once, go on untracked
+            log.warning("MLflow tracking stopped (%s); the stage goes on untracked.", error)
+            self._worker = None
 
     def log_metrics(self, metrics: dict, step: int | None = None):
         """Log the defined numbers of ``metrics``; an undefined one (null, NaN, ±inf) is not
         a number MLflow can hold: its name goes to the run's tag ``undefined_metrics``."""
         clean, undefined = defined_metrics(metrics)
-        self._submit("metrics", (clean, step or 0, int(time.time() * 1000)))
+        self._send({"op": "metrics", "metrics": clean, "step": step or 0, "timestamp": _now_ms()})
         if undefined:
             self._undefined.update(undefined)
-            self._submit("tag", ("undefined_metrics", ", ".join(sorted(self._undefined))[:5000]))
+            self._send({"op": "tag", "key": "undefined_metrics",
+                        "value": ", ".join(sorted(self._undefined))[:5000]})
 
     def log_artifact(self, path):
-        self._submit("artifact", str(path))
+        self._send({"op": "artifact", "path": os.path.abspath(path)})
 
     def log_artifacts(self, folder, artifact_path=None):
         """Every file under ``folder`` (kept as a tree), under ``artifact_path`` in the run."""
-        self._submit("artifacts", (str(folder), artifact_path))
+        self._send({"op": "artifacts", "path": os.path.abspath(folder), "artifact_path": artifact_path})
 
     def close(self, status: str) -> None:
-        self._thread.join()
-        with self._lock:
-            if self._client is not None:
-                try:
-                    self._client.set_terminated(self._run_id, status)
-                except Exception as error:
-                    log.warning("MLflow could not close the run: %s", error)
+        self._send({"op": "close", "status": status, "end_ms": _now_ms()})
+        if self._worker is None:
+            return
+        try:
+            self._worker.stdin.close()
+            self._worker.wait(timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log.warning("MLflow worker did not finish (%s); its run may stay open.", error)
+            self._worker.kill()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def serve(uri: str, lines) -> None:
+    """The worker: open an MLflow client on ``uri`` and carry out each JSON line of
+    ``lines`` (see :class:`_WorkerRun`). A failure is logged; what follows it is read and
+    dropped, so that the stage never blocks on a full pipe."""
+    client, run_id, closed = None, None, False
+    try:
+        from mlflow import MlflowClient  # lazy: MLflow, in the worker only
+        from mlflow.entities import Metric, Param
+        from mlflow.tracking.context.registry import resolve_tags
+
+        client = MlflowClient(tracking_uri=uri)
+    except Exception as error:
+        log.warning("MLflow tracking failed (%s); the stage goes on untracked. "
+                    "Set XAIBENCH_MLFLOW=0 to switch tracking off.", error)
+    for line in lines:
+        message = json.loads(line)
+        op = message["op"]
+        if client is None:
+            if op == "close":
+                break
+            continue
+        try:
+            if op == "open":
+                experiment = client.get_experiment_by_name(message["study"])
+                experiment_id = experiment.experiment_id if experiment else client.create_experiment(message["study"])
+                run_id = client.create_run(experiment_id, start_time=message["start_ms"], run_name=message["stage"],
+                                           tags=resolve_tags(message["tags"])).info.run_id
+                flat = [Param(k, v) for k, v in message["params"].items()]
+                for start in range(0, len(flat), 100):
+                    client.log_batch(run_id, params=flat[start:start + 100])
+            elif op == "metrics":
+                client.log_batch(run_id, metrics=[Metric(k, v, message["timestamp"], message["step"])
+                                                  for k, v in message["metrics"].items()])
+            elif op == "tag":
+                client.set_tag(run_id, message["key"], message["value"])
+            elif op == "artifact":
+                client.log_artifact(run_id, message["path"])
+            elif op == "artifacts":
+                client.log_artifacts(run_id, message["path"], message["artifact_path"])
+            elif op == "close":
+                client.set_terminated(run_id, message["status"], end_time=message["end_ms"])
+                closed = True
+                break   # not waiting for the pipe to close: a child the stage forked may hold it
+        except Exception as error:  # tracking must never cost the stage its outputs
+            log.warning("MLflow logging failed (%s): %s", op, error)
+            if op == "open":
+                client = None
+    if client is not None and run_id is not None and not closed:
+        client.set_terminated(run_id, "FAILED")   # the stage ended without closing its run
 
 
 @contextmanager
 def stage_run(study: str, stage: str, params: dict, source: str):
     """Open an MLflow run for one stage execution; yields an object with
     ``log_metrics(dict, step=None)``, ``log_artifact(path)`` and ``log_artifacts(folder)``."""
-    if os.environ.get("XAIBENCH_MLFLOW", "1") == "0":
+    global _started
+    if not tracking_on():
         yield _NoRun()
         return
-    run = _BackgroundRun(study, stage, params,
-                         {"git_commit": git_commit(), "stage": stage, "data_source": source, "study": study})
+    worker, _started = (_started or _spawn_worker()), None
+    tags = {"git_commit": git_commit(), "stage": stage, "data_source": source, "study": study,
+            "mlflow.source.name": sys.argv[0] or "<python>"}   # the stage script, not the worker's
+    run = _WorkerRun(study, stage, params, tags, worker)
     try:
         yield run
     except BaseException:
         run.close("FAILED")
         raise
     run.close("FINISHED")
+
+
+if __name__ == "__main__":   # the worker of a stage's run (see start_worker)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    serve(sys.argv[1], sys.stdin)
