@@ -1,4 +1,4 @@
-"""MLflow helpers: flattening, and switching tracking off."""
+"""MLflow helpers: flattening, switching tracking off, the worker process of a stage's run."""
 
 import os
 import time
@@ -87,11 +87,13 @@ def test_a_stage_that_dies_before_closing_leaves_its_run_failed(tmp_path):
               "    run.log_metrics({'loss': 0.5}, step=1)\n"
               "    os._exit(3)\n")
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XAIBENCH_MLFLOW": "1"}
-    assert subprocess.run([os.path.abspath(sys.executable), "-c", script], env=env, cwd=tmp_path, timeout=120).returncode == 3
+    died = subprocess.run([os.path.abspath(sys.executable), "-c", script], env=env, cwd=tmp_path, timeout=120)
+    assert died.returncode == 3
     client = MlflowClient(tracking_uri=uri)
+    runs = []
     for _ in range(100):   # the orphaned worker finishes on its own
-        runs = client.search_runs([client.get_experiment_by_name("study").experiment_id]) \
-            if client.get_experiment_by_name("study") else []
+        experiment = client.get_experiment_by_name("study")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
         if runs and runs[0].info.status != "RUNNING":
             break
         time.sleep(0.2)

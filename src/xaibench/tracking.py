@@ -182,7 +182,7 @@ def serve(uri: str, lines) -> None:
     """The worker: open an MLflow client on ``uri`` and carry out each JSON line of
     ``lines`` (see :class:`_WorkerRun`). A failure is logged; what follows it is read and
     dropped, so that the stage never blocks on a full pipe."""
-    client, run_id, closed = None, None, False
+    client, run_id = None, None
     try:
         from mlflow import MlflowClient  # lazy: MLflow, in the worker only
         from mlflow.entities import Metric, Param
@@ -219,13 +219,12 @@ def serve(uri: str, lines) -> None:
                 client.log_artifacts(run_id, message["path"], message["artifact_path"])
             elif op == "close":
                 client.set_terminated(run_id, message["status"], end_time=message["end_ms"])
-                closed = True
-                break   # not waiting for the pipe to close: a child the stage forked may hold it
+                return   # not waiting for the pipe to close: a child the stage forked may hold it
         except Exception as error:  # tracking must never cost the stage its outputs
             log.warning("MLflow logging failed (%s): %s", op, error)
             if op == "open":
                 client = None
-    if client is not None and run_id is not None and not closed:
+    if client is not None and run_id is not None:
         client.set_terminated(run_id, "FAILED")   # the stage ended without closing its run
 
 
