@@ -77,7 +77,7 @@ def test_a_stage_that_dies_before_closing_leaves_its_run_failed(tmp_path):
     import subprocess
     import sys
 
-    from mlflow import MlflowClient
+    from xaibench.tracking import open_client
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = ("import os\n"
@@ -89,7 +89,7 @@ def test_a_stage_that_dies_before_closing_leaves_its_run_failed(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XAIBENCH_MLFLOW": "1"}
     died = subprocess.run([os.path.abspath(sys.executable), "-c", script], env=env, cwd=tmp_path, timeout=120)
     assert died.returncode == 3
-    client = MlflowClient(tracking_uri=uri)
+    client = open_client(uri)   # under the store's lock: the orphaned worker may still be creating it
     runs = []
     for _ in range(100):   # the orphaned worker finishes on its own
         experiment = client.get_experiment_by_name("study")
@@ -99,3 +99,29 @@ def test_a_stage_that_dies_before_closing_leaves_its_run_failed(tmp_path):
         time.sleep(0.2)
     assert [r.info.status for r in runs] == ["FAILED"]
     assert [m.value for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [0.5]
+
+
+def test_workers_that_open_one_new_store_at_once_all_keep_their_runs(tmp_path):
+    """Four stages started together on a store not yet created: each worker creates the
+    tables under the store's lock or finds them made, none goes untracked (unlocked, the
+    losers failed on "table ... already exists")."""
+    import json
+    import subprocess
+    import sys
+
+    from xaibench.tracking import open_client
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    workers = [subprocess.Popen([sys.executable, "-m", "xaibench.tracking", uri], stdin=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for number, worker in enumerate(workers):
+        opened = {"op": "open", "study": "study", "stage": f"stage{number}", "start_ms": 1, "tags": {}, "params": {}}
+        closed = {"op": "close", "status": "FINISHED", "end_ms": 2}
+        worker.stdin.write(json.dumps(opened) + "\n" + json.dumps(closed) + "\n")
+        worker.stdin.close()
+    errors = [worker.stderr.read() for worker in workers]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0, 0]
+    assert not [e for e in errors if "failed" in e], errors
+    client = open_client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("study").experiment_id])
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [(f"stage{n}", "FINISHED") for n in range(4)]

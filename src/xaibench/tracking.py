@@ -178,17 +178,70 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@contextmanager
+def _store_lock(uri: str):
+    """An exclusive lock on the directory of a ``sqlite:///`` store (nothing for other URIs):
+    two stages that open a store not yet created would otherwise both create its tables, and
+    the second fails on "table ... already exists"."""
+    prefix = "sqlite:///"
+    try:
+        import fcntl
+    except ImportError:   # not POSIX: no lock
+        fcntl = None
+    if fcntl is None or not uri.startswith(prefix):
+        yield
+        return
+    folder = os.path.dirname(os.path.abspath(uri[len(prefix):]))
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)   # releases the lock
+
+
+def open_client(uri: str, attempts: int = 8, wait_s: float = 0.5):
+    """An ``MlflowClient`` on ``uri``; a sqlite store is created (or migrated) under
+    :func:`_store_lock`. A process that does not take the lock (``mlflow ui``, a notebook's
+    client) may be creating the same store: then opening fails until it is done, so a
+    sqlite store is tried ``attempts`` times, ``wait_s`` × attempt apart."""
+    from mlflow import MlflowClient
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with _store_lock(uri):
+                return MlflowClient(tracking_uri=uri)
+        except Exception:
+            if attempt == attempts or not uri.startswith("sqlite:"):
+                raise
+            time.sleep(wait_s * attempt)
+
+
+def _experiment_id(client, name: str) -> str:
+    """The id of experiment ``name``, created if missing; a stage that created it meanwhile
+    (two stages of one study started together) makes the creation fail: then it is read."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
 def serve(uri: str, lines) -> None:
     """The worker: open an MLflow client on ``uri`` and carry out each JSON line of
     ``lines`` (see :class:`_WorkerRun`). A failure is logged; what follows it is read and
     dropped, so that the stage never blocks on a full pipe."""
     client, run_id = None, None
     try:
-        from mlflow import MlflowClient  # lazy: MLflow, in the worker only
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param  # lazy: MLflow, in the worker only
         from mlflow.tracking.context.registry import resolve_tags
 
-        client = MlflowClient(tracking_uri=uri)
+        client = open_client(uri)
     except Exception as error:
         log.warning("MLflow tracking failed (%s); the stage goes on untracked. "
                     "Set XAIBENCH_MLFLOW=0 to switch tracking off.", error)
@@ -201,8 +254,7 @@ def serve(uri: str, lines) -> None:
             continue
         try:
             if op == "open":
-                experiment = client.get_experiment_by_name(message["study"])
-                experiment_id = experiment.experiment_id if experiment else client.create_experiment(message["study"])
+                experiment_id = _experiment_id(client, message["study"])
                 run_id = client.create_run(experiment_id, start_time=message["start_ms"], run_name=message["stage"],
                                            tags=resolve_tags(message["tags"])).info.run_id
                 flat = [Param(k, v) for k, v in message["params"].items()]
