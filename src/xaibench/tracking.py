@@ -8,6 +8,7 @@ on it).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -184,11 +185,7 @@ def _store_lock(uri: str):
     two stages that open a store not yet created would otherwise both create its tables, and
     the second fails on "table ... already exists"."""
     prefix = "sqlite:///"
-    try:
-        import fcntl
-    except ImportError:   # not POSIX: no lock
-        fcntl = None
-    if fcntl is None or not uri.startswith(prefix):
+    if not uri.startswith(prefix):
         yield
         return
     folder = os.path.dirname(os.path.abspath(uri[len(prefix):]))
@@ -205,12 +202,14 @@ def open_client(uri: str, attempts: int = 8, wait_s: float = 0.5):
     :func:`_store_lock`. A process that does not take the lock (``mlflow ui``, a notebook's
     client) may be creating the same store: then opening fails until it is done, so a
     sqlite store is tried ``attempts`` times, ``wait_s`` × attempt apart."""
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # lazy: MLflow, in the worker only
 
     for attempt in range(1, attempts + 1):
         try:
             with _store_lock(uri):
                 return MlflowClient(tracking_uri=uri)
+        except OSError:   # the store's folder is missing or unreadable: no retry mends it
+            raise
         except Exception:
             if attempt == attempts or not uri.startswith("sqlite:"):
                 raise
