@@ -76,13 +76,21 @@ class _NoRun:
         pass
 
 
+_SQLITE = "sqlite:///"
+
+
+def _sqlite_path(uri: str) -> str | None:
+    """The file path of a ``sqlite:///<path>`` store; None for any other URI."""
+    return uri[len(_SQLITE):] if uri.startswith(_SQLITE) else None
+
+
 def absolute_uri(uri: str) -> str:
     """A relative ``sqlite:///<path>`` made absolute against the directory the stage starts
     in, so that a stage that works in another directory a while (``seeds@``) still writes to
     the project's store."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not os.path.isabs(uri[len(prefix):]):
-        return prefix + os.path.abspath(uri[len(prefix):])
+    path = _sqlite_path(uri)
+    if path is not None and not os.path.isabs(path):
+        return _SQLITE + os.path.abspath(path)
     return uri
 
 
@@ -184,11 +192,11 @@ def _store_lock(uri: str):
     """An exclusive lock on the directory of a ``sqlite:///`` store (nothing for other URIs):
     two stages that open a store not yet created would otherwise both create its tables, and
     the second fails on "table ... already exists"."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
+    path = _sqlite_path(uri)
+    if path is None:
         yield
         return
-    folder = os.path.dirname(os.path.abspath(uri[len(prefix):]))
+    folder = os.path.dirname(os.path.abspath(path))
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -211,7 +219,7 @@ def open_client(uri: str, attempts: int = 8, wait_s: float = 0.5):
         except OSError:   # the store's folder is missing or unreadable: no retry mends it
             raise
         except Exception:
-            if attempt == attempts or not uri.startswith("sqlite:"):
+            if attempt == attempts or _sqlite_path(uri) is None:
                 raise
             time.sleep(wait_s * attempt)
 
