@@ -1,6 +1,7 @@
 """ROAD, SRG, IROF and infidelity: by hand, and against pytorch-grad-cam's ROAD, Quantus 0.6's
 IROF and captum's infidelity on the same model, maps and perturbations."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ from xaibench.explain.imputation import noisy_linear_imputation
 from xaibench.explain.removal import (infidelity_evidence, region_perturbation_curves, road_curves, road_removals,
                                       segment_order, streamed_target_scores)
 from xaibench.metrics.faithfulness import (EvidenceOptions, FaithfulnessEvidence, collect_evidence, infidelity,
-                                           iterative_removal_of_features, road_least_relevant_first,
+                                           iterative_removal_of_features, model_evidence, road_least_relevant_first,
                                            road_most_relevant_first, symmetric_relevance_gain)
 
 SIZE = 12
@@ -252,3 +253,28 @@ def test_collect_evidence_runs_every_optional_metric():
     for metric in (road_most_relevant_first, road_least_relevant_first, symmetric_relevance_gain,
                    iterative_removal_of_features, infidelity):
         assert metric(evidence).shape == (2,)
+
+
+def test_a_second_method_reuses_the_model_calls_no_map_enters_and_gets_the_same_evidence():
+    """Faithfulness correlation's subsets and infidelity's noises are drawn per image, not per
+    map: the second map's evidence from the first's ModelEvidence equals the evidence computed
+    alone, with 1 + R + R' fewer model inputs per image; other targets are not served."""
+    model = PixelLogits()
+    pixels = torch.rand(3, 3, SIZE, SIZE)
+    first, second = np.random.default_rng(1).random((2, 3, SIZE, SIZE))
+    targets = torch.tensor([1, 0, 1])
+    options = EvidenceOptions(road_fractions=(0.5,), infidelity_runs=5, correlation_runs=4, subset_size=5)
+    seen = []
+    counting = lambda x: seen.append(len(x)) or model(x)                 # noqa: E731
+    args = (4, 1.0, torch.zeros(3), 8, options)
+    shared = model_evidence(collect_evidence(model, pixels, first, targets, *args), targets.numpy())
+    alone = collect_evidence(counting, pixels, second, targets, *args)
+    calls_alone, seen[:] = sum(seen), []
+    reused = collect_evidence(counting, pixels, second, targets, *args, shared=shared)
+    for item in dataclasses.fields(FaithfulnessEvidence):
+        np.testing.assert_array_equal(getattr(reused, item.name), getattr(alone, item.name), err_msg=item.name)
+    # per image: the image twice (probability, logit), its 4 subsets and its 5 noises, run once instead of twice
+    assert calls_alone - sum(seen) == 3 * (2 + 4 + 5)
+    assert shared.rows(1, 3).serves(targets[1:], options)
+    assert not shared.serves(torch.tensor([1, 1, 1]), options)
+    assert not shared.serves(targets, EvidenceOptions(infidelity_runs=6, correlation_runs=4, subset_size=5))

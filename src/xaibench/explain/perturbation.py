@@ -436,19 +436,32 @@ def random_subsets(n_pixels: int, runs: int, size: int, rng) -> np.ndarray:
         np.zeros((0, size), np.int64)
 
 
-@torch.no_grad()
 def subset_removal_drops(model: ModelFn, pixels: torch.Tensor, maps: np.ndarray, targets, fill: torch.Tensor,
                          subsets: np.ndarray, full_scores: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The evidence of faithfulness correlation (Bhatt, Weller & Moura 2020): for image n
     and each of its R pixel subsets S (``subsets`` [N, R, k], flat indices into H·W), the
-    map's sum over S, ``Σ_{i∈S} a_i``, and the fall of the target's softmax probability when
-    the pixels of S (every channel) take ``fill`` [C], ``f(x) − f(x_{S←fill})``, with
-    ``full_scores`` [N] the target's probability on each image (``f(x)``). Returns (sums
-    [N, R], drops [N, R]); the R inputs of an image are run ``batch_size`` at a time.""" 
+    map's sum over S, ``Σ_{i∈S} a_i`` (:func:`subset_sums`), and the fall of the target's
+    softmax probability when the pixels of S (every channel) take ``fill`` [C],
+    ``f(x) − f(x_{S←fill})`` (:func:`subset_drops`), with ``full_scores`` [N] the target's
+    probability on each image (``f(x)``). Returns (sums [N, R], drops [N, R])."""
+    return subset_sums(maps, subsets), subset_drops(model, pixels, targets, fill, subsets, full_scores, batch_size)
+
+
+def subset_sums(maps: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """``Σ_{i∈S} a_i`` of each map [N, H, W] over each of its subsets [N, R, k]: [N, R]."""
+    n = len(maps)
+    flat = np.asarray(maps, np.float64).reshape(n, -1)
+    return flat[np.arange(n)[:, None, None], subsets].sum(-1)
+
+
+@torch.no_grad()
+def subset_drops(model: ModelFn, pixels: torch.Tensor, targets, fill: torch.Tensor, subsets: np.ndarray,
+                 full_scores: np.ndarray, batch_size: int) -> np.ndarray:
+    """``f(x) − f(x_{S←fill})`` of each image and subset: [N, R]. No map enters it, so the
+    methods of a study share it (:class:`xaibench.metrics.faithfulness.ModelEvidence`); the R
+    inputs of an image are run ``batch_size`` at a time."""
     n, c, h, w = pixels.shape
     runs = subsets.shape[1]
-    flat = np.asarray(maps, np.float64).reshape(n, -1)
-    sums = flat[np.arange(n)[:, None, None], subsets].sum(-1)
     drops = np.zeros((n, runs))
     targets = torch.as_tensor(targets).long()
     fill = fill.to(pixels.dtype).view(1, c, 1, 1)
@@ -462,4 +475,4 @@ def subset_removal_drops(model: ModelFn, pixels: torch.Tensor, maps: np.ndarray,
             probs = model(batch).softmax(-1)[:, targets[image]]
             full = torch.as_tensor(full_scores[image], dtype=probs.dtype, device=probs.device)  # exact: a float32
             drops[image, first:first + len(chunk)] = (full - probs).double().cpu().numpy()
-    return sums, drops
+    return drops

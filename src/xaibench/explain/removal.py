@@ -150,20 +150,39 @@ def infidelity_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets, 
                         image_indices: Iterable[int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The evidence of infidelity (Yeh et al. 2019): for R perturbations I ~ N(0, σ²) per
     pixel (:func:`noise_perturbations`), the map's prediction of their effect ``Iᵀa = Σ_{c,h,w} I_chw · a_hw`` (the
-    map, one value per pixel, applies to every channel) and the effect,
+    map, one value per pixel, applies to every channel; :func:`infidelity_dots`) and the effect,
     ``f(x) − f(x − I)``, f the target's *logit* (the softmax probability of a confident model
-    is 1.0 in float32 for most images: every drop would be 0): ([N, R], [N, R])."""
+    is 1.0 in float32 for most images: every drop would be 0; :func:`infidelity_drops`): ([N, R], [N, R])."""
+    image_indices = list(image_indices)
+    return (infidelity_dots(maps, pixels.shape[1:], runs, sigma, seed, image_indices),
+            infidelity_drops(model, pixels, targets, runs, sigma, seed, image_indices, batch_size))
+
+
+def infidelity_dots(maps: np.ndarray, shape, runs: int, sigma: float, seed: int,
+                    image_indices: Iterable[int]) -> np.ndarray:
+    """``Iᵀa`` of each map [N, H, W] and each of its image's R perturbations: [N, R]."""
+    n = len(maps)
+    if not runs or not n:
+        return np.zeros((n, runs))
+    return np.stack([(noise_perturbations(shape, runs, sigma, seed, index).double()
+                      * torch.from_numpy(np.asarray(maps[i], np.float64))).sum((1, 2, 3)).numpy()
+                     for i, index in zip(range(n), image_indices)])
+
+
+@torch.no_grad()
+def infidelity_drops(model, pixels: torch.Tensor, targets, runs: int, sigma: float, seed: int,
+                     image_indices: Iterable[int], batch_size: int) -> np.ndarray:
+    """``f(x) − f(x − I)`` (target logits) of each image and each of its R perturbations:
+    [N, R]. No map enters it, so the methods of a study share it
+    (:class:`xaibench.metrics.faithfulness.ModelEvidence`)."""
     n = len(pixels)
     if not runs or not n:
-        return np.zeros((n, runs)), np.zeros((n, runs))
+        return np.zeros((n, runs))
     targets = torch.as_tensor(targets).long()
     perturbations = [noise_perturbations(pixels.shape[1:], runs, sigma, seed, index)
                      for _, index in zip(range(n), image_indices)]
-    dots = np.stack([(p.double() * torch.from_numpy(np.asarray(maps[i], np.float64))).sum((1, 2, 3)).numpy()
-                     for i, p in enumerate(perturbations)])
     full = streamed_target_scores(model, ((pixels[i:i + 1], int(targets[i])) for i in range(n)), batch_size, "logit")
     scores = streamed_target_scores(
         model, ((pixels[i].unsqueeze(0) - p.to(pixels.device, pixels.dtype), int(targets[i]))
                 for i, p in enumerate(perturbations)), batch_size, "logit")
-    drops = np.concatenate(full)[:, None] - np.stack(scores)
-    return dots, drops
+    return np.concatenate(full)[:, None] - np.stack(scores)

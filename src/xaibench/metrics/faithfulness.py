@@ -35,8 +35,8 @@ import torch
 
 from xaibench.explain.lime_method import slic_segments
 from xaibench.explain.perturbation import (deletion_insertion_curves, fill_image, random_subsets, saliency_ranks,
-                                           step_boundaries, subset_removal_drops)
-from xaibench.explain.removal import infidelity_evidence, region_perturbation_curves, road_curves
+                                           step_boundaries, subset_drops, subset_sums)
+from xaibench.explain.removal import infidelity_dots, infidelity_drops, region_perturbation_curves, road_curves
 from xaibench.metrics.registry import METRICS, register_metric
 
 
@@ -82,6 +82,37 @@ class EvidenceOptions:
     region_fill: str = "image_mean"
     infidelity_runs: int = 0
     infidelity_sigma: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelEvidence:
+    """The part of the evidence that no map enters: the target's score on each image, the
+    fall of its probability when each random pixel subset takes the deletion fill
+    (faithfulness correlation) and the fall of its logit under each noise (infidelity). The
+    subsets and the noises are drawn per image from the study's seed, so every method of a
+    study would compute the same numbers from the same model calls: its evaluate stage runs
+    them once, for the first method (:func:`model_evidence`), and hands them to the others.
+    Each array's first axis is the images, in the order of ``targets`` [N]."""
+
+    targets: np.ndarray
+    full_scores: np.ndarray
+    subset_drops: np.ndarray
+    infidelity_drops: np.ndarray
+
+    def rows(self, start: int, stop: int) -> "ModelEvidence":
+        """The images ``start..stop`` (a chunk of the test split)."""
+        return ModelEvidence(*(getattr(self, f.name)[start:stop] for f in dataclasses.fields(self)))
+
+    def serves(self, targets: torch.Tensor, options: "EvidenceOptions") -> bool:
+        """Whether this evidence is that of these targets under these options (a method whose
+        maps explain other classes computes its own)."""
+        return (np.array_equal(self.targets, np.asarray(targets)) and self.subset_drops.shape[1:] == (
+            options.correlation_runs,) and self.infidelity_drops.shape[1:] == (options.infidelity_runs,))
+
+
+def model_evidence(evidence: "FaithfulnessEvidence", targets) -> ModelEvidence:
+    """The :class:`ModelEvidence` inside a method's evidence, to hand to the next method."""
+    return ModelEvidence(np.asarray(targets), evidence.full_scores, evidence.subset_drops, evidence.infidelity_drops)
 
 
 @torch.no_grad()
@@ -137,10 +168,13 @@ def explanation_map(image: torch.Tensor, saliency: np.ndarray) -> torch.Tensor:
 
 def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: torch.Tensor, steps: int,
                      blur_sigma: float, deletion_fill: torch.Tensor, batch_size: int = 128,
-                     options: EvidenceOptions = EvidenceOptions(), image_indices=None) -> FaithfulnessEvidence:
+                     options: EvidenceOptions = EvidenceOptions(), image_indices=None,
+                     shared: ModelEvidence | None = None) -> FaithfulnessEvidence:
     """Run every perturbation the metrics need: 2·(S+1)+2 model inputs per image, and what
     ``options`` asks for beyond (:class:`EvidenceOptions`): R subsets, 2F ROAD removals, K
-    superpixel replacements, R' noisy inputs.
+    superpixel replacements, R' noisy inputs. ``shared``: another method's
+    :class:`ModelEvidence` of the same images, whose model calls (the image, the R subsets,
+    the R' noises) are then not run again; the evidence is the same either way.
 
     pixels [N, 3, H, W] in [0, 1]; maps [N, H, W]; targets [N]; deletion_fill [3]
     (the colour deleted pixels take). The random draws of image k come from generators
@@ -160,8 +194,11 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
     runs, size, seed = options.correlation_runs, options.subset_size, options.seed
     subsets = np.stack([random_subsets(n_pixels, runs, size, np.random.default_rng([seed, int(i)]))
                         for i in indices]) if len(pixels) else np.zeros((0, runs, size), np.int64)
-    full_scores = _scores(model, pixels, targets, batch_size)
-    sums, drops = subset_removal_drops(model, pixels, maps, targets, deletion_fill, subsets, full_scores, batch_size)
+    reuse = shared is not None and shared.serves(targets, options)
+    full_scores = shared.full_scores if reuse else _scores(model, pixels, targets, batch_size)
+    sums = subset_sums(maps, subsets)
+    drops = shared.subset_drops if reuse else subset_drops(model, pixels, targets, deletion_fill, subsets,
+                                                           full_scores, batch_size)
     morf, lerf = road_curves(model, pixels, maps, targets, options.road_fractions, options.road_noise, seed, indices,
                              batch_size)
     if options.region_segments and len(pixels):
@@ -170,8 +207,10 @@ def collect_evidence(model, pixels: torch.Tensor, maps: np.ndarray, targets: tor
         region = region_perturbation_curves(model, pixels, maps, targets, segments, region_fill, batch_size)
     else:
         region = np.zeros((len(pixels), 0))
-    dots, noise_drops = infidelity_evidence(model, pixels, maps, targets, options.infidelity_runs,
-                                            options.infidelity_sigma, seed, indices, batch_size)
+    noises, sigma = options.infidelity_runs, options.infidelity_sigma
+    dots = infidelity_dots(maps, pixels.shape[1:], noises, sigma, seed, indices)
+    noise_drops = shared.infidelity_drops if reuse else infidelity_drops(model, pixels, targets, noises, sigma, seed,
+                                                                         indices, batch_size)
     return FaithfulnessEvidence(
         insertion_scores=np.stack(ins), insertion_step_saliency=np.stack(ins_sal),
         deletion_scores=np.stack(dele), deletion_step_saliency=np.stack(dele_sal),
@@ -216,13 +255,14 @@ class EvidenceChunk:
     batch_size: int
     options: EvidenceOptions = EvidenceOptions()   # the optional metrics the study asks for
     first_index: int = 0             # the chunk's first image in the test split
+    shared: ModelEvidence | None = None   # another method's model calls on these images
 
 
 def chunk_evidence(model, chunk: EvidenceChunk) -> FaithfulnessEvidence:
     """:func:`collect_evidence` of one :class:`EvidenceChunk`."""
     return collect_evidence(model, chunk.pixels, chunk.maps, chunk.targets, chunk.steps, chunk.blur_sigma,
                             chunk.deletion_fill, chunk.batch_size, chunk.options,
-                            range(chunk.first_index, chunk.first_index + len(chunk.pixels)))
+                            range(chunk.first_index, chunk.first_index + len(chunk.pixels)), chunk.shared)
 
 
 def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:

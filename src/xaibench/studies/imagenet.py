@@ -33,7 +33,7 @@ from xaibench.explain.perturbation import fill_colour
 from xaibench.explain.shap_methods import ShapGradientParams, ShapPartitionParams
 from xaibench.figures import lime_top_superpixels_figure
 from xaibench.metrics.detection import relevance_in_mask
-from xaibench.metrics.faithfulness import collect_evidence, evidence_scores
+from xaibench.metrics.faithfulness import collect_evidence, evidence_scores, model_evidence
 from xaibench.metrics.map_statistics import map_scores
 from xaibench.metrics.registry import reported
 from xaibench.models import NormalizedClassifier, build_model, load_model, predict_proba, save_model
@@ -204,13 +204,15 @@ def evaluate(name: str, study, params, run) -> dict:
     for arch, names in methods_by_architecture(study).items():
         model = load_model(model_path(name, arch))
         fill = fill_colour(cfg.deletion_fill, model.mean)
+        shared = None   # the model calls no map enters (faithfulness.ModelEvidence), run once per model
         for method in names:
             frame = read_attributions(attribution_path("data/attributions", name, arch, method))
             pixels = to_tensor(test["images"][: len(frame)])
             maps = maps_of(frame)
             evidence = collect_evidence(model, pixels, maps, torch.tensor(frame.target.to_numpy()),
                                         cfg.steps, cfg.insertion_blur_sigma, fill, cfg.batch_size,
-                                        cfg.evidence_options(params.seed))
+                                        cfg.evidence_options(params.seed), shared=shared)
+            shared = model_evidence(evidence, frame.target.to_numpy())
             values = {**evidence_scores(evidence),
                       **map_scores(maps)}
             scores = {metric: reported(np.nanmean(v)) for metric, v in values.items()}

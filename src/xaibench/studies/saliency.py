@@ -27,8 +27,8 @@ from xaibench.explain.perturbation import fill_colour
 from xaibench.figures import heatmap_grid
 from xaibench.metrics import MAP_METRICS
 from xaibench.metrics.registry import reported
-from xaibench.metrics.faithfulness import (EvidenceChunk, EvidenceOptions, chunk_evidence, concatenate_evidence,
-                                          evidence_scores)
+from xaibench.metrics.faithfulness import (EvidenceChunk, EvidenceOptions, ModelEvidence, chunk_evidence,
+                                          concatenate_evidence, evidence_scores, model_evidence)
 from xaibench.metrics.map_statistics import map_scores
 from xaibench.models import MODELS
 from xaibench.models.external import check_runs_at, is_external, meta_net
@@ -149,12 +149,15 @@ def attribute(name: str, study, params, run) -> None:
 
 
 def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torch.Tensor, batch_size: int,
-                    chunk_images: int, compute=None, options: EvidenceOptions = EvidenceOptions()):
+                    chunk_images: int, compute=None, options: EvidenceOptions = EvidenceOptions(),
+                    shared: ModelEvidence | None = None):
     """(store frame without its maps, :class:`FaithfulnessEvidence` of every stored map,
     {map metric: [N]} of :data:`~xaibench.metrics.MAP_METRICS`): the Parquet file at
     ``path`` and the test images read a chunk at a time, each chunk's perturbations run on
     the ``compute`` backend, the evidence concatenated in order. ``options``: the optional
-    metrics' (:class:`~xaibench.metrics.faithfulness.EvidenceOptions`)."""
+    metrics' (:class:`~xaibench.metrics.faithfulness.EvidenceOptions`); ``shared``: the
+    model-only evidence of another method's file of the same images (its model calls are
+    not run again)."""
     frames, map_values = [], []
 
     def payloads():
@@ -170,7 +173,7 @@ def stream_evidence(model, test, path, steps: int, blur_sigma: float, fill: torc
             map_values.append(map_scores(maps))
             yield EvidenceChunk(to_tensor(read_rows(test["images"], start, stop)), maps,
                                 torch.tensor(frame.target.to_numpy()), steps, blur_sigma, fill, batch_size,
-                                options, start)
+                                options, start, None if shared is None else shared.rows(start, stop))
             start = stop
 
     parts = list(map_chunks(chunk_evidence, model, payloads(), compute, desc=Path(path).stem))
@@ -189,11 +192,13 @@ def evaluate(name: str, study, params, run) -> dict:
     results, curves, per_image, axioms = {}, {}, [], {}
     fractions = np.linspace(0, 1, cfg.steps + 1)
     fill = fill_colour(cfg.deletion_fill, model.mean)
+    shared = None   # the model calls no map enters, run for the first method and reused
     for method in study.attribute.methods:
         frame, evidence, map_values = stream_evidence(
             model, test, attribution_path("data/attributions", name, study.model, method), cfg.steps,
             cfg.insertion_blur_sigma, fill, cfg.batch_size, params.compute.chunk_images, params.compute,
-            cfg.evidence_options(params.seed))
+            cfg.evidence_options(params.seed), shared)
+        shared = model_evidence(evidence, frame.target.to_numpy())
         values = {**evidence_scores(evidence), **map_values}
         results[method] = {metric: reported(np.nanmean(v)) for metric, v in values.items()}
         gauge = axiom_summary(METHODS[method].axiom, frame["axiom_error"] if "axiom_error" in frame else [])
