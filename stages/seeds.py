@@ -4,13 +4,49 @@ explained on the same images and scored by the same metrics
 (:func:`xaibench.studies.seeds.retrained_scores`); per metric the spread over the seeds
 beside the image-bootstrap interval, the share of seeds in which each method keeps its rank
 and Kendall's τ between seeds (:func:`xaibench.metrics.reliability.seed_stability`). A study
-not in ``reliability.seeds.studies`` gets a file that says so."""
+not in ``reliability.seeds.studies`` gets a file that says so, written before torch and
+the params' schema are imported (a second, not the seven of a stage that loads them)."""
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from xaibench.atomic import write_json
+
+
+def note_path(name: str) -> str:
+    return f"metrics/{name}_seeds.json"
+
+
+def write_not_checked(name: str) -> None:
+    write_json(note_path(name), {"checked": False, "reason": f"{name} is not in reliability.seeds.studies of "
+                                 f"params.yaml: add it there ({name}: 3) to retrain its model with 3 seeds and "
+                                 f"compare the rankings"})
+
+
+def not_asked_for(argv: list[str]) -> str | None:
+    """The study of ``stages/seeds.py <study>`` when params.yaml, read as plain YAML, has it
+    among its studies but not in ``reliability.seeds.studies``; else None (the stage then
+    loads and validates the params as every stage does, and a bad file is named there)."""
+    try:
+        raw = yaml.safe_load(Path("params.yaml").read_text()) or {}
+        studies = ((raw.get("reliability") or {}).get("seeds") or {}).get("studies") or {}
+        listed = raw.get("studies") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    name = argv[1] if len(argv) == 2 else None
+    return name if name in listed and name not in studies else None
+
+
+if __name__ == "__main__" and (unlisted := not_asked_for(sys.argv)):
+    write_not_checked(unlisted)
+    raise SystemExit(0)
 
 from xaibench.tracking import stage_run, start_worker
 
 start_worker()   # MLflow loads in a process of its own, on the other core, while this one imports torch
 
-from xaibench.atomic import write_json
 from xaibench.metrics.registry import reported
 from xaibench.metrics.reliability import seed_stability
 from xaibench.params import load_params
@@ -24,10 +60,9 @@ def main(name: str) -> None:
     setup_stage(params.seed)
     cfg = params.reliability
     study = params.study(name)
-    path = f"metrics/{name}_seeds.json"
+    path = note_path(name)
     if cfg is None or name not in cfg.seeds.studies:
-        write_json(path, {"checked": False, "reason": f"{name} is not in reliability.seeds.studies of params.yaml: "
-                          f"add it there ({name}: 3) to retrain its model with 3 seeds and compare the rankings"})
+        write_not_checked(name)
         return
     k = cfg.seeds.studies[name]
     with stage_run(name, "seeds", {"k": k, **cfg.model_dump(include={"n_resamples", "level"})},

@@ -2,6 +2,7 @@
 argument, bad params or bad input in one line that says what to do, as ``dvc repro``
 does; each stage's output folders are all-or-nothing."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,20 @@ def test_a_yaml_error_is_one_line_naming_file_and_line(tmp_path, script):
     (tmp_path / "params.yaml").write_text("seed: 0\nstudies: {catsdogs: [\n")
     line = one_error_line(run_script(tmp_path, *script))
     assert "params.yaml: line 3, column 1: not valid YAML" in line
+
+
+def test_a_study_not_asked_to_retrain_gets_its_note_without_torch_and_a_misspelt_one_is_named(tmp_path):
+    """seeds@<study> of a study not in reliability.seeds.studies writes its note before any
+    heavy import (-X importtime lists no torch); a study that does not exist still goes
+    through the params' validation and its one-line error."""
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "stages/seeds.py"), "senn_cifar10"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not [line for line in done.stderr.splitlines() if line.rstrip().endswith("| torch")]
+    note = json.loads((tmp_path / "metrics/senn_cifar10_seeds.json").read_text())
+    assert note["checked"] is False and "reliability.seeds.studies" in note["reason"]
+    assert "studies: no study 'catdogs'" in one_error_line(run_script(tmp_path, "seeds.py", "catdogs"))
 
 
 def test_a_malformed_metrics_file_names_itself_in_the_report(tmp_path):

@@ -40,7 +40,7 @@ from xaibench.studies.kind import Citation, StudyInfo, StudyKind, StudyStep, reg
 from xaibench.studies.reliability import (excluded_methods, localisation, randomisation, registry_explainer, study_cues,
                                           with_controls)
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
-from xaibench.training.regression import support_fit, train_support_model
+from xaibench.training.regression import logits_of, support_fit, train_support_model
 
 ROOT = Path("data/models/gad")
 
@@ -180,12 +180,13 @@ def train_support(arch: str, dataset: str, alpha: float, gad, seed: int, run) ->
         mse[f"epoch_{epoch}"] = round(record["mse"], 6)
         run.log_metrics({f"{arch}_{dataset}.train_mse": record["mse"]}, step=epoch)
 
+    before = logits_of(original, pixels)     # the targets' and the fit's: computed once
     support = train_support_model(original, pixels, labels, alpha, cfg.epochs, cfg.lr, cfg.batch_size, seed,
-                                  on_epoch=on_epoch)
+                                  on_epoch=on_epoch, original_logits=before)
     checkpoint = torch.load(original_path(arch, dataset), map_location="cpu", weights_only=True)
     save_model(support_path(arch, dataset, alpha), support, arch, checkpoint["num_classes"], gad.image_size,
                checkpoint.get("options"))
-    fit = {k: round(v, 6) for k, v in support_fit(original, support, pixels, labels, alpha).items()}
+    fit = {k: round(v, 6) for k, v in support_fit(original, support, pixels, labels, alpha, before).items()}
     run.log_metrics({f"{arch}_{dataset}.{k}": v for k, v in fit.items() if v == v})
     return {**fit, "n_images": len(labels), "train_mse": mse}
 

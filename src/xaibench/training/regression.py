@@ -31,10 +31,14 @@ def logits_of(model: nn.Module, pixels: torch.Tensor, batch_size: int = 128) -> 
 
 
 def train_support_model(original: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, alpha: float, epochs: int,
-                        lr: float, batch_size: int, seed: int, on_epoch=None) -> nn.Module:
-    """A copy of ``original`` fine-tuned (Adam, MSE) on the α-shifted logits; returns it in eval mode."""
+                        lr: float, batch_size: int, seed: int, on_epoch=None,
+                        original_logits: torch.Tensor | None = None) -> nn.Module:
+    """A copy of ``original`` fine-tuned (Adam, MSE) on the α-shifted logits; returns it in
+    eval mode. ``original_logits``: :func:`logits_of` ``original`` on ``pixels``, where the
+    caller has them already."""
     torch.manual_seed(seed)
-    targets = support_regression_targets(logits_of(original, pixels), labels, alpha)
+    before = logits_of(original, pixels) if original_logits is None else original_logits
+    targets = support_regression_targets(before, labels, alpha)
     model = copy.deepcopy(original)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(TensorDataset(pixels, targets), batch_size=batch_size, shuffle=True, generator=generator)
@@ -57,7 +61,7 @@ def train_support_model(original: nn.Module, pixels: torch.Tensor, labels: torch
 
 @torch.no_grad()
 def support_fit(original: nn.Module, support: nn.Module, pixels: torch.Tensor, labels: torch.Tensor,
-                alpha: float) -> dict:
+                alpha: float, original_logits: torch.Tensor | None = None) -> dict:
     """How well a support model reproduces its α-shifted targets on its training images
     (both models in eval mode):
 
@@ -68,8 +72,11 @@ def support_fit(original: nn.Module, support: nn.Module, pixels: torch.Tensor, l
       class (the asked shift is α); ``own_logit_change``: mean |change| of the image's
       own-class logit (the targets keep it, so it should stay near 0);
     * ``shift_fraction``: other_logit_shift / α (NaN for α = 0).
+
+    ``original_logits``: as :func:`train_support_model`'s.
     """
-    before, after = logits_of(original, pixels), logits_of(support, pixels)
+    before = logits_of(original, pixels) if original_logits is None else original_logits
+    after = logits_of(support, pixels)
     targets = support_regression_targets(before, labels, alpha)
     rows = torch.arange(len(labels))
     shift = (before[rows, 1 - labels] - after[rows, 1 - labels]).mean().item()
