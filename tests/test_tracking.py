@@ -3,7 +3,7 @@
 import os
 import time
 
-from xaibench.tracking import defined_metrics, flatten, stage_run
+from xaibench.tracking import PrefixedRun, defined_metrics, flatten, stage_run
 
 
 def test_flatten_nested_params():
@@ -125,3 +125,26 @@ def test_workers_that_open_one_new_store_at_once_all_keep_their_runs(tmp_path):
     client = open_client(uri)
     runs = client.search_runs([client.get_experiment_by_name("study").experiment_id])
     assert sorted((r.info.run_name, r.info.status) for r in runs) == [(f"stage{n}", "FINISHED") for n in range(4)]
+
+
+def test_a_prefixed_run_names_each_metric_after_its_part_and_passes_artifacts_on():
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def log_metrics(self, metrics, step=None):
+            self.calls.append(("metrics", metrics, step))
+
+        def log_artifact(self, path):
+            self.calls.append(("artifact", path))
+
+        def log_artifacts(self, folder, artifact_path=None):
+            self.calls.append(("artifacts", folder, artifact_path))
+
+    run = Recorder()
+    part = PrefixedRun(run, "vgg16_cub")
+    part.log_metrics({"runtime_ms.saliency": 2.5}, step=3)
+    part.log_artifact("a.png")
+    part.log_artifacts("figures", "gad")
+    assert run.calls == [("metrics", {"vgg16_cub.runtime_ms.saliency": 2.5}, 3), ("artifact", "a.png"),
+                         ("artifacts", "figures", "gad")]

@@ -76,6 +76,23 @@ class _NoRun:
         pass
 
 
+
+class PrefixedRun:
+    """A stage's run as one part of the stage sees it: metric names prefixed ``<prefix>.``
+    (a grid's cells explained in one stage keep their metrics apart); artifacts unchanged."""
+
+    def __init__(self, run, prefix: str):
+        self.run, self.prefix = run, prefix
+
+    def log_metrics(self, metrics, step=None):
+        self.run.log_metrics({f"{self.prefix}.{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path):
+        self.run.log_artifact(path)
+
+    def log_artifacts(self, folder, artifact_path=None):
+        self.run.log_artifacts(folder, artifact_path)
+
 _SQLITE = "sqlite:///"
 
 

@@ -17,8 +17,9 @@ where ``run`` is the MLflow stage run (``log_metrics``, ``log_artifact``) and ``
 ``reliability`` section. A study is one cell unless its kind says otherwise: the cell is
 the study itself (its name, its dataset), and ``train`` / ``attribute`` / ``reliability``
 receive the study's name. A grid study (GAD: architecture x dataset) has one cell per
-entry of the grid; its DVC stages run once per cell (``python stages/train.py gad
-resnet18_cub``), and its reliability report has one part per cell. A kind may add
+entry of the grid; its train stages run once per cell (``python stages/train.py gad
+resnet18_cub``), its attribute stage every cell in turn (``python stages/attribute.py gad``;
+one cell when it is named), and its reliability report has one part per cell. A kind may add
 ``steps`` run between train and attribute, one per value of a params list (GAD's support
 regressions, one per α: ``python stages/step.py gad support 4``).
 
