@@ -43,7 +43,7 @@ def render_twin(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for i in range(2 * n_per_class):
-        image, _, _ = draw_animal(rng, i % 2, size, size)
+        image = draw_animal(rng, i % 2, size, size)[0]
         images.append(image.transpose(2, 0, 1).astype(np.float32))
         labels.append(i % 2)
     return np.stack(images), np.array(labels)

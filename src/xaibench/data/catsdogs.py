@@ -21,9 +21,9 @@ skip path run on every build.
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,36 +120,66 @@ def _stripes(yy, xx, h, w, vertical: int, phase: float, per_side: float) -> np.n
     return np.sin(2 * np.pi * across * per_side + phase) > 0
 
 
-def draw_animal(rng: np.random.Generator, label: int, h: int, w: int, params: "SyntheticParams | None" = None,
-                without: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """One synthetic image [h, w, 3] in [0, 1], its foreground mask, its cue mask (the
-    pixels that carry the label: both cues, where visible) and each cue's own mask
-    (``{"ears": .., "collar": ..}``), all [h, w] bool.
+@dataclass(frozen=True)
+class AnimalScene:
+    """Everything :func:`draw_scene` draws from the generator for one image: the background,
+    the head's geometry and masks, colours, noise, the cues' contrasts and phases, the leaf.
+    :meth:`render` paints it with one class's cues; the label and the cues left out draw
+    nothing, so one scene renders the image, its swapped-cue twin and its cue-removed
+    copies without drawing them again."""
 
-    Round head with two ears and a collar; the ears' shape (pointed or drooping), the
-    colours and the fur texture (plain, stripes, spots) are drawn alike for both classes.
-    The class is carried by two fine stripe patterns (period 1/12.8 of the side), between
-    a part's colour and a dark (light on dark) one, so both classes have the same mean
-    colour and a Gaussian blur of sigma 5 (RISE's insertion canvas) erases them:
+    background: np.ndarray
+    yy: np.ndarray
+    xx: np.ndarray
+    h: int
+    w: int
+    ears: np.ndarray          # visible ear pixels (after the leaf and the collar)
+    collar: np.ndarray        # visible collar pixels
+    mask: np.ndarray          # the foreground, leaf excluded
+    ears_drawn: np.ndarray    # the ears and collar as painted, before the leaf hides them
+    collar_drawn: np.ndarray
+    head_or_parts: np.ndarray
+    base: np.ndarray
+    band: np.ndarray
+    fur: np.ndarray
+    ear_phase: float
+    collar_phase: float
+    ear_contrast: float
+    collar_contrast: float
+    collar_agrees: bool
+    leaf: np.ndarray | None
+    leaf_colour: np.ndarray
+    ear_noise: np.ndarray
+    collar_noise: np.ndarray
 
-    * the ears (the strong cue): horizontal stripes for label 0 ("cat"), vertical for 1
-      ("dog"), at a contrast drawn per image from ``params.ear_contrast`` (graded: some
-      images show it faintly), and with probability ``params.occlusion`` a plain leaf
-      (an ellipse of a palette colour) hides part of the ears; the cue mask keeps only
-      the visible ear pixels;
-    * the collar (the weak cue): coarser stripes, horizontal or vertical as the ears', at
-      ``params.collar_contrast``; it shows the image's own class with probability
-      ``params.collar_agreement`` and the other class's otherwise, so a model can lean on
-      it less than on the ears (how much less is measured, not assumed:
-      :func:`xaibench.studies.reliability.cue_importance`).
+    def render(self, label: int, without: tuple[str, ...] = ()) -> np.ndarray:
+        """The image [h, w, 3] in [0, 1] with class ``label``'s cues (``without``: cues drawn
+        plain, their part in its colour and no stripes)."""
+        def striped(colour, pattern, contrast, noise):
+            dark = 0.12 if colour.mean() > 0.5 else 0.85          # contrast with the part's colour, whatever it is
+            shade = colour + contrast * (dark - colour)
+            return np.where(pattern[..., None], shade, colour) + noise
 
-    ``without``: cues drawn plain (their part in its colour, no stripes): the same scene
-    with that cue removed, the importance measurement's input. The label and ``without``
-    draw nothing from ``rng``: the same ``rng`` state renders the same scene with the other
-    class's cues (``cue_flip_rate``) or without a cue.
-    """
+        yy, xx, h, w = self.yy, self.xx, self.h, self.w
+        collar_shows = label if self.collar_agrees else 1 - label
+        ear_pattern = (_stripes(yy, xx, h, w, label, self.ear_phase, EAR_STRIPES_PER_SIDE) if "ears" not in without
+                       else np.zeros((h, w), bool))
+        collar_pattern = (_stripes(yy, xx, h, w, collar_shows, self.collar_phase, COLLAR_STRIPES_PER_SIDE)
+                          if "collar" not in without else np.zeros((h, w), bool))
+        fur = np.where(self.ears_drawn[..., None], striped(self.base, ear_pattern, self.ear_contrast, self.ear_noise),
+                       self.fur)
+        fur = np.where(self.collar_drawn[..., None],
+                       striped(self.band, collar_pattern, self.collar_contrast, self.collar_noise), fur)
+        image = np.where(self.head_or_parts[..., None], fur, self.background)
+        if self.leaf is not None:      # a leaf over one ear: its pixels no longer carry the class
+            image = np.where(self.leaf[..., None], self.leaf_colour + self.ear_noise, image)
+        return np.clip(image, 0, 1)
+
+
+def draw_scene(rng: np.random.Generator, h: int, w: int, params: "SyntheticParams | None" = None) -> AnimalScene:
+    """Draw one synthetic scene (see :func:`draw_animal`, which renders it)."""
     params = params or SyntheticParams(n_per_class=4, n_corrupt=0, min_size=h, max_size=h)
-    image = _background(rng, h, w)
+    background = _background(rng, h, w)
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     r = rng.uniform(0.22, 0.3) * min(h, w)
     cy = rng.uniform(0.42, 0.6) * h
@@ -188,34 +218,57 @@ def draw_animal(rng: np.random.Generator, label: int, h: int, w: int, params: "S
     ear_phase, collar_phase = rng.uniform(0, 2 * np.pi, size=2)
     ear_contrast = rng.uniform(*params.ear_contrast)
     collar_contrast = rng.uniform(*params.collar_contrast)
-    collar_shows = label if rng.random() < params.collar_agreement else 1 - label
+    collar_agrees = rng.random() < params.collar_agreement
     occluded = rng.random() < params.occlusion
     leaf_side, leaf_size = rng.choice([-1, 1]), rng.uniform(0.45, 0.7)
     leaf_colour = _PALETTE[rng.integers(len(_PALETTE))]
     ear_noise = rng.normal(0, 0.04, size=(h, w, 3))
     collar_noise = rng.normal(0, 0.04, size=(h, w, 3))
-
-    def striped(colour, pattern, contrast, noise):
-        dark = 0.12 if colour.mean() > 0.5 else 0.85          # contrast with the part's colour, whatever it is
-        shade = colour + contrast * (dark - colour)
-        return np.where(pattern[..., None], shade, colour) + noise
-
-    ear_pattern = (_stripes(yy, xx, h, w, label, ear_phase, EAR_STRIPES_PER_SIDE) if "ears" not in without
-                   else np.zeros((h, w), bool))
-    collar_pattern = (_stripes(yy, xx, h, w, collar_shows, collar_phase, COLLAR_STRIPES_PER_SIDE)
-                      if "collar" not in without else np.zeros((h, w), bool))
-    fur = np.where(ears[..., None], striped(base, ear_pattern, ear_contrast, ear_noise), fur)
-    fur = np.where(collar[..., None], striped(band, collar_pattern, collar_contrast, collar_noise), fur)
-    image = np.where(mask[..., None], fur, image)
-    if occluded:                   # a leaf over one ear: its pixels no longer carry the class
+    ears_drawn, collar_drawn, head_or_parts = ears.copy(), collar.copy(), mask.copy()
+    leaf = None
+    if occluded:
         ear_y, ear_x = (cy - 1.0 * r, cx + leaf_side * 0.6 * r) if pointed else (cy + 0.1 * r, cx + leaf_side * 1.05 * r)
         leaf = _ellipse(yy, xx, ear_y, ear_x, leaf_size * r, leaf_size * r * 0.8)
-        image = np.where(leaf[..., None], leaf_colour + ear_noise, image)
         ears &= ~leaf
         collar &= ~leaf
         mask &= ~leaf
     ears &= ~collar
-    return np.clip(image, 0, 1), mask, ears | collar, {"ears": ears, "collar": collar}
+    return AnimalScene(background, yy, xx, h, w, ears, collar, mask, ears_drawn, collar_drawn, head_or_parts, base,
+                       band, fur, ear_phase, collar_phase, ear_contrast, collar_contrast, collar_agrees, leaf,
+                       leaf_colour, ear_noise, collar_noise)
+
+
+def draw_animal(rng: np.random.Generator, label: int, h: int, w: int, params: "SyntheticParams | None" = None,
+                without: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """One synthetic image [h, w, 3] in [0, 1], its foreground mask, its cue mask (the
+    pixels that carry the label: both cues, where visible) and each cue's own mask
+    (``{"ears": .., "collar": ..}``), all [h, w] bool: :func:`draw_scene`, rendered.
+
+    Round head with two ears and a collar; the ears' shape (pointed or drooping), the
+    colours and the fur texture (plain, stripes, spots) are drawn alike for both classes.
+    The class is carried by two fine stripe patterns (period 1/12.8 of the side), between
+    a part's colour and a dark (light on dark) one, so both classes have the same mean
+    colour and a Gaussian blur of sigma 5 (RISE's insertion canvas) erases them:
+
+    * the ears (the strong cue): horizontal stripes for label 0 ("cat"), vertical for 1
+      ("dog"), at a contrast drawn per image from ``params.ear_contrast`` (graded: some
+      images show it faintly), and with probability ``params.occlusion`` a plain leaf
+      (an ellipse of a palette colour) hides part of the ears; the cue mask keeps only
+      the visible ear pixels;
+    * the collar (the weak cue): coarser stripes, horizontal or vertical as the ears', at
+      ``params.collar_contrast``; it shows the image's own class with probability
+      ``params.collar_agreement`` and the other class's otherwise, so a model can lean on
+      it less than on the ears (how much less is measured, not assumed:
+      :func:`xaibench.studies.reliability.cue_importance`).
+
+    ``without``: cues drawn plain (their part in its colour, no stripes): the same scene
+    with that cue removed, the importance measurement's input. The label and ``without``
+    draw nothing from ``rng``: the same ``rng`` state renders the same scene with the other
+    class's cues (``cue_flip_rate``) or without a cue (:meth:`AnimalScene.render`).
+    """
+    scene = draw_scene(rng, h, w, params)
+    return (scene.render(label, without), scene.mask, scene.ears | scene.collar,
+            {"ears": scene.ears, "collar": scene.collar})
 
 
 def _to_jpeg_bytes(image: np.ndarray) -> bytes:
@@ -244,11 +297,11 @@ def generate_synthetic(root: str | Path, params: SyntheticParams, seed: int) -> 
     for label, cls in enumerate(CLASSES):
         for index in range(params.n_per_class):
             h, w = rng.integers(params.min_size, params.max_size + 1, size=2)
-            scene = copy.deepcopy(rng)
-            image, mask, cue, parts = draw_animal(rng, label, int(h), int(w), params)
-            renderings = {"swapped": draw_animal(copy.deepcopy(scene), 1 - label, int(h), int(w), params)[0],
-                          **{f"removed/{c}": draw_animal(copy.deepcopy(scene), label, int(h), int(w), params,
-                                                         without=(c,))[0] for c in CUES}}
+            scene = draw_scene(rng, int(h), int(w), params)   # drawn once, rendered four times
+            image, mask, cue, parts = (scene.render(label), scene.mask, scene.ears | scene.collar,
+                                       {"ears": scene.ears, "collar": scene.collar})
+            renderings = {"swapped": scene.render(1 - label),
+                          **{f"removed/{c}": scene.render(label, without=(c,)) for c in CUES}}
             (root / "PetImages" / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(image))
             for folder, rendering in renderings.items():
                 (root / folder / cls / f"{index}.jpg").write_bytes(_to_jpeg_bytes(rendering))
