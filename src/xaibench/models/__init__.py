@@ -81,12 +81,29 @@ def save_model(path, model: NormalizedClassifier, name: str, num_classes: int, i
 
 
 def load_model(path) -> NormalizedClassifier:
-    """Rebuild a saved :class:`NormalizedClassifier` in eval mode."""
+    """Rebuild a saved :class:`NormalizedClassifier` in eval mode.
+
+    The architecture is built on the meta device and the checkpoint's tensors are assigned
+    to it (made contiguous, as copying them into a built model would leave them): the
+    builder's weight initialisation, overwritten at once, is not run. It is most of a load
+    for VGG16, whose torchvision constructor initialises a 120M-parameter head before the
+    builder replaces it (2.4 s per load here, 0.02 s on meta). An architecture that keeps a
+    tensor outside its state dict, or cannot be built on meta, is built the usual way."""
 
     checkpoint = torch_load(path)
-    net = build_model(checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"],
-                      **checkpoint.get("options", {}))
-    model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])
-    model.load_state_dict(checkpoint["state_dict"])
+    args = (checkpoint["name"], checkpoint["num_classes"], checkpoint["image_size"])
+    options = checkpoint.get("options", {})
+    state = {key: value.contiguous() for key, value in checkpoint["state_dict"].items()}
+    try:
+        with torch.device("meta"):
+            net = build_model(*args, **options)
+        model = NormalizedClassifier(net, checkpoint["mean"], checkpoint["std"])
+        model.load_state_dict(state, assign=True)
+        on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+    except Exception:  # noqa: BLE001  the usual build below raises what is really wrong
+        on_meta = True  # a builder that computes with its tensors (or loads weights) while building
+    if on_meta:
+        model = NormalizedClassifier(build_model(*args, **options), checkpoint["mean"], checkpoint["std"])
+        model.load_state_dict(state)
     return model.eval()
 
