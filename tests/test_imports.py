@@ -3,6 +3,7 @@ its module except lazy imports of heavy third-party libraries, each marked ``# l
 
 import ast
 import sys
+import subprocess
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -98,3 +99,12 @@ def test_imports_inside_functions_are_marked_lazy_third_party_ones():
             if root == "xaibench" or root in stdlib or not any("# lazy" in line for line in group):
                 unmarked.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert not unmarked, f"move these imports to the top of their module, or mark a heavy library # lazy: {unmarked}"
+
+
+def test_loading_the_params_imports_no_torchvision():
+    """Every stage loads the params first; torchvision imports torch._dynamo (1.5 s here), which
+    only the stages that build a torchvision model, augment or explain with zennit need."""
+    code = ("import sys, xaibench.params; "
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'zennit', 'captum') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -42,7 +42,6 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from xaibench.schema import StoppingParams
@@ -119,6 +118,8 @@ def gaussian_blur(pixels: torch.Tensor, sigma: float, kernel_size: int | None = 
         size = min(2 * math.ceil(3 * sigma) + 1, 2 * (side // 2) - 1)
     else:
         size = min(kernel_size, 2 * side - 1)
+    from torchvision.transforms.v2 import functional as TF  # lazy
+
     return TF.gaussian_blur(pixels, kernel_size=[size, size], sigma=[sigma, sigma])
 
 

@@ -22,7 +22,6 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models import VisionTransformer
 
 from xaibench.explain import METHODS, refusal
 from xaibench.explain.axioms import axiom_errors, target_logits
@@ -58,6 +57,8 @@ def small_instance(name: str, size: int, num_classes: int = 3, seed: int = 0, re
     if options:
         library, _, arch = name.partition(":")
         if library == "torchvision":
+            from torchvision.models import VisionTransformer  # lazy
+
             net = VisionTransformer(image_size=size, patch_size=16, num_classes=num_classes, **options)
         else:
             import timm  # lazy: timm

@@ -21,10 +21,18 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision import models
 
 PREFIXES = ("torchvision:", "timm:")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _torchvision_models():
+    """``torchvision.models``, imported when a torchvision model is asked for: importing
+    torchvision imports torch._dynamo (1.5 s here), and every stage loads the params, which
+    import this module."""
+    from torchvision import models  # lazy
+
+    return models
 
 
 class WeightsError(ValueError):
@@ -39,7 +47,7 @@ def check_name(name: str) -> str:
     """``name`` if its library knows the builder; else a ValueError that lists some."""
     library, _, arch = name.partition(":")
     if library == "torchvision":
-        known = models.list_models(module=models)
+        known = _torchvision_models().list_models(module=_torchvision_models())
     else:
         try:
             import timm  # lazy: timm
@@ -80,7 +88,7 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
         options["aux_logits"] = False
     if arch.startswith("vit_") and weights == "imagenet":  # the weights' own size (torchvision sets it too)
 
-        options["image_size"] = models.get_model_weights(arch).DEFAULT.meta["min_size"][0]
+        options["image_size"] = _torchvision_models().get_model_weights(arch).DEFAULT.meta["min_size"][0]
     elif arch.startswith("vit_") and image_size:
         options["image_size"] = image_size
     return options
@@ -89,11 +97,11 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
 def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
     options = _builder_options(arch, weights, image_size)
     if weights != "imagenet":
-        return models.get_model(arch, weights=None, num_classes=num_classes, **options)
-    default = models.get_model_weights(arch).DEFAULT
+        return _torchvision_models().get_model(arch, weights=None, num_classes=num_classes, **options)
+    default = _torchvision_models().get_model_weights(arch).DEFAULT
     options.pop("image_size", None)   # get_model sets it from the weights' metadata
     try:
-        net = models.get_model(arch, weights=default, **options)
+        net = _torchvision_models().get_model(arch, weights=default, **options)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         file = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
         raise _offline_error(f"torchvision:{arch}", error, f"Place {file} (from {default.url})") from error
@@ -127,7 +135,7 @@ def meta_net(name: str, image_size: int, weights: str = "none", num_classes: int
     with torch.device("meta"):
         if library == "torchvision":
             options = _builder_options(arch, weights, image_size)
-            return models.get_model(arch, weights=None, num_classes=num_classes, **options)
+            return _torchvision_models().get_model(arch, weights=None, num_classes=num_classes, **options)
         return _timm(arch, num_classes, "none", image_size)
 
 
@@ -278,7 +286,7 @@ def input_normalisation(name: str) -> dict:
     library, _, arch = name.partition(":")
     if library == "torchvision":
         try:
-            preset = models.get_model_weights(arch).DEFAULT.transforms()
+            preset = _torchvision_models().get_model_weights(arch).DEFAULT.transforms()
             return {"mean": tuple(preset.mean), "std": tuple(preset.std), "image_size": int(preset.crop_size[0])}
         except (ValueError, AttributeError, IndexError):
             return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "image_size": None}

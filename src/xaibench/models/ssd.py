@@ -29,7 +29,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import boxes as box_ops
 
 from xaibench.atomic import atomic_path
 from xaibench.models.external import torch_load
@@ -165,6 +164,7 @@ def detect(model: nn.Module, pixels: torch.Tensor) -> list[dict]:
     class-wise NMS, ``detections_per_img``) on [0, 1] pixels [N, 3, S, S], keeping the
     anchor index of every kept box: per image {boxes [K, 4] xyxy, scores, labels, anchors}."""
     from torchvision.models.detection.image_list import ImageList  # lazy: detection models
+    from torchvision.ops import boxes as box_ops  # lazy
 
     model.eval()
     x = normalize(model, pixels)

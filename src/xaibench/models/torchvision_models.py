@@ -9,12 +9,11 @@ is unchanged.
 from __future__ import annotations
 
 from torch import nn
-from torchvision import models
-from torchvision.models.vgg import make_layers
 
 from xaibench.models.registry import register_model
 
-# torchvision is imported inside the builders: it costs seconds at start-up.
+# torchvision is imported inside the builders: it imports torch._dynamo (1.5 s here), and
+# every stage imports this registry with the params.
 
 VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -29,6 +28,7 @@ def _no_inplace(net: nn.Module) -> nn.Module:
 
 @register_model("resnet18")
 def resnet18(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
+    from torchvision import models  # lazy
     if pretrained:
         net = models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1)
         net.fc = nn.Linear(net.fc.in_features, num_classes)
@@ -42,6 +42,9 @@ def vgg16(num_classes: int, image_size: int, pretrained: bool = False, width: in
     """VGG16. ``pretrained``: torchvision's ImageNet VGG16 (width 1, its own head) with a
     new last layer. Otherwise from scratch: the VGG16 layout with batch normalisation
     (trainable from scratch in a few epochs), channels divided by ``width``, a small head."""
+
+    from torchvision import models  # lazy
+    from torchvision.models.vgg import make_layers  # lazy
 
     if pretrained:
         net = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
@@ -77,6 +80,8 @@ def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, tr
     the imagenet twin (235 images, 80 px, Adam 1e-3) the latter started at loss 4.7 and
     reached val accuracy 0.76 in 10 epochs; the default started at 1.2 and reached 0.96 in 4."""
 
+    from torchvision import models  # lazy
+
     if image_size < 75:
         raise ValueError(f"inception_v3 needs images of at least 75 px (given {image_size})")
     if pretrained:
@@ -88,6 +93,8 @@ def inception_v3(num_classes: int, image_size: int, pretrained: bool = False, tr
 @register_model("resnet50")
 def resnet50(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
     """torchvision ResNet50; ``pretrained``: ImageNet weights and its 1000 classes."""
+
+    from torchvision import models  # lazy
 
     if pretrained:
         return _no_inplace(models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V2))

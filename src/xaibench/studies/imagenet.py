@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field
-from torchvision.models import Inception_V3_Weights
 from tqdm import tqdm
 
 from xaibench.data import DATASETS
@@ -142,8 +141,9 @@ def _class_names(study) -> list[str]:
     """ImageNet's 1000 category names (pretrained; shipped with torchvision's weights
     metadata, no download) or the twin's classes."""
     if study.train.pretrained:
-        return list(Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
+        from torchvision.models import Inception_V3_Weights  # lazy
 
+        return list(Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
     return list(DATASETS[study.dataset].classes)
 
 

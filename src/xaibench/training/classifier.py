@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchvision.transforms import v2
 from tqdm import tqdm
 
 from xaibench.models import predict_proba
@@ -32,6 +31,8 @@ def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
 def augment_batch(pixels: torch.Tensor, rotation_degrees: float, horizontal_flip: bool,
                   generator: torch.Generator) -> torch.Tensor:
     """Independent random rotation and flip for every image of [N, 3, H, W]."""
+    from torchvision.transforms import v2  # lazy
+
     out = torch.empty_like(pixels)
     angles = (torch.rand(len(pixels), generator=generator) * 2 - 1) * rotation_degrees
     flips = torch.rand(len(pixels), generator=generator) < 0.5
