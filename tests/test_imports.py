@@ -2,8 +2,8 @@
 its module except lazy imports of heavy third-party libraries, each marked ``# lazy``."""
 
 import ast
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -47,7 +47,8 @@ def check_name(name: str) -> str:
     """``name`` if its library knows the builder; else a ValueError that lists some."""
     library, _, arch = name.partition(":")
     if library == "torchvision":
-        known = _torchvision_models().list_models(module=_torchvision_models())
+        models = _torchvision_models()
+        known = models.list_models(module=models)
     else:
         try:
             import timm  # lazy: timm
@@ -95,13 +96,14 @@ def _builder_options(arch: str, weights: str, image_size: int | None) -> dict:
 
 
 def _torchvision(arch: str, num_classes: int, weights: str, image_size: int | None = None) -> nn.Module:
+    models = _torchvision_models()
     options = _builder_options(arch, weights, image_size)
     if weights != "imagenet":
-        return _torchvision_models().get_model(arch, weights=None, num_classes=num_classes, **options)
-    default = _torchvision_models().get_model_weights(arch).DEFAULT
+        return models.get_model(arch, weights=None, num_classes=num_classes, **options)
+    default = models.get_model_weights(arch).DEFAULT
     options.pop("image_size", None)   # get_model sets it from the weights' metadata
     try:
-        net = _torchvision_models().get_model(arch, weights=default, **options)
+        net = models.get_model(arch, weights=default, **options)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
         file = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
         raise _offline_error(f"torchvision:{arch}", error, f"Place {file} (from {default.url})") from error

@@ -29,6 +29,7 @@ def _no_inplace(net: nn.Module) -> nn.Module:
 @register_model("resnet18")
 def resnet18(num_classes: int, image_size: int, pretrained: bool = False) -> nn.Module:
     from torchvision import models  # lazy
+
     if pretrained:
         net = models.resnet18(weights=models.ResNet18_Weights.IMAGENET1K_V1)
         net.fc = nn.Linear(net.fc.in_features, num_classes)
