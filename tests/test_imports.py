@@ -108,3 +108,17 @@ def test_loading_the_params_imports_no_torchvision():
             "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'zennit', 'captum') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_stage_start_imports_neither_the_compiler_nor_an_explainer_library():
+    """What every stage does first (validate the default params, which asks each method
+    whether it refuses the study's net; set up threads, seeds, determinism) imports neither
+    TorchInductor/Dynamo (``torch.use_deterministic_algorithms`` imports them: 1.5 s) nor
+    captum (0.7 s), and leaves deterministic algorithms on, warn-only."""
+    code = ("import sys, torch; from xaibench.params import load_params; "
+            "from xaibench.stage_setup import setup_stage; setup_stage(load_params().seed); "
+            "print(sorted(m for m in ('torch._inductor', 'torch._dynamo', 'captum', 'zennit') if m in sys.modules), "
+            "torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=SRC.parent).stdout
+    assert out.strip() == "[] True True"

@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm import tqdm
 
+from xaibench.stage_setup import deterministic_algorithms
+
 log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 2
 
@@ -41,7 +43,7 @@ def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
 
 def _worker_setup() -> None:
     torch.set_num_threads(int(os.environ.get("XAIBENCH_THREADS", "2")))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms()
 
 
 def _to_device(value, device):

@@ -19,6 +19,8 @@ import sys
 import time
 from contextlib import contextmanager
 
+from xaibench.process_exit import exit_process
+
 log = logging.getLogger("xaibench.tracking")   # the worker runs as __main__
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -328,3 +330,4 @@ if __name__ == "__main__":   # the worker of a stage's run (see start_worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     serve(sys.argv[1], sys.stdin)
+    exit_process(0)   # every call is in the store: skip tearing MLflow and SQLAlchemy down (0.9 s)

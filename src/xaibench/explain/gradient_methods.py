@@ -96,16 +96,22 @@ def lrp_epsilon_alpha2beta1_flat(model, pixels, targets):
 
 # --- DeepLIFT (captum) -----------------------------------------------------------------------
 
+def _has_captum_rescale_multiplier(module) -> bool:
+    """Whether captum's DeepLIFT has a multiplier for this activation. captum (0.7 s to import)
+    is loaded only for a net with an activation other than ReLU: every stage checks the
+    params, most never explain."""
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR  # lazy: captum
+
+    return isinstance(module, tuple(SUPPORTED_NON_LINEAR))
+
+
 def deeplift_refuses(net: nn.Module, image_size=None, options=None) -> str | None:
     """captum's DeepLIFT (Rescale rule) has multipliers for linear layers and for the
     element-wise nonlinearities in ``SUPPORTED_NON_LINEAR`` (ReLU, ELU, LeakyReLU, sigmoid,
     tanh, softplus, max pooling); any other operation gets the plain gradient, and the
     summation-to-delta property fails (ConvNeXt: 100 % error)."""
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR  # lazy: captum
-
-    supported = tuple(SUPPORTED_NON_LINEAR)
     missing = unsupported_operations(net, {"linear", "relu", "maxpool"},
-                                     exceptions=[("activation", lambda m: isinstance(m, supported))])
+                                     exceptions=[("activation", _has_captum_rescale_multiplier)])
     return None if missing is None else (
         f"DeepLIFT's Rescale rule (Shrikumar et al. 2017), as captum implements it, covers linear layers and "
         f"element-wise ReLU / sigmoid / tanh / ELU / softplus / max pooling; this net also has {missing}")
