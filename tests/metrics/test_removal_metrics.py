@@ -3,12 +3,13 @@ IROF and captum's infidelity on the same model, maps and perturbations."""
 
 import dataclasses
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
-from xaibench.explain.imputation import noisy_linear_imputation
+from xaibench.explain.imputation import noisy_linear_imputation, noisy_linear_imputations
 from xaibench.explain.removal import (infidelity_evidence, region_perturbation_curves, road_curves, road_removals,
                                       segment_order, streamed_target_scores)
 from xaibench.metrics.faithfulness import (EvidenceOptions, FaithfulnessEvidence, collect_evidence, infidelity,
@@ -69,6 +70,24 @@ def test_imputation_equals_pytorch_grad_cams_and_adds_the_noise_asked_for():
 def test_imputing_every_pixel_is_refused():
     with pytest.raises(ValueError, match="at least one kept pixel"):
         noisy_linear_imputation(torch.rand(3, 4, 4), np.ones((4, 4), bool))
+    with pytest.raises(ValueError, match="at least one kept pixel"):
+        noisy_linear_imputations(torch.rand(3, 4, 4), [np.zeros((4, 4), bool), np.ones((4, 4), bool)])
+
+
+def test_imputations_solved_in_threads_are_those_of_one_call_per_mask_in_order():
+    """The solves run side by side, the noise is drawn afterwards in the masks' order: the
+    same tensors, bit for bit, as one noisy_linear_imputation per mask on the same rng (an
+    empty mask included: it draws no noise)."""
+    rng = np.random.default_rng(0)
+    image = torch.rand(3, 16, 16)
+    masks = [rng.random((16, 16)) < share for share in (0.2, 0.0, 0.5, 0.9, 0.7)]
+    shared = np.random.default_rng(3)
+    one_by_one = [noisy_linear_imputation(image, m, 0.05, shared) for m in masks]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = noisy_linear_imputations(image, masks, 0.05, np.random.default_rng(3), pool)
+    serial = noisy_linear_imputations(image, masks, 0.05, np.random.default_rng(3))
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(one_by_one, threaded, serial))
+    assert torch.equal(threaded[1], image) and not torch.equal(threaded[0], image)
 
 
 # --- ROAD and SRG ---------------------------------------------------------------------------

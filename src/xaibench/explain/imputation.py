@@ -21,6 +21,8 @@ difference is a row of ``docs/fidelity.yaml``.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 import scipy.sparse as sparse
 import torch
@@ -61,26 +63,62 @@ def imputation_system(values: np.ndarray, removed: np.ndarray) -> tuple[sparse.c
     return matrix, rhs, unknown
 
 
+def linear_imputation_solution(values: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """The removed pixels' values [M, C] that solve :func:`imputation_system` (no noise), in
+    the order of its flat indices. SuperLU releases the GIL, so solves run side by side in threads."""
+    matrix, rhs, _ = imputation_system(values, removed)
+    # A is symmetric (w_ij = w_ji) and diagonally dominant: SuperLU's symmetric mode (minimum
+    # degree on A + Aᵀ, diagonal pivots) factorises it 1.7x faster at 90 % removed, same solution
+    return splu(matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                options={"SymmetricMode": True}).solve(rhs)                # [M, C]
+
+
+def _checked(removed) -> np.ndarray:
+    removed = np.asarray(removed, bool)
+    if removed.all():
+        raise ValueError("noisy linear imputation needs at least one kept pixel (every pixel was removed)")
+    return removed
+
+
+def _with_noise(image: torch.Tensor, removed: np.ndarray, solution: np.ndarray | None, noise: float,
+                rng: np.random.Generator | None) -> torch.Tensor:
+    """``image`` with ``solution`` (None: nothing removed) written into its removed pixels,
+    plus the noise drawn from ``rng`` now."""
+    out = image.detach().contiguous().clone()
+    if solution is None:
+        return out
+    if noise:
+        solution = solution + (rng if rng is not None else np.random.default_rng()).normal(0.0, noise, solution.shape)
+    unknown = np.flatnonzero(removed.ravel())
+    flat = out.view(out.shape[0], -1)
+    flat[:, torch.from_numpy(unknown).to(out.device)] = torch.from_numpy(solution.T).to(out.dtype).to(out.device)
+    return out
+
+
 def noisy_linear_imputation(image: torch.Tensor, removed: np.ndarray, noise: float = 0.01,
                             rng: np.random.Generator | None = None) -> torch.Tensor:
     """``image`` [C, H, W] with the ``removed`` [H, W] pixels linearly imputed from their
     neighbours, plus N(0, noise²) per imputed value (drawn from ``rng``; none when ``noise``
     is 0): a new [C, H, W] tensor of the image's dtype and device. Nothing removed: a copy.
     Everything removed: the system has no known value to anchor it, so it is refused."""
-    removed = np.asarray(removed, bool)
-    out = image.detach().contiguous().clone()
-    if not removed.any():
-        return out
-    if removed.all():
-        raise ValueError("noisy linear imputation needs at least one kept pixel (every pixel was removed)")
+    removed = _checked(removed)
+    solution = linear_imputation_solution(image.detach().cpu().numpy(), removed) if removed.any() else None
+    return _with_noise(image, removed, solution, noise, rng)
+
+
+def noisy_linear_imputations(image: torch.Tensor, removals, noise: float = 0.01, rng: np.random.Generator | None = None,
+                             pool: Executor | None = None) -> list[torch.Tensor]:
+    """:func:`noisy_linear_imputation` of ``image`` for each mask of ``removals``, the very
+    tensors that calling it once per mask in order with the one ``rng`` gives: the solves run
+    on ``pool`` (a thread pool; None: one after the other), the noise is drawn afterwards in
+    the masks' order. ROAD's solves (single-threaded scipy, ~10 per image and method, most of
+    a saliency study's evaluate) otherwise leave the second core of a 2-core machine idle:
+    1.5x faster on two threads here."""
+    removals = [_checked(removed) for removed in removals]
     values = image.detach().cpu().numpy()
-    matrix, rhs, unknown = imputation_system(values, removed)
-    # A is symmetric (w_ij = w_ji) and diagonally dominant: SuperLU's symmetric mode (minimum
-    # degree on A + Aᵀ, diagonal pivots) factorises it 1.7x faster at 90 % removed, same solution
-    solution = splu(matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                    options={"SymmetricMode": True}).solve(rhs)                # [M, C]
-    if noise:
-        solution = solution + (rng if rng is not None else np.random.default_rng()).normal(0.0, noise, solution.shape)
-    flat = out.view(out.shape[0], -1)
-    flat[:, torch.from_numpy(unknown).to(out.device)] = torch.from_numpy(solution.T).to(out.dtype).to(out.device)
-    return out
+
+    def solve(removed):
+        return linear_imputation_solution(values, removed) if removed.any() else None
+
+    solutions = list(pool.map(solve, removals) if pool is not None else map(solve, removals))
+    return [_with_noise(image, removed, solution, noise, rng) for removed, solution in zip(removals, solutions)]

@@ -14,12 +14,13 @@ image, so methods are compared on the same perturbations, and independent of chu
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from xaibench.explain.imputation import noisy_linear_imputation
+from xaibench.explain.imputation import noisy_linear_imputations
 from xaibench.explain.perturbation import saliency_ranks
 
 ROAD_STREAM, INFIDELITY_STREAM = 0x20AD, 0x1F1D
@@ -86,14 +87,15 @@ def road_curves(model, pixels: torch.Tensor, maps: np.ndarray, targets, fraction
         return np.zeros((len(pixels), n_fractions)), np.zeros((len(pixels), n_fractions))
     targets = torch.as_tensor(targets).long()
 
-    def inputs() -> Iterator[tuple[torch.Tensor, int]]:
+    def inputs(pool) -> Iterator[tuple[torch.Tensor, int]]:
         for n, index in zip(range(len(pixels)), image_indices):
             rng = np.random.default_rng([seed, int(index), ROAD_STREAM])
             morf, lerf = road_removals(maps[n], fractions)
-            imputed = [noisy_linear_imputation(pixels[n], removed, noise, rng) for removed in (*morf, *lerf)]
-            yield torch.stack(imputed), int(targets[n])
+            yield torch.stack(noisy_linear_imputations(pixels[n], (*morf, *lerf), noise, rng, pool)), int(targets[n])
 
-    scores = np.stack(streamed_target_scores(model, inputs(), batch_size))
+    # the solves on the stage's torch thread count (the model's passes do not run meanwhile)
+    with ThreadPoolExecutor(torch.get_num_threads()) as pool:
+        scores = np.stack(streamed_target_scores(model, inputs(pool), batch_size))
     return scores[:, :n_fractions], scores[:, n_fractions:]
 
 
