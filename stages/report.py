@@ -15,6 +15,7 @@ import argparse
 import logging
 
 from xaibench.params import ParamsError, load_params
+from xaibench.process_exit import exit_process
 from xaibench.report.build import build_report
 from xaibench.stage_setup import fail
 
@@ -42,3 +43,4 @@ if __name__ == "__main__":
         main()
     except (ParamsError, ValueError, FileNotFoundError) as error:
         fail(str(error))
+    exit_process(0)   # the report is written: skip the interpreter's teardown

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 # Imported by the stages but writing nothing that DVC tracks (MLflow's store is not an output).
-OUTPUT_FREE = {"xaibench.tracking": "MLflow logging only"}
+OUTPUT_FREE = {"xaibench.tracking": "MLflow logging only",
+               "xaibench.process_exit": "ends the process once its outputs are written"}
 
 
 def imported_modules(script: Path) -> set[str]:
