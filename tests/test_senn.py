@@ -70,6 +70,35 @@ def test_robustness_by_hand_over_all_classes():
     assert terms["robustness"] == pytest.approx(2 * 109 ** 0.5, rel=1e-6)
 
 
+def direct_robustness(model, x):
+    """The definition itself: the logits' and the concepts' full input Jacobians (one reverse
+    pass per output), ‖J_x f − θᵀ J_x h‖_F per image, averaged."""
+    x = x.detach().requires_grad_(True)
+    out = model.explain(x)
+
+    def jacobian(outputs):
+        return torch.stack([torch.autograd.grad(outputs[:, m].sum(), x, create_graph=True)[0].flatten(1)
+                            for m in range(outputs.shape[1])], 1)
+
+    residual = jacobian(out.logits) - torch.einsum("nck,nkd->ncd", out.relevances, jacobian(out.concepts))
+    return residual.flatten(1).norm(dim=1).mean()
+
+
+def test_robustness_through_the_parameterizer_equals_the_definition_on_the_twin_senn():
+    """robustness_loss uses J_x f − θᵀ J_x h = Σ_k h_k ∇_x θ_k: the value and its gradients
+    with respect to both networks' weights agree with the two full Jacobians'."""
+    torch.manual_seed(0)
+    model = build_model("senn", 10, 32)
+    x = torch.rand(4, 3, 32, 32)
+    ours, direct = robustness_loss(model, x), direct_robustness(model, x)
+    assert ours.item() == pytest.approx(direct.item(), rel=1e-4)
+    assert ours.item() > 0
+    weights = [model.conceptizer.encoder[0].weight, model.parameterizer[0].weight]
+    for a, b in zip(torch.autograd.grad(ours, weights), torch.autograd.grad(direct, weights)):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6 * float(b.abs().max()))
+
+
 def test_loss_terms_and_weights():
     model = SENN(LinearConceptizer(WEIGHT), ConstantParameterizer(THETA), 3, 2)
     x = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # h = (1, 0); x̂ = [1, 0, 2, 0]

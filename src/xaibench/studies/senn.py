@@ -70,26 +70,24 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------
 
 
-def input_jacobian(outputs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """[N, M, D]: the gradient of every output column of ``outputs`` [N, M] w.r.t. its own
-    image of ``x`` (images are independent), differentiable (create_graph).
-
-    One reverse pass per output column. Measured on the CPU for the twin SENN (batch 64,
-    C + k = 15 columns): this loop 1.8-3.0 s per forward+backward, against 5-9 s for one
-    vmapped pass (``is_grads_batched``) and 5.9-6.6 s for one pass over a batch replicated
-    15 times, so the loop is kept."""
-    return torch.stack([torch.autograd.grad(outputs[:, m].sum(), x, create_graph=True)[0].flatten(1)
-                        for m in range(outputs.shape[1])], dim=1)
-
-
 def robustness_loss(model, x: torch.Tensor) -> torch.Tensor:
-    """``mean_n ‖J_x f(x) − θ(x)ᵀ J_x h(x)‖_F`` over all classes (module docstring)."""
+    """``mean_n ‖J_x f(x) − θ(x)ᵀ J_x h(x)‖_F`` over all classes (module docstring),
+    computed through an identity of SENN's aggregation. Since ``f_c = Σ_k θ_ck(x) h_k(x)``,
+    the product rule gives ``J_x f_c = Σ_k θ_ck J_x h_k + Σ_k h_k ∇_x θ_ck``, so row c of the
+    residual is ``Σ_k h_k(x) ∇_x θ_ck(x)``: one vector-Jacobian product per class through the
+    parameterizer alone, with the concepts h as the vector (kept differentiable: the loss
+    still trains the conceptizer through them). The direct form takes C + k reverse passes
+    through both networks (the logits' and the concepts' Jacobians) and most of an epoch's
+    time; ``tests/test_senn.py`` checks the two forms agree on the twin SENN. The identity
+    needs the logits to be exactly Σ_k θ_ck h_k, which is :class:`~xaibench.models.senn.SENN`'s
+    aggregation."""
     x = x.detach().requires_grad_(True)
-    out = model.explain(x)
-    num_classes = out.logits.shape[1]
-    jacobian = input_jacobian(torch.cat([out.logits, out.concepts], 1), x)       # [N, C + k, D]
-    jacobian_f, jacobian_h = jacobian[:, :num_classes], jacobian[:, num_classes:]
-    residual = jacobian_f - torch.einsum("nck,nkd->ncd", out.relevances, jacobian_h)  # [N, C, D]
+    concepts = model.conceptizer.encode(x)                                       # [N, k]
+    relevances = model.relevances(x)                                             # [N, C, k]
+    # materialize_grads: relevances that do not depend on the input have a zero residual
+    residual = torch.stack([torch.autograd.grad(relevances[:, c], x, grad_outputs=concepts, create_graph=True,
+                                                allow_unused=True, materialize_grads=True)[0].flatten(1)
+                            for c in range(relevances.shape[1])], dim=1)                  # [N, C, D]
     return residual.flatten(1).norm(dim=1).mean()
 
 
@@ -97,7 +95,7 @@ def senn_loss(model, x: torch.Tensor, y: torch.Tensor, reconstruction_weight: fl
               robustness_weight: float, robustness_images: int | None = None):
     """Total loss and its terms (floats, for logging) for one batch; also the logits.
     ``robustness_images``: the robustness term on the batch's first images only (the batch
-    is shuffled, so an unbiased estimate of its batch mean; the term's C + k reverse passes
+    is shuffled, so an unbiased estimate of its batch mean; the term's C reverse passes
     with a graph are most of an epoch's time), None: on all of them."""
     out = model.explain(x)
     classification = F.cross_entropy(out.logits, y)
