@@ -101,9 +101,7 @@ def noisy_linear_imputation(image: torch.Tensor, removed: np.ndarray, noise: flo
     neighbours, plus N(0, noise²) per imputed value (drawn from ``rng``; none when ``noise``
     is 0): a new [C, H, W] tensor of the image's dtype and device. Nothing removed: a copy.
     Everything removed: the system has no known value to anchor it, so it is refused."""
-    removed = _checked(removed)
-    solution = linear_imputation_solution(image.detach().cpu().numpy(), removed) if removed.any() else None
-    return _with_noise(image, removed, solution, noise, rng)
+    return noisy_linear_imputations(image, [removed], noise, rng)[0]
 
 
 def noisy_linear_imputations(image: torch.Tensor, removals, noise: float = 0.01, rng: np.random.Generator | None = None,
