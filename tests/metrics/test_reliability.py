@@ -109,6 +109,42 @@ def test_fills_and_saturation_of_a_model_that_ignores_its_input():
     assert saturation["insertion_start_retains"] == pytest.approx(1.0) and saturation["insertion_start_carries_class"]
 
 
+def test_fills_reuse_the_daucs_evaluate_stored_and_measure_the_rest():
+    import pandas as pd
+    import torch
+
+    from xaibench.models import NormalizedClassifier
+    from xaibench.studies.reliability import fills_and_saturation, stored_daucs
+
+    class MeanRed(torch.nn.Module):                       # logit of class 0: the image's mean red
+        def forward(self, x):
+            return torch.stack([x[:, 0].mean((1, 2)), torch.zeros(len(x))], 1)
+
+    model = NormalizedClassifier(MeanRed(), [0.0] * 3, [1.0] * 3)
+    pixels = torch.rand(2, 3, 4, 4)
+    maps = {"a": np.random.default_rng(0).random((2, 4, 4)), "b": np.random.default_rng(1).random((2, 4, 4))}
+    args = (model, pixels, maps, torch.tensor([0, 0]), ["0", "1"], ["mean", "black"], 4, 5.0, 16, 2)
+    rows, fills, saturation = fills_and_saturation(*args)
+    measured = {(r["method"], r["metric"], r["image_id"]): r["value"] for r in rows}
+    # the evaluate stage's table: method a's DAUC (to the mean fill) on both images, in another order
+    stored = pd.DataFrame({"method": ["a", "a", "a"], "image_id": ["1", "0", "0"], "metric": ["DAUC", "DAUC", "IAUC"],
+                           "value": [0.25, 0.5, 0.9]})
+    scored = stored_daucs(stored, ["0", "1"], "mean")
+    assert list(scored) == ["mean"] and list(scored["mean"]) == ["a"] and scored["mean"]["a"].tolist() == [0.5, 0.25]
+    assert stored_daucs(stored, ["0", "2"], "mean") == {}          # an image evaluate did not score: measured
+    assert stored_daucs(pd.DataFrame(), ["0"], "mean") == {}
+    rows2, fills2, saturation2 = fills_and_saturation(*args, scored=scored)
+    reused = {(r["method"], r["metric"], r["image_id"]): r["value"] for r in rows2}
+    assert reused[("a", "DAUC:mean", "0")] == 0.5 and reused[("a", "DAUC:mean", "1")] == 0.25
+    assert fills2["DAUC"]["mean"]["a"] == 0.375
+    for key, value in measured.items():            # everything not stored is measured as before
+        if key[:2] != ("a", "DAUC:mean"):
+            assert reused[key] == pytest.approx(value)
+    assert saturation2 == saturation
+    # the fully deleted image's probability is the curves' last point: logit of mean red 0 vs 0
+    assert saturation["fully_deleted"]["black"] == pytest.approx(0.5)
+
+
 def test_controls_are_matched_within_each_model_group():
     from xaibench.metrics.reliability import controls_of, is_control
 

@@ -42,7 +42,7 @@ from xaibench.studies.classification import Evaluate
 from xaibench.studies.common import images_to_explain, write_csv, write_insertion_deletion
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
 from xaibench.studies.reliability import (classification_checks, excluded_methods, n_outputs, registry_explainer,
-                                          with_controls)
+                                          stored_daucs, stored_scores, with_controls)
 from xaibench.training.classifier import accuracy, to_tensor, train_classifier
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,7 @@ def reliability(name: str, study, params, cfg, run):
     rows, sections, plots = [], {}, {}
     ev = study.evaluate
     by_architecture = methods_by_architecture(study)
+    stored = stored_scores(name, name)   # evaluate's DAUCs: its deletion fill is not run again
     excluded = excluded_methods(cfg, name, {*cfg.controls, *(m for names in by_architecture.values() for m in names)})
     for arch, names in by_architecture.items():
         model = load_model(model_path(name, arch))
@@ -259,7 +260,8 @@ def reliability(name: str, study, params, cfg, run):
         arch_rows, arch_sections, arch_plots = classification_checks(
             model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, seed,
             n_outputs(model, pixels),
-            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded, study=name)
+            faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size), excluded=excluded, study=name,
+            scored=stored_daucs(stored, ids, ev.deletion_fill, prefix=f"{arch}/"))
         rows += [{**r, "method": f"{arch}/{r['method']}"} for r in arch_rows]
         for key, value in arch_sections.items():
             sections.setdefault(key, {})[arch] = value

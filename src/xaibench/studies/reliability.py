@@ -76,6 +76,13 @@ def cue_flip_rate(model, cues: dict | None, batch_size: int = 128) -> dict:
     return {"available": True, "cue_flip_rate": round(float(follows.mean()), 6), "n_images": int(len(follows))}
 
 
+@torch.no_grad()
+def target_probability(model, pixels: torch.Tensor, targets, batch_size: int = 128) -> np.ndarray:
+    """Softmax probability of each image's target [N], ``batch_size`` images at a time."""
+    probs = torch.cat([model(chunk).softmax(-1) for chunk in pixels.split(batch_size)])
+    return probs[torch.arange(len(pixels)), torch.as_tensor(targets)].numpy()
+
+
 CUE_ORDER_MARGIN = 0.05   # drops closer than this give no order to recover (cue_order: NaN)
 
 
@@ -91,14 +98,10 @@ def cue_importance(model, pixels: torch.Tensor, targets, cues: dict | None, batc
     if len(names) < 2:
         return {}, None
     n = len(pixels)
-    rows = torch.arange(n)
-    targets = torch.as_tensor(targets[:n])
-
-    def probability(x):
-        return torch.cat([model(chunk).softmax(-1) for chunk in x.split(batch_size)])[rows, targets].numpy()
-
-    clean = probability(pixels)
-    drops = {c: clean - probability(to_tensor(cues[f"removed_{c}"][:n])) for c in names}
+    targets = targets[:n]
+    clean = target_probability(model, pixels, targets, batch_size)
+    drops = {c: clean - target_probability(model, to_tensor(cues[f"removed_{c}"][:n]), targets, batch_size)
+             for c in names}
     first, second = names[0], names[1]
     diff = drops[first] - drops[second]
     section = {"cues": {c: {"mean_drop": reported(np.mean(d)), "median_drop": reported(np.median(d)),
@@ -132,7 +135,8 @@ def fill_images(model, pixels: torch.Tensor, fill: str, blur_sigma: float) -> to
 
 
 def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, np.ndarray], targets, ids,
-                         fills: list[str], steps: int, blur_sigma: float, batch_size: int, n_classes: int):
+                         fills: list[str], steps: int, blur_sigma: float, batch_size: int, n_classes: int,
+                         scored: dict[str, dict[str, np.ndarray]] | None = None):
     """(per-image rows ``DAUC:<fill>``, fills section, saturation section).
 
     Fill sensitivity (Blücher et al. 2024, "Decoupling pixel flipping and occlusion
@@ -141,18 +145,25 @@ def fills_and_saturation(model, pixels: torch.Tensor, maps_by_method: dict[str, 
     start (the blurred image) and on the fully deleted image under each fill, against
     chance 1/C; ``insertion_start_retains`` = (p_blur − 1/C) / (p_clean − 1/C), the share
     of the clean image's evidence the blurred start still carries (near 1: IAUC starts
-    saturated and measures little)."""
+    saturated and measures little).
+
+    ``scored``: ``{fill: {method: DAUC [N]}}`` the evaluate stage already measured on these
+    images with these steps (its ``deletion_fill``, :func:`stored_daucs`): those curves are
+    not run again, their values are taken as stored."""
 
     targets = torch.as_tensor(targets)
     rows, daucs, deleted = [], {}, {}
+    scored = scored or {}
     for fill in fills:
         ends = fill_images(model, pixels, fill, blur_sigma)
         for method, maps in maps_by_method.items():
-            curves = deletion_insertion_curves(model, pixels, maps, targets, pixels, ends, steps, batch_size)
-            values = area_under_curve(curves)
+            values = scored.get(fill, {}).get(method)
+            if values is None:
+                values = area_under_curve(deletion_insertion_curves(model, pixels, maps, targets, pixels, ends,
+                                                                    steps, batch_size))
             rows += long_rows(method, ids, {f"DAUC:{fill}": values})
             daucs.setdefault(fill, {})[method] = round(float(np.mean(values)), 6)
-        deleted[fill] = round(float(curves[:, -1].mean()), 6)  # every pixel filled: the same for every map
+        deleted[fill] = round(float(target_probability(model, ends, targets, batch_size).astype(np.float64).mean()), 6)
     with torch.no_grad():
         clean = model(pixels).softmax(-1)[torch.arange(len(pixels)), targets].mean().item()
         blurred = model(fill_images(model, pixels, "blur", blur_sigma)).softmax(-1)
@@ -291,12 +302,13 @@ def registry_explainer(method: str, pixels: torch.Tensor, targets, seed: int, op
 
 def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[str, np.ndarray], explainers: dict,
                           dataset: str, test_ids, cfg, seed: int, n_classes: int, faithfulness=None, excluded=(),
-                          compute=None, study: str | None = None):
+                          compute=None, study: str | None = None, scored=None):
     """The checks every classification study shares: localisation against the cue masks
     (+ cue flip rate over the whole test split), randomisation of ``explainers``
     (``{method: explain(model) -> maps}`` on the first ``cfg.randomisation.n_images``
     images), and, with ``faithfulness = (steps, blur_sigma, batch_size)``, the deletion
-    fills and saturation; ``compute``: where the randomisation cascade runs. The
+    fills and saturation (``scored``: the DAUCs the evaluate stage measured, as
+    :func:`fills_and_saturation` takes them); ``compute``: where the randomisation cascade runs. The
     randomised images also get eMPRT and the random-logit test (per-image rows:
     ``explainers[m](model, targets)`` explains other classes), and, where ``study`` is one of
     ``cfg.input_noise.studies``, max-sensitivity and sMPRT (:func:`input_noise_checks`).
@@ -312,7 +324,7 @@ def classification_checks(model, pixels: torch.Tensor, targets, ids, maps: dict[
     if faithfulness is not None:
         steps, sigma, batch_size = faithfulness
         fill_rows, sections["fills"], sections["saturation"] = fills_and_saturation(
-            model, pixels, maps, targets, ids, cfg.fills, steps, sigma, batch_size, n_classes)
+            model, pixels, maps, targets, ids, cfg.fills, steps, sigma, batch_size, n_classes, scored)
         rows = rows + fill_rows
     sections["randomisation"], curves, emprt = randomisation(model, explainers, cfg.randomisation.steps,
                                                              cfg.randomisation.fail_threshold, seed,
@@ -349,6 +361,21 @@ def stored_scores(name: str, cell: str) -> pd.DataFrame:
         return pd.DataFrame()
     stored = pd.read_csv(path, dtype={"image_id": str})
     return stored[stored.cell == cell].drop(columns="cell") if "cell" in stored else stored
+
+
+def stored_daucs(stored: pd.DataFrame, ids, fill: str, prefix: str = "") -> dict[str, dict[str, np.ndarray]]:
+    """``{fill: {method: DAUC [N]}}``: the per-image DAUC the evaluate stage stored
+    (:func:`stored_scores`; its deletion to ``fill``) of every method named ``<prefix><method>``
+    whose rows cover ``ids``, in the order of ``ids`` ({} where none do). Its values carry the
+    6 decimals of per_image_scores.csv, as the report's own DAUC rows do."""
+    if stored.empty:
+        return {}
+    found = {}
+    for method, rows in stored[stored.metric == "DAUC"].groupby("method"):
+        values = rows.set_index("image_id")["value"]
+        if method.startswith(prefix) and values.index.is_unique and set(ids) <= set(values.index):
+            found[method[len(prefix):]] = values.loc[list(ids)].to_numpy(np.float64)
+    return {fill: found} if found else {}
 
 
 def cell_report(kind, name: str, cell: str, study, params, cfg, run) -> tuple[dict, dict]:

@@ -39,7 +39,8 @@ from xaibench.studies.classification import (ClassifierStudy, Evaluate, MethodOp
 from xaibench.studies.common import (ResumeCache, explain_and_store, images_to_explain, load_model_and_test, write_csv,
                                      write_insertion_deletion)
 from xaibench.studies.kind import Citation, StudyInfo, StudyKind, register_study_kind
-from xaibench.studies.reliability import classification_checks, excluded_methods, registry_explainer, with_controls
+from xaibench.studies.reliability import (classification_checks, excluded_methods, registry_explainer, stored_daucs,
+                                          stored_scores, with_controls)
 from xaibench.training.classifier import cross_entropy_loss, to_tensor
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,8 @@ def reliability(name: str, study, params, cfg, run):
     return classification_checks(
         model, pixels, targets, ids, maps, explainers, study.dataset, test["ids"], cfg, params.seed,
         len(dataset_classes(study.dataset)), faithfulness=(ev.steps, ev.insertion_blur_sigma, ev.batch_size),
-        excluded=excluded_methods(cfg, name, explainers), compute=params.compute, study=name)
+        excluded=excluded_methods(cfg, name, explainers), compute=params.compute, study=name,
+        scored=stored_daucs(stored_scores(name, name), ids, ev.deletion_fill))
 
 
 KIND = register_study_kind(StudyKind(
