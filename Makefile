@@ -43,14 +43,14 @@ venv: $(VENV)/.installed
 # (96 s here), compileall -j 0 in 37 s. Not left to Python's first import: where
 # PYTHONDONTWRITEBYTECODE is set (as on these machines) nothing would be cached, and every stage
 # would compile torch, torchvision and sympy again (loading the params took 14 s instead of 6 s).
-# The lock pins the whole environment, so it installs with --no-deps: pip's resolver, which
-# only confirmed the lock, took 17 s of the 91 s here; `pip check` then fails the set-up if
-# the lock ever misses a requirement of what it pins.
+# pip itself is pinned too. The lock pins the whole environment, so it installs with
+# --no-deps: pip's resolver, which only confirmed the lock, took 17 s of the 91 s here;
+# `pip check` then fails the set-up if the lock ever misses a requirement of what it pins.
 # The packages' own test suites (18 % of the files, never imported by a stage) are left out.
 # `|| true`: torch/testing/_internal/py312_intrinsics.py is Python 3.12 syntax and fails to compile.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile --upgrade pip
+	$(PY) -m pip install -q --no-compile pip==26.3
 	$(PY) -m pip install -q --no-compile --no-deps -r requirements.lock
 	$(PY) -m pip check
 	$(PY) -m pip install -q --no-compile --no-deps lxt==2.1 grad-cam==1.5.7
