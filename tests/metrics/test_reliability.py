@@ -133,6 +133,11 @@ def test_fills_reuse_the_daucs_evaluate_stored_and_measure_the_rest():
     assert list(scored) == ["mean"] and list(scored["mean"]) == ["a"] and scored["mean"]["a"].tolist() == [0.5, 0.25]
     assert stored_daucs(stored, ["0", "2"], "mean") == {}          # an image evaluate did not score: measured
     assert stored_daucs(pd.DataFrame(), ["0"], "mean") == {}
+    with_null = stored.assign(value=[np.nan, 0.5, 0.9])          # another CPU's run: a null DAUC stays in place
+    assert np.isnan(stored_daucs(with_null, ["0", "1"], "mean")["mean"]["a"][1])
+    rows_null, fills_null, _ = fills_and_saturation(*args, scored=stored_daucs(with_null, ["0", "1"], "mean"))
+    null_rows = {r["image_id"]: r["value"] for r in rows_null if r["method"] == "a" and r["metric"] == "DAUC:mean"}
+    assert null_rows["0"] == 0.5 and np.isnan(null_rows["1"]) and np.isnan(fills_null["DAUC"]["mean"]["a"])
     rows2, fills2, saturation2 = fills_and_saturation(*args, scored=scored)
     reused = {(r["method"], r["metric"], r["image_id"]): r["value"] for r in rows2}
     assert reused[("a", "DAUC:mean", "0")] == 0.5 and reused[("a", "DAUC:mean", "1")] == 0.25

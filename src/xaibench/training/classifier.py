@@ -41,10 +41,9 @@ def rotate_batch(pixels: torch.Tensor, angles_degrees) -> torch.Tensor:
     ``rot90`` fast paths. The same tensors as the per-image call (tests/test_training.py); one
     call instead of N makes it 2.5x faster (6.4 -> 2.6 ms per batch of 32 at 64 px here)."""
     n, c, h, w = pixels.shape
-    rows = []
-    for angle in angles_degrees:
-        r = math.radians(-(float(angle) % 360))   # torchvision's angle normalisation and sign
-        rows.append([math.cos(r), math.sin(r), 0.0, -math.sin(r), math.cos(r), 0.0])
+    angles = [float(angle) % 360 for angle in angles_degrees]   # torchvision's normalisation
+    radians = [math.radians(-angle) for angle in angles]        # and its sign
+    rows = [[math.cos(r), math.sin(r), 0.0, -math.sin(r), math.cos(r), 0.0] for r in radians]
     theta = torch.tensor(rows, dtype=pixels.dtype).reshape(n, 2, 3)
     base = torch.empty(1, h, w, 3, dtype=pixels.dtype)
     base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w))
@@ -56,8 +55,8 @@ def rotate_batch(pixels: torch.Tensor, angles_degrees) -> torch.Tensor:
     sampled = nn.functional.grid_sample(with_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     rotated = sampled[:, :c].mul(sampled[:, c:])
     turns = {0.0: 0, 180.0: 2} | ({90.0: 1, 270.0: 3} if h == w else {})
-    for i, angle in enumerate(angles_degrees):     # torchvision's exact fast paths
-        k = turns.get(float(angle) % 360)
+    for i, angle in enumerate(angles):     # torchvision's exact fast paths
+        k = turns.get(angle)
         if k is not None:
             rotated[i] = torch.rot90(pixels[i], k=k, dims=(-2, -1))
     return rotated
